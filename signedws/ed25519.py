@@ -1,0 +1,199 @@
+"""Ed25519 verification under signedws's strict acceptance rule (SPEC.md §8.2).
+
+Theory of operation
+-------------------
+Ed25519 implementations disagree on edge cases (non-canonical encodings,
+small-order points, S >= L, cofactored or cofactorless equations), so a
+signature one verifier accepts another may refuse. signedws fixes one answer:
+
+1. the public key A and the signature are exactly 32 and 64 bytes;
+2. S (the last 32 bytes, little-endian) is < L;
+3. A and R are canonical encodings: their y field is < p, and no encoding of a
+   point with x = 0 carries the sign bit;
+4. neither A nor R is one of the points of small order (order 1, 2, 4 or 8);
+5. the cofactorless equation [S]B = R + [k]A holds, checked by the backend.
+
+Rules 1-4 are checked here, in front of the backend, on bytes alone: no curve
+arithmetic is done in this module. Rule 5 is delegated to libsodium (PyNaCl,
+the default) or OpenSSL (cryptography); both use the cofactorless equation, so
+with rules 1-4 in front they give the same answer for every input. The public
+vector suites in ``../shared/vectors`` pin that in the tests.
+
+Checks on A happen once per key (`check_public_key`), checks on R and S once per
+signature (`check_signature`), so the per-frame price is two integer
+comparisons and a set lookup on top of the backend call.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, Protocol
+
+import nacl.bindings
+import nacl.exceptions
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519 as _c_ed25519
+
+from .errors import UsageError
+
+__all__ = [
+    "BACKENDS",
+    "PUBLIC_KEY_SIZE",
+    "SIGNATURE_SIZE",
+    "SMALL_ORDER_ENCODINGS",
+    "Backend",
+    "BackendName",
+    "check_public_key",
+    "check_signature",
+    "get_backend",
+    "verify_strict",
+]
+
+PUBLIC_KEY_SIZE: Final = 32
+SIGNATURE_SIZE: Final = 64
+
+_P: Final = 2**255 - 19
+_L: Final = 2**252 + 27742317777372353535851937790883648493
+_Y_MASK: Final = (1 << 255) - 1
+
+# The 14 encodings that decode to a point of order 1, 2, 4 or 8: the 8 canonical
+# encodings of the torsion points and 6 non-canonical aliases (y + p for y in
+# {0, 1}, and the sign bit set on x = 0 for y in {1, p - 1}). Same list as
+# C2SP/CCTV ed25519/README.md and libsodium's blocklist.
+SMALL_ORDER_ENCODINGS: Final = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        # canonical
+        "0100000000000000000000000000000000000000000000000000000000000000",  # order 1
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2
+        "0000000000000000000000000000000000000000000000000000000000000000",  # order 4
+        "0000000000000000000000000000000000000000000000000000000000000080",  # order 4
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",  # order 8
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",  # order 8
+        # non-canonical aliases
+        "0100000000000000000000000000000000000000000000000000000000000080",  # order 1, x=-0
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",  # order 2, x=-0
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 1, y=p+1
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",  # order 1, y=p+1
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 4, y=p
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",  # order 4, y=p
+    )
+)
+
+
+def _point_problem(encoding: bytes) -> str | None:
+    """Say why a 32-byte point encoding breaks rules 3-4, or None if it does not."""
+    if encoding in SMALL_ORDER_ENCODINGS:
+        return "small-order point"
+    if int.from_bytes(encoding, "little") & _Y_MASK >= _P:
+        return "non-canonical point encoding"
+    return None
+
+
+def check_public_key(public_key: bytes) -> str | None:
+    """Check a public key against rules 1, 3 and 4.
+
+    Returns:
+        None if the key is acceptable, else a short reason for the log.
+    """
+    if len(public_key) != PUBLIC_KEY_SIZE:
+        return f"public key is {len(public_key)} bytes, not {PUBLIC_KEY_SIZE}"
+    return _point_problem(public_key)
+
+
+def check_signature(signature: bytes) -> str | None:
+    """Check a signature's encoding against rules 1-4 (R and S only).
+
+    Returns:
+        None if the encoding is acceptable, else a short reason for the log.
+    """
+    if len(signature) != SIGNATURE_SIZE:
+        return f"signature is {len(signature)} bytes, not {SIGNATURE_SIZE}"
+    if int.from_bytes(signature[32:], "little") >= _L:
+        return "S >= L"
+    problem = _point_problem(signature[:32])
+    return None if problem is None else f"R: {problem}"
+
+
+BackendName = Literal["libsodium", "openssl"]
+
+
+class Backend(Protocol):
+    """Checks the cofactorless Ed25519 equation (rule 5) for pre-checked inputs.
+
+    `prepare` turns a public key that passed `check_public_key` into whatever
+    the backend verifies fastest with; callers cache its result per key.
+    """
+
+    name: BackendName
+
+    def prepare(self, public_key: bytes) -> object: ...
+
+    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool: ...
+
+
+class _Libsodium:
+    """libsodium through PyNaCl's bindings (crypto_sign_open, which runs
+    crypto_sign_verify_detached; cffi releases the GIL during the call)."""
+
+    name: BackendName = "libsodium"
+
+    def prepare(self, public_key: bytes) -> object:
+        return bytes(public_key)
+
+    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool:
+        assert isinstance(prepared, bytes)  # noqa: S101 - internal invariant
+        try:
+            nacl.bindings.crypto_sign_open(signature + message, prepared)
+        except nacl.exceptions.BadSignatureError:
+            return False
+        return True
+
+
+class _OpenSSL:
+    """OpenSSL through pyca/cryptography."""
+
+    name: BackendName = "openssl"
+
+    def prepare(self, public_key: bytes) -> object:
+        return _c_ed25519.Ed25519PublicKey.from_public_bytes(public_key)
+
+    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool:
+        assert isinstance(prepared, _c_ed25519.Ed25519PublicKey)  # noqa: S101
+        try:
+            prepared.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+BACKENDS: Final[dict[str, Backend]] = {"libsodium": _Libsodium(), "openssl": _OpenSSL()}
+
+
+def get_backend(name: str) -> Backend:
+    """Return the backend called ``"libsodium"`` or ``"openssl"``.
+
+    Raises:
+        UsageError: for any other name.
+    """
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise UsageError(f"unknown Ed25519 backend {name!r}; use one of {sorted(BACKENDS)}") from None
+
+
+def verify_strict(backend: Backend, public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Apply the whole strict rule (1-5) to one signature.
+
+    This is the reference path used by the tests and by key-level tools; the
+    verifier calls the pieces separately so that checks on A run once per key.
+    A public key the backend cannot decode is reported as a failed verification.
+    """
+    if check_public_key(public_key) is not None or check_signature(signature) is not None:
+        return False
+    try:
+        prepared = backend.prepare(public_key)
+    except ValueError:
+        return False
+    return backend.verify(prepared, signature, message)

@@ -1,0 +1,134 @@
+"""Errors raised by signedws.
+
+Two branches, as h11 splits local from remote protocol errors::
+
+    SignedWSError
+    ├── Rejected                 the peer sent something the protocol refuses
+    │                            (carries a stable Code; see SPEC.md §9)
+    └── UsageError (ValueError)  the caller misused the API (bad key length,
+        │                        bad configuration, counter exhausted, ...)
+        └── KeyFormatError       a key or key set document could not be loaded
+
+`Rejected` is the only exception the verifier raises for any input bytes. Its
+`code` says what failed and maps to a WebSocket close code and an opaque reason
+for the peer; its `detail` is for the server's log. Neither ever contains a key,
+a token, a frame key or a payload.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "Code",
+    "KeyFormatError",
+    "Rejected",
+    "SignedWSError",
+    "UsageError",
+]
+
+
+class Code(enum.Enum):
+    """Stable rejection codes (SPEC.md §9).
+
+    Each member's value is ``(number, close_code, peer_reason)``. The name (in
+    lower case, see `Code.id`) and the number are stable across versions; close
+    codes and reasons are what a peer is told and are deliberately coarse.
+    """
+
+    # 1xx: frame structure
+    FRAME_TOO_LARGE = (100, 4413, "frame too large")
+    MALFORMED = (101, 4400, "bad frame")
+    UNSUPPORTED_VERSION = (102, 4400, "bad frame")
+    SCHEME_MISMATCH = (103, 4400, "bad frame")
+    # 2xx: connection binding
+    NONCE_MISMATCH = (200, 4401, "unauthorized")
+    NONCE_EXPIRED = (201, 4410, "connection expired")
+    NONCE_INVALID = (202, 4401, "unauthorized")
+    REPLAY = (203, 4409, "replay")
+    TIMESTAMP_SKEW = (204, 4425, "timestamp out of range")
+    # 3xx: credentials
+    CREDENTIAL_MALFORMED = (300, 4400, "bad frame")
+    UNKNOWN_ISSUER = (301, 4401, "unauthorized")
+    UNKNOWN_KEY = (302, 4401, "unauthorized")
+    CREDENTIAL_INVALID = (303, 4401, "unauthorized")
+    WEAK_KEY = (304, 4401, "unauthorized")
+    CREDENTIAL_EXPIRED = (305, 4419, "credential not valid now")
+    CREDENTIAL_NOT_YET_VALID = (306, 4419, "credential not valid now")
+    CREDENTIAL_REVOKED = (307, 4403, "forbidden")
+    AUDIENCE_MISMATCH = (308, 4401, "unauthorized")
+    CREDENTIAL_MISMATCH = (309, 4401, "unauthorized")
+    # 4xx: frame authentication
+    BAD_TAG = (400, 4401, "unauthorized")
+    BAD_SIGNATURE = (401, 4401, "unauthorized")
+    # 5xx: session
+    ACK_INVALID = (500, 4400, "bad frame")
+    FIRST_FRAME_TIMEOUT = (501, 4408, "timeout")
+    IDLE_TIMEOUT = (502, 4408, "timeout")
+    TOO_MANY_FAILURES = (503, 4429, "too many failures")
+    SERVER_BUSY = (504, 4503, "server busy")
+
+    @property
+    def id(self) -> str:
+        """The stable string identifier, e.g. ``"bad_tag"``."""
+        return self.name.lower()
+
+    @property
+    def number(self) -> int:
+        """The stable numeric identifier, e.g. ``400``."""
+        return self.value[0]
+
+    @property
+    def close_code(self) -> int:
+        """The WebSocket close code a server closes the connection with."""
+        return self.value[1]
+
+    @property
+    def peer_reason(self) -> str:
+        """The opaque close reason sent to the peer."""
+        return self.value[2]
+
+    @classmethod
+    def from_id(cls, code_id: str) -> Code:
+        """Look a code up by its string identifier.
+
+        Raises:
+            UsageError: if no code has that identifier.
+        """
+        try:
+            return cls[code_id.upper()]
+        except KeyError:
+            raise UsageError(f"unknown rejection code {code_id!r}") from None
+
+
+class SignedWSError(Exception):
+    """Base class of every exception signedws raises on purpose."""
+
+
+class Rejected(SignedWSError):
+    """The peer sent something the protocol refuses.
+
+    Attributes:
+        code: what failed (stable; see `Code`).
+        detail: a log line for the server operator. It names fields, sizes and
+            identifiers (issuer, key id, credential id, counter), never a
+            secret, a token, a signature or a payload.
+    """
+
+    __slots__ = ("code", "detail")
+
+    def __init__(self, code: Code, detail: str = "") -> None:
+        self.code = code
+        self.detail = detail
+        super().__init__(f"{code.id}: {detail}" if detail else code.id)
+
+    def __repr__(self) -> str:
+        return f"Rejected({self.code.id!r}, {self.detail!r})"
+
+
+class UsageError(SignedWSError, ValueError):
+    """The caller misused the API: the fault is local, not the peer's."""
+
+
+class KeyFormatError(UsageError):
+    """A key, key file or key set (JWKS) document could not be loaded."""
