@@ -83,7 +83,12 @@ SMALL_ORDER_ENCODINGS: Final = frozenset(
 
 
 def _point_problem(encoding: bytes) -> str | None:
-    """Say why a 32-byte point encoding breaks rules 3-4, or None if it does not."""
+    """Say why a 32-byte point encoding breaks rules 3-4, or None if it does not.
+
+    The "sign bit on x = 0" half of rule 3 is enforced by the blocklist: the only
+    points with x = 0 are y = 1 and y = p - 1, both of small order, and both of
+    their sign-bit aliases are listed.
+    """
     if encoding in SMALL_ORDER_ENCODINGS:
         return "small-order point"
     if int.from_bytes(encoding, "little") & _Y_MASK >= _P:
@@ -180,7 +185,9 @@ def get_backend(name: str) -> Backend:
     try:
         return BACKENDS[name]
     except KeyError:
-        raise UsageError(f"unknown Ed25519 backend {name!r}; use one of {sorted(BACKENDS)}") from None
+        raise UsageError(
+            f"unknown Ed25519 backend {name!r}; use one of {sorted(BACKENDS)}"
+        ) from None
 
 
 def verify_strict(backend: Backend, public_key: bytes, signature: bytes, message: bytes) -> bool:

@@ -1,0 +1,374 @@
+"""The wire codec: canonical MessagePack arrays of SPEC.md §2, §4-§7.
+
+Everything signedws puts on the wire is a fixed-length MessagePack array whose
+first element is the version. This module decodes such arrays strictly (one
+canonical value, no trailing bytes, no maps, extensions, floats or booleans in
+the shapes it accepts) and encodes them canonically. It knows the shapes and the
+constants; it knows nothing about keys.
+
+`decode_canonical` is the only place the MessagePack library is called for
+decoding, and it raises only `Rejected` for any input bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import msgpack
+
+from .errors import Code, Rejected
+
+__all__ = [
+    "CLIENT_LABEL",
+    "DEFAULT_MAX_SERVER_FRAME_SIZE",
+    "HELLO",
+    "KIND_CLIENT_ED25519",
+    "KIND_CLIENT_MAC",
+    "KIND_SERVER_ED25519",
+    "KIND_SERVER_MAC",
+    "MAX_CREDENTIAL_SIZE",
+    "MAX_LIST_ITEMS",
+    "MAX_STRING_SIZE",
+    "NONCE_SIZE",
+    "SERVER_LABEL",
+    "TAG_SIZES",
+    "TYPE_CERTIFICATE",
+    "TYPE_KEY_REFERENCE",
+    "TYPE_TOKEN",
+    "VERSION",
+    "ClientFields",
+    "ClientFrame",
+    "Hello",
+    "Payload",
+    "ServerFrame",
+    "check_uint64",
+    "decode_canonical",
+    "decode_hello",
+    "encode",
+    "encode_hello",
+    "length_prefixed",
+    "parse_client_frame",
+    "parse_server_frame",
+    "seal",
+    "str_field",
+    "str_set_field",
+    "uint_field",
+    "unverified_client_frame",
+]
+
+VERSION: Final = 1
+
+# Envelope kinds (SPEC.md §5.2, §6.1, §7.1).
+KIND_CLIENT_MAC: Final = 1
+KIND_CLIENT_ED25519: Final = 2
+HELLO: Final = 3
+KIND_SERVER_MAC: Final = 4
+KIND_SERVER_ED25519: Final = 5
+
+# Credential types (SPEC.md §4).
+TYPE_TOKEN: Final = 1
+TYPE_CERTIFICATE: Final = 2
+TYPE_KEY_REFERENCE: Final = 3
+
+NONCE_SIZE: Final = 64
+MAX_CREDENTIAL_SIZE: Final = 4096
+MAX_STRING_SIZE: Final = 255
+MAX_LIST_ITEMS: Final = 64
+
+#: Tag size by envelope kind.
+TAG_SIZES: Final = {
+    KIND_CLIENT_MAC: 32,
+    KIND_CLIENT_ED25519: 64,
+    KIND_SERVER_MAC: 32,
+    KIND_SERVER_ED25519: 64,
+}
+
+CLIENT_LABEL: Final = b"signedws/v1 client\x00"
+SERVER_LABEL: Final = b"signedws/v1 server\x00"
+
+Payload = str | bytes | None
+
+_MAX_UINT64: Final = 2**64 - 1
+
+#: Largest server frame a client accepts by default, bytes.
+DEFAULT_MAX_SERVER_FRAME_SIZE: Final = 1 << 20
+
+
+def decode_canonical(data: bytes, *, code: Code = Code.MALFORMED) -> list[object]:
+    """Decode one canonically encoded MessagePack array.
+
+    Args:
+        data: the exact received bytes.
+        code: the rejection code to raise with (`Code.MALFORMED` for envelopes,
+            `Code.CREDENTIAL_MALFORMED` for credentials).
+
+    Returns:
+        The decoded array, as a list.
+
+    Raises:
+        Rejected: with ``code`` if ``data`` is not exactly one MessagePack
+            value, is not canonical (SPEC.md §2), or is not an array.
+    """
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_map_len=0,
+            max_ext_len=0,
+            timestamp=0,
+        )
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise Rejected(code, f"not a MessagePack value: {type(exc).__name__}") from None
+    if type(value) is not list:
+        raise Rejected(code, f"not an array but {type(value).__name__}")
+    # Canonical form (SPEC.md §2): the canonical re-encoding must be the input.
+    # The re-encoding is used for nothing else.
+    if msgpack.packb(value, use_bin_type=True) != data:
+        raise Rejected(code, "not canonical MessagePack")
+    return value
+
+
+def encode(fields: Sequence[object]) -> bytes:
+    """Encode an array canonically."""
+    return bytes(msgpack.packb(list(fields), use_bin_type=True))
+
+
+def length_prefixed(value: bytes) -> bytes:
+    """``lp(value)``: a 2-byte big-endian length, then the bytes (SPEC.md §2)."""
+    if len(value) > 0xFFFF:
+        raise ValueError("value too long for a 2-byte length prefix")
+    return len(value).to_bytes(2, "big") + value
+
+
+def seal(fields: Sequence[object], tag_size: int) -> bytes:
+    """Encode ``fields`` (which end with a placeholder tag) without the tag.
+
+    Returns the envelope bytes up to the tag: the bytes a tag is computed over,
+    to which ``bytes((0xc4, tag_size)) + tag`` is appended to finish it.
+    """
+    return encode(fields)[: -(tag_size + 2)]
+
+
+# -- field checks, shared by every shape ------------------------------------
+
+
+def uint_field(value: object, name: str, code: Code) -> int:
+    """Return ``value`` if it is a MessagePack uint, else reject with ``code``."""
+    if type(value) is not int or value < 0:
+        raise Rejected(code, f"{name} is not a uint")
+    return value
+
+
+def str_field(value: object, name: str, code: Code) -> str:
+    """Return ``value`` if it is a str of 1-255 UTF-8 bytes (SPEC.md §2.1)."""
+    if type(value) is not str:
+        raise Rejected(code, f"{name} is not a str")
+    size = len(value.encode())
+    if not 1 <= size <= MAX_STRING_SIZE:
+        raise Rejected(code, f"{name} is {size} bytes, not 1-{MAX_STRING_SIZE}")
+    return value
+
+
+def str_set_field(value: object, name: str, code: Code, max_items: int) -> frozenset[str]:
+    """Return ``value`` as a set if it is an array of distinct valid strs."""
+    if type(value) is not list:
+        raise Rejected(code, f"{name} is not an array")
+    if len(value) > max_items:
+        raise Rejected(code, f"{name} has {len(value)} items, over {max_items}")
+    items = frozenset(str_field(item, name, code) for item in value)
+    if len(items) != len(value):
+        raise Rejected(code, f"{name} has duplicates")
+    return items
+
+
+def _bin_field(value: object, name: str, size: int | None = None) -> bytes:
+    if type(value) is not bytes:
+        raise Rejected(Code.MALFORMED, f"{name} is not a bin")
+    if size is not None and len(value) != size:
+        raise Rejected(Code.MALFORMED, f"{name} is {len(value)} bytes, not {size}")
+    return value
+
+
+def _payload_field(value: object) -> Payload:
+    if value is not None and type(value) is not str and type(value) is not bytes:
+        raise Rejected(Code.MALFORMED, "payload is not a str, bin or nil")
+    return value
+
+
+def _version(fields: list[object]) -> None:
+    if not fields:
+        raise Rejected(Code.MALFORMED, "empty array")
+    version = fields[0]
+    if type(version) is not int or version != VERSION:
+        raise Rejected(Code.UNSUPPORTED_VERSION, f"version {version!r}")
+
+
+# -- client frames (SPEC.md §6.1) -------------------------------------------
+
+
+ClientFields = tuple[int, bytes, bytes, int, int, Payload, bytes]
+
+
+def parse_client_frame(data: bytes) -> ClientFields:
+    """Decode a client frame and check its structure (SPEC.md §6.4 steps 2-4).
+
+    Returns:
+        ``(kind, cred, nonce, ctr, ts, payload, tag)``, type-checked. Nothing
+        is authenticated yet.
+
+    Raises:
+        Rejected: `malformed` or `unsupported_version`.
+    """
+    fields = decode_canonical(data)
+    _version(fields)
+    if len(fields) != 8:
+        raise Rejected(Code.MALFORMED, f"client frame has {len(fields)} elements, not 8")
+    _, kind, cred, nonce, ctr, ts, payload, tag = fields
+    if type(kind) is not int or kind not in (KIND_CLIENT_MAC, KIND_CLIENT_ED25519):
+        raise Rejected(Code.MALFORMED, f"kind {kind!r} is not a client frame kind")
+    cred = _bin_field(cred, "cred")
+    if len(cred) > MAX_CREDENTIAL_SIZE:
+        raise Rejected(Code.MALFORMED, f"cred is {len(cred)} bytes, over {MAX_CREDENTIAL_SIZE}")
+    counter = uint_field(ctr, "ctr", Code.MALFORMED)
+    if counter < 1:
+        raise Rejected(Code.MALFORMED, "ctr is 0")
+    return (
+        kind,
+        cred,
+        _bin_field(nonce, "nonce", NONCE_SIZE),
+        counter,
+        uint_field(ts, "ts", Code.MALFORMED),
+        _payload_field(payload),
+        _bin_field(tag, "tag", TAG_SIZES[kind]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    """A decoded, **unverified** client frame, for tools and tests.
+
+    Nothing in it is authenticated: only `signedws.verifier.Verifier.verify`
+    says whether a frame is genuine.
+    """
+
+    kind: int
+    credential: bytes
+    nonce: bytes
+    counter: int
+    timestamp_ms: int
+    payload: Payload
+    tag: bytes
+
+
+def unverified_client_frame(data: bytes) -> ClientFrame:
+    """Decode a client frame without verifying it (see `ClientFrame`).
+
+    Raises:
+        Rejected: `malformed` or `unsupported_version`.
+    """
+    return ClientFrame(*parse_client_frame(data))
+
+
+# -- server frames (SPEC.md §7.1) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFrame:
+    """A decoded server frame; unverified until `Signer.verify` returns it."""
+
+    kind: int
+    key_id: str
+    nonce: bytes
+    counter: int
+    ack: int
+    timestamp_ms: int
+    payload: Payload
+    tag: bytes
+
+
+def parse_server_frame(data: bytes) -> ServerFrame:
+    """Decode a server frame and check its structure (SPEC.md §7.2 step 1).
+
+    Raises:
+        Rejected: `malformed` or `unsupported_version`.
+    """
+    fields = decode_canonical(data)
+    _version(fields)
+    if len(fields) != 9:
+        raise Rejected(Code.MALFORMED, f"server frame has {len(fields)} elements, not 9")
+    _, kind, key_id, nonce, ctr, ack, ts, payload, tag = fields
+    if type(kind) is not int or kind not in (KIND_SERVER_MAC, KIND_SERVER_ED25519):
+        raise Rejected(Code.MALFORMED, f"kind {kind!r} is not a server frame kind")
+    frame = ServerFrame(
+        kind,
+        str_field(key_id, "key_id", Code.MALFORMED),
+        _bin_field(nonce, "nonce", NONCE_SIZE),
+        uint_field(ctr, "ctr", Code.MALFORMED),
+        uint_field(ack, "ack", Code.MALFORMED),
+        uint_field(ts, "ts", Code.MALFORMED),
+        _payload_field(payload),
+        _bin_field(tag, "tag", TAG_SIZES[kind]),
+    )
+    if frame.counter < 1:
+        raise Rejected(Code.MALFORMED, "ctr is 0")
+    return frame
+
+
+# -- hello (SPEC.md §5.2) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The server's first message. It is not authenticated (SPEC.md §11.6)."""
+
+    nonce: bytes
+    audience: str
+    server_time_ms: int
+    max_frame_size: int
+    window: int
+
+
+def encode_hello(hello: Hello) -> bytes:
+    """Encode a hello."""
+    return encode(
+        [
+            VERSION,
+            HELLO,
+            hello.nonce,
+            hello.audience,
+            hello.server_time_ms,
+            hello.max_frame_size,
+            hello.window,
+        ]
+    )
+
+
+def decode_hello(data: bytes) -> Hello:
+    """Decode a hello and check its structure.
+
+    Raises:
+        Rejected: `malformed` or `unsupported_version`.
+    """
+    fields = decode_canonical(data)
+    _version(fields)
+    if len(fields) != 7 or fields[1] != HELLO or type(fields[1]) is not int:
+        raise Rejected(Code.MALFORMED, "not a hello")
+    _, _, nonce, aud, now_ms, max_frame, window = fields
+    return Hello(
+        _bin_field(nonce, "nonce", NONCE_SIZE),
+        str_field(aud, "aud", Code.MALFORMED),
+        uint_field(now_ms, "time", Code.MALFORMED),
+        uint_field(max_frame, "max_frame", Code.MALFORMED),
+        uint_field(window, "window", Code.MALFORMED),
+    )
+
+
+def check_uint64(value: int, name: str) -> int:
+    """Raise ValueError unless ``value`` fits a MessagePack uint (for encoders)."""
+    if not 0 <= value <= _MAX_UINT64:
+        raise ValueError(f"{name} {value} is outside 0..2**64-1")
+    return value

@@ -1,0 +1,285 @@
+"""The signer: the client side of one connection (SPEC.md §5.2, §6.3, §7.2).
+
+Theory of operation
+-------------------
+A `Signer` is made from the server's hello and the client's credential. It
+owns the connection's counter: `sign` assigns counters under a lock and signs
+inside it, so frames come out of `sign` in counter order even with concurrent
+callers. Writing them to the socket in that same order is the transport's job
+(hold one lock around ``sign`` and ``send``).
+
+`verify` checks server frames (SPEC.md §7.2) and tracks the server's counter and
+acknowledgements. Like the server's verifier it changes nothing unless the
+frame authenticated.
+
+`refresh` swaps the credential; frame keys of earlier `mac` credentials are
+kept (a few) so that server frames still in flight under them verify.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Mapping
+from typing import Final, NamedTuple
+
+from . import envelope
+from .credential import ClientCredential, Ed25519Credential, KeyReference, MACCredential
+from .envelope import (
+    CLIENT_LABEL,
+    KIND_CLIENT_ED25519,
+    KIND_CLIENT_MAC,
+    KIND_SERVER_ED25519,
+    KIND_SERVER_MAC,
+    SERVER_LABEL,
+    TAG_SIZES,
+    VERSION,
+    Hello,
+    Payload,
+    length_prefixed,
+)
+from .errors import Code, Rejected, UsageError
+from .keys import Ed25519PublicKey, HMACKey
+from .replay import MAX_COUNTER
+
+__all__ = ["KEPT_FRAME_KEYS", "ServerMessage", "Signer"]
+
+#: How many frame keys of earlier credentials a client keeps after refreshes.
+KEPT_FRAME_KEYS: Final = 4
+
+
+class ServerMessage(NamedTuple):
+    """A verified server frame."""
+
+    #: The server's counter.
+    counter: int
+    #: The highest client counter the server accepted so far.
+    ack: int
+    #: The payload; None for a pure acknowledgement.
+    payload: Payload
+    #: The server's timestamp, milliseconds.
+    timestamp_ms: int
+
+
+def _claims_principal(credential: ClientCredential) -> tuple[str, str | None]:
+    claims = credential.claims
+    if isinstance(claims, KeyReference):
+        return claims.iss, None
+    return claims.iss, claims.sub
+
+
+class Signer:
+    """Signs client frames and verifies server frames for one connection.
+
+    Args:
+        credential: the client's credential and secret.
+        hello: the server's hello (already checked for its audience; see
+            `from_hello`).
+        now: the client's clock, seconds, when the hello arrived; frames are
+            stamped with the client clock corrected by the server's.
+        server_keys: for `ed25519` clients, the server's public keys by id, to
+            verify server frames (SPEC.md §7.1).
+
+    Raises:
+        UsageError: for an invalid credential type.
+    """
+
+    def __init__(
+        self,
+        credential: ClientCredential,
+        hello: Hello,
+        *,
+        now: float,
+        server_keys: Mapping[str, Ed25519PublicKey] | None = None,
+    ) -> None:
+        if not isinstance(credential, MACCredential | Ed25519Credential):
+            raise UsageError("credential must be a MACCredential or an Ed25519Credential")
+        self.hello = hello
+        aud = length_prefixed(hello.audience.encode())
+        self._client_prefix = CLIENT_LABEL + aud
+        self._server_prefix = SERVER_LABEL + aud
+        self._offset_ms = hello.server_time_ms - int(now * 1000)
+        self._server_keys = dict(server_keys or {})
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._server_counter = 0
+        self._ack = 0
+        self._frame_keys: dict[str, HMACKey] = {}
+        self._credential = credential
+        self._principal = _claims_principal(credential)
+        self._install(credential)
+
+    @classmethod
+    def from_hello(
+        cls,
+        data: bytes,
+        credential: ClientCredential,
+        *,
+        audience: str,
+        now: float,
+        server_keys: Mapping[str, Ed25519PublicKey] | None = None,
+    ) -> Signer:
+        """Start a connection from the hello's bytes (SPEC.md §5.2).
+
+        Raises:
+            Rejected: `malformed`/`unsupported_version` for a bad hello,
+                `audience_mismatch` if it names another audience than the one
+                the client meant to reach.
+        """
+        hello = envelope.decode_hello(data)
+        if hello.audience != audience:
+            raise Rejected(Code.AUDIENCE_MISMATCH, "hello names another audience")
+        return cls(credential, hello, now=now, server_keys=server_keys)
+
+    def _install(self, credential: ClientCredential) -> None:
+        if isinstance(credential, MACCredential):
+            self._kind = KIND_CLIENT_MAC
+            self._cred = credential.token
+            self._mac_state = credential.frame_key.state(self._client_prefix)
+            self._frame_keys[credential.cid] = credential.frame_key
+            while len(self._frame_keys) > KEPT_FRAME_KEYS:
+                del self._frame_keys[next(iter(self._frame_keys))]
+        else:
+            self._kind = KIND_CLIENT_ED25519
+            self._cred = credential.credential
+            self._private_key = credential.private_key
+
+    # -- state ------------------------------------------------------------------
+
+    @property
+    def nonce(self) -> bytes:
+        """The connection nonce."""
+        return self.hello.nonce
+
+    @property
+    def counter(self) -> int:
+        """The counter of the last frame signed (0 before the first)."""
+        return self._counter
+
+    @property
+    def acked(self) -> int:
+        """The highest client counter the server acknowledged."""
+        return self._ack
+
+    @property
+    def credential(self) -> ClientCredential:
+        """The credential frames are signed with now."""
+        return self._credential
+
+    def __repr__(self) -> str:
+        return f"Signer({self._credential!r}, counter={self._counter}, acked={self._ack})"
+
+    # -- client frames (SPEC.md §6.3) -------------------------------------------
+
+    def refresh(self, credential: ClientCredential) -> None:
+        """Sign the next frames with ``credential`` (SPEC.md §4.5).
+
+        Raises:
+            UsageError: if ``credential`` is of another scheme, issuer or
+                subject (the server would refuse it with
+                `credential_mismatch`).
+        """
+        if type(credential) is not type(self._credential):
+            raise UsageError("a refreshed credential must be of the same scheme")
+        iss, sub = _claims_principal(credential)
+        if iss != self._principal[0] or (
+            sub is not None and self._principal[1] is not None and sub != self._principal[1]
+        ):
+            raise UsageError("a refreshed credential must have the same issuer and subject")
+        with self._lock:
+            self._credential = credential
+            self._install(credential)
+
+    def sign(self, payload: Payload, *, now: float) -> bytes:
+        """Build the next client frame for ``payload``.
+
+        Args:
+            payload: the message: str (text), bytes (binary) or None (a control
+                frame, SPEC.md §6.5).
+            now: the client's clock, seconds.
+
+        Returns:
+            The frame's bytes, to send as one binary WebSocket message.
+
+        Raises:
+            UsageError: if the payload has the wrong type, the frame would
+                exceed the server's ``max_frame``, or the counter is exhausted
+                (reconnect to continue).
+        """
+        if payload is not None and type(payload) is not str and type(payload) is not bytes:
+            raise UsageError("payload must be str, bytes or None")
+        with self._lock:
+            ctr = self._counter + 1
+            if ctr > MAX_COUNTER:
+                raise UsageError("counter exhausted: reconnect for a new nonce")
+            ts = max(0, int(now * 1000) + self._offset_ms)
+            size = TAG_SIZES[self._kind]
+            body = envelope.seal(
+                [VERSION, self._kind, self._cred, self.hello.nonce, ctr, ts, payload, bytes(size)],
+                size,
+            )
+            if self._kind == KIND_CLIENT_MAC:
+                mac = self._mac_state.copy()
+                mac.update(body)
+                frame = body + b"\xc4\x20" + mac.digest()
+            else:
+                frame = body + b"\xc4\x40" + self._private_key.sign(self._client_prefix + body)
+            if len(frame) > self.hello.max_frame_size:
+                raise UsageError(
+                    f"frame of {len(frame)} bytes exceeds the server's limit of "
+                    f"{self.hello.max_frame_size}"
+                )
+            self._counter = ctr
+            return frame
+
+    # -- server frames (SPEC.md §7.2) -------------------------------------------
+
+    def verify(self, data: bytes, *, now: float) -> ServerMessage:
+        """Verify a server frame.
+
+        Args:
+            data: the exact bytes received.
+            now: the client's clock (unused by v1's checks; kept for symmetry
+                with the server and future checks).
+
+        Returns:
+            The verified frame.
+
+        Raises:
+            Rejected: with the code of the first failing step; nothing changes.
+                The client closes the connection with the code's close code.
+        """
+        del now
+        if len(data) > envelope.DEFAULT_MAX_SERVER_FRAME_SIZE:
+            raise Rejected(Code.FRAME_TOO_LARGE, f"server frame of {len(data)} bytes")
+        frame = envelope.parse_server_frame(data)
+        expected = KIND_SERVER_MAC if self._kind == KIND_CLIENT_MAC else KIND_SERVER_ED25519
+        if frame.kind != expected:
+            raise Rejected(Code.SCHEME_MISMATCH, f"server frame kind {frame.kind}")
+        if frame.nonce != self.hello.nonce:
+            raise Rejected(Code.NONCE_MISMATCH, "not this connection's nonce")
+        if frame.counter <= self._server_counter:
+            raise Rejected(
+                Code.REPLAY, f"server counter {frame.counter} not above {self._server_counter}"
+            )
+        size = TAG_SIZES[frame.kind]
+        signed = self._server_prefix + data[: -(size + 2)]
+        if not self._ack <= frame.ack <= self._counter:
+            raise Rejected(
+                Code.ACK_INVALID, f"ack {frame.ack} outside {self._ack}..{self._counter}"
+            )
+        if frame.kind == KIND_SERVER_MAC:
+            frame_key = self._frame_keys.get(frame.key_id)
+            if frame_key is None:
+                raise Rejected(Code.UNKNOWN_KEY, f"no frame key for cid {frame.key_id!r}")
+            if not hmac.compare_digest(frame.tag, frame_key.mac(signed)):
+                raise Rejected(Code.BAD_TAG, f"server frame {frame.counter}")
+        else:
+            server_key = self._server_keys.get(frame.key_id)
+            if server_key is None:
+                raise Rejected(Code.UNKNOWN_KEY, f"no server key {frame.key_id!r}")
+            if not server_key.verify(frame.tag, signed):
+                raise Rejected(Code.BAD_SIGNATURE, f"server frame {frame.counter}")
+        self._server_counter = frame.counter
+        self._ack = frame.ack
+        return ServerMessage(frame.counter, frame.ack, frame.payload, frame.timestamp_ms)
