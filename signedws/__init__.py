@@ -37,6 +37,7 @@ from .nonce import NonceKey
 from .revocation import RevocationSet
 from .session import ServerKey, ServerSession
 from .signer import ServerMessage, Signer
+from .stream import StreamMarks
 from .verifier import ConnectionState, Message, Verifier
 
 __version__ = "0.1.0.dev0"
@@ -67,6 +68,7 @@ __all__ = [
     "ServerSession",
     "SignedWSError",
     "Signer",
+    "StreamMarks",
     "UsageError",
     "Verifier",
     "decode_hello",

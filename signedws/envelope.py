@@ -33,6 +33,7 @@ __all__ = [
     "MAX_STRING_SIZE",
     "NONCE_SIZE",
     "SERVER_LABEL",
+    "STREAM_SIZE",
     "TAG_SIZES",
     "TYPE_CERTIFICATE",
     "TYPE_KEY_REFERENCE",
@@ -73,6 +74,7 @@ TYPE_CERTIFICATE: Final = 2
 TYPE_KEY_REFERENCE: Final = 3
 
 NONCE_SIZE: Final = 64
+STREAM_SIZE: Final = 16
 MAX_CREDENTIAL_SIZE: Final = 4096
 MAX_STRING_SIZE: Final = 255
 MAX_LIST_ITEMS: Final = 64
@@ -210,24 +212,24 @@ def _version(fields: list[object]) -> None:
 # -- client frames (SPEC.md §6.1) -------------------------------------------
 
 
-ClientFields = tuple[int, bytes, bytes, int, int, Payload, bytes]
+ClientFields = tuple[int, bytes, bytes, int, int, bytes, int, Payload, bytes]
 
 
 def parse_client_frame(data: bytes) -> ClientFields:
     """Decode a client frame and check its structure (SPEC.md §6.4 steps 2-4).
 
     Returns:
-        ``(kind, cred, nonce, ctr, ts, payload, tag)``, type-checked. Nothing
-        is authenticated yet.
+        ``(kind, cred, nonce, ctr, ts, stream, seq, payload, tag)``,
+        type-checked. Nothing is authenticated yet.
 
     Raises:
         Rejected: `malformed` or `unsupported_version`.
     """
     fields = decode_canonical(data)
     _version(fields)
-    if len(fields) != 8:
-        raise Rejected(Code.MALFORMED, f"client frame has {len(fields)} elements, not 8")
-    _, kind, cred, nonce, ctr, ts, payload, tag = fields
+    if len(fields) != 10:
+        raise Rejected(Code.MALFORMED, f"client frame has {len(fields)} elements, not 10")
+    _, kind, cred, nonce, ctr, ts, stream, seq, payload, tag = fields
     if type(kind) is not int or kind not in (KIND_CLIENT_MAC, KIND_CLIENT_ED25519):
         raise Rejected(Code.MALFORMED, f"kind {kind!r} is not a client frame kind")
     cred = _bin_field(cred, "cred")
@@ -236,13 +238,19 @@ def parse_client_frame(data: bytes) -> ClientFields:
     counter = uint_field(ctr, "ctr", Code.MALFORMED)
     if counter < 1:
         raise Rejected(Code.MALFORMED, "ctr is 0")
+    number = uint_field(seq, "seq", Code.MALFORMED)
+    body = _payload_field(payload)
+    if (number == 0) != (body is None):
+        raise Rejected(Code.MALFORMED, "seq must be 0 exactly for a nil payload")
     return (
         kind,
         cred,
         _bin_field(nonce, "nonce", NONCE_SIZE),
         counter,
         uint_field(ts, "ts", Code.MALFORMED),
-        _payload_field(payload),
+        _bin_field(stream, "stream", STREAM_SIZE),
+        number,
+        body,
         _bin_field(tag, "tag", TAG_SIZES[kind]),
     )
 
@@ -260,6 +268,8 @@ class ClientFrame:
     nonce: bytes
     counter: int
     timestamp_ms: int
+    stream: bytes
+    seq: int
     payload: Payload
     tag: bytes
 

@@ -19,6 +19,7 @@ kept (a few) so that server frames still in flight under them verify.
 from __future__ import annotations
 
 import hmac
+import secrets
 import threading
 from collections.abc import Mapping
 from typing import Final, NamedTuple
@@ -32,6 +33,7 @@ from .envelope import (
     KIND_SERVER_ED25519,
     KIND_SERVER_MAC,
     SERVER_LABEL,
+    STREAM_SIZE,
     TAG_SIZES,
     VERSION,
     Hello,
@@ -79,6 +81,10 @@ class Signer:
             stamped with the client clock corrected by the server's.
         server_keys: for `ed25519` clients, the server's public keys by id, to
             verify server frames (SPEC.md §7.1).
+        stream: the client's 16-byte stream id (SPEC.md §7.3); random if
+            omitted. Pass the same one to every connection's signer.
+        seq: the ``seq`` of the last message already numbered in the stream
+            (0 for a new stream); `sign` numbers new messages after it.
 
     Raises:
         UsageError: for an invalid credential type.
@@ -91,7 +97,17 @@ class Signer:
         *,
         now: float,
         server_keys: Mapping[str, Ed25519PublicKey] | None = None,
+        stream: bytes | None = None,
+        seq: int = 0,
     ) -> None:
+        if stream is None:
+            stream = secrets.token_bytes(STREAM_SIZE)
+        if not isinstance(stream, bytes) or len(stream) != STREAM_SIZE:
+            raise UsageError(f"stream must be {STREAM_SIZE} bytes")
+        if type(seq) is not int or not 0 <= seq < MAX_COUNTER:
+            raise UsageError("seq must be an integer from 0 to 2**64-2")
+        self.stream = stream
+        self._seq = seq
         if not isinstance(credential, MACCredential | Ed25519Credential):
             raise UsageError("credential must be a MACCredential or an Ed25519Credential")
         self.hello = hello
@@ -118,6 +134,8 @@ class Signer:
         audience: str,
         now: float,
         server_keys: Mapping[str, Ed25519PublicKey] | None = None,
+        stream: bytes | None = None,
+        seq: int = 0,
     ) -> Signer:
         """Start a connection from the hello's bytes (SPEC.md §5.2).
 
@@ -129,7 +147,7 @@ class Signer:
         hello = envelope.decode_hello(data)
         if hello.audience != audience:
             raise Rejected(Code.AUDIENCE_MISMATCH, "hello names another audience")
-        return cls(credential, hello, now=now, server_keys=server_keys)
+        return cls(credential, hello, now=now, server_keys=server_keys, stream=stream, seq=seq)
 
     def _install(self, credential: ClientCredential) -> None:
         if isinstance(credential, MACCredential):
@@ -155,6 +173,11 @@ class Signer:
     def counter(self) -> int:
         """The counter of the last frame signed (0 before the first)."""
         return self._counter
+
+    @property
+    def seq(self) -> int:
+        """The ``seq`` of the last message numbered in the stream."""
+        return self._seq
 
     @property
     def acked(self) -> int:
@@ -190,34 +213,46 @@ class Signer:
             self._credential = credential
             self._install(credential)
 
-    def sign(self, payload: Payload, *, now: float) -> bytes:
+    def sign(self, payload: Payload, *, now: float, seq: int | None = None) -> bytes:
         """Build the next client frame for ``payload``.
 
         Args:
             payload: the message: str (text), bytes (binary) or None (a control
                 frame, SPEC.md §6.5).
             now: the client's clock, seconds.
+            seq: for a message being resent after a reconnect, its original
+                number in the stream (SPEC.md §7.3). Omit it for a new
+                message: it gets the stream's next number. Ignored (0) for a
+                control frame.
 
         Returns:
             The frame's bytes, to send as one binary WebSocket message.
 
         Raises:
-            UsageError: if the payload has the wrong type, the frame would
-                exceed the server's ``max_frame``, or the counter is exhausted
-                (reconnect to continue).
+            UsageError: if the payload has the wrong type, ``seq`` is invalid,
+                the frame would exceed the server's ``max_frame``, or the
+                counter is exhausted (reconnect to continue).
         """
         if payload is not None and type(payload) is not str and type(payload) is not bytes:
             raise UsageError("payload must be str, bytes or None")
+        if seq is not None and (type(seq) is not int or not 1 <= seq <= MAX_COUNTER):
+            raise UsageError("seq must be an integer from 1 to 2**64-1")
         with self._lock:
             ctr = self._counter + 1
             if ctr > MAX_COUNTER:
                 raise UsageError("counter exhausted: reconnect for a new nonce")
+            if payload is None:
+                number = 0
+            elif seq is None:
+                number = self._seq + 1
+                if number > MAX_COUNTER:
+                    raise UsageError("stream exhausted: start a new stream")
+            else:
+                number = seq
             ts = max(0, int(now * 1000) + self._offset_ms)
             size = TAG_SIZES[self._kind]
-            body = envelope.seal(
-                [VERSION, self._kind, self._cred, self.hello.nonce, ctr, ts, payload, bytes(size)],
-                size,
-            )
+            fields = [VERSION, self._kind, self._cred, self.hello.nonce, ctr, ts]
+            body = envelope.seal([*fields, self.stream, number, payload, bytes(size)], size)
             if self._kind == KIND_CLIENT_MAC:
                 mac = self._mac_state.copy()
                 mac.update(body)
@@ -230,6 +265,8 @@ class Signer:
                     f"{self.hello.max_frame_size}"
                 )
             self._counter = ctr
+            if seq is None and number:
+                self._seq = number
             return frame
 
     # -- server frames (SPEC.md §7.2) -------------------------------------------

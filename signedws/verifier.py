@@ -87,8 +87,12 @@ class Message(NamedTuple):
     issuer: str
     #: The scopes of the credential this frame carried.
     scopes: frozenset[str]
-    #: The frame's counter.
+    #: The frame's counter on this connection.
     counter: int
+    #: The client's stream id (SPEC.md §7.3), stable across reconnects.
+    stream: bytes
+    #: The message's number in its stream; 0 for a control frame.
+    seq: int
     #: The application payload; None for a control frame (SPEC.md §6.5).
     payload: Payload
     #: The credential id (revocation names it).
@@ -387,7 +391,7 @@ class Verifier:
         if len(data) > self.max_frame_size:
             raise Rejected(Code.FRAME_TOO_LARGE, f"{len(data)} bytes, over {self.max_frame_size}")
         # 2-4. Decode, version, structure.
-        kind, cred, nonce, ctr, ts, payload, tag = envelope.parse_client_frame(data)
+        kind, cred, nonce, ctr, ts, stream, seq, payload, tag = envelope.parse_client_frame(data)
         now_ms = int(now * 1000)
         # 5. Nonce.
         if nonce != state.nonce:
@@ -457,7 +461,7 @@ class Verifier:
             state.highest = ctr
         state.principal = vc.principal
         state.credential = vc
-        return Message(vc.sub, vc.iss, vc.scopes, ctr, payload, vc.cid, ts)
+        return Message(vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts)
 
     # -- server frames (SPEC.md §7.1) -----------------------------------------
 

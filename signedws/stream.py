@@ -1,0 +1,69 @@
+"""Exactly-once delivery over resends: per-stream high-water marks (SPEC.md §7.3).
+
+A client resends the frames a dropped connection did not acknowledge, keeping
+their ``(stream, seq)``. A frame the server accepted but whose acknowledgement
+was lost therefore arrives twice, on two connections. `StreamMarks` remembers,
+per ``(iss, sub, stream)``, the highest ``seq`` delivered, and says whether a
+verified message is new.
+
+It is bounded: it remembers the `capacity` most recently active streams and
+forgets the least recently active one beyond that. A stream that was forgotten,
+or that reconnects to another server of the fleet, is seen as new: marks held
+here give exactly-once delivery per server process. An application that must
+deliver once across restarts and servers keeps the mark with its own data
+(SPEC.md §7.3).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Final
+
+from .errors import UsageError
+from .verifier import Message
+
+__all__ = ["DEFAULT_CAPACITY", "StreamMarks"]
+
+DEFAULT_CAPACITY: Final = 65536
+
+
+class StreamMarks:
+    """The highest ``seq`` delivered per stream, for the most recent streams."""
+
+    __slots__ = ("_marks", "capacity")
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if type(capacity) is not int or capacity < 1:
+            raise UsageError("capacity must be a positive integer")
+        self.capacity = capacity
+        self._marks: OrderedDict[tuple[str, str, bytes], int] = OrderedDict()
+
+    def is_new(self, message: Message) -> bool:
+        """Record ``message`` and say whether it should be delivered.
+
+        Control frames (``seq`` 0) are never delivered. A data frame is new if
+        its ``seq`` is above the highest delivered for its stream; the mark
+        then moves to it.
+        """
+        if not message.seq:
+            return False
+        key = (message.issuer, message.subject, message.stream)
+        mark = self._marks.get(key, 0)
+        if message.seq <= mark:
+            self._marks.move_to_end(key)
+            return False
+        self._marks[key] = message.seq
+        self._marks.move_to_end(key)
+        if len(self._marks) > self.capacity:
+            self._marks.popitem(last=False)
+        return True
+
+    def mark(self, issuer: str, subject: str, stream: bytes) -> int:
+        """The highest ``seq`` delivered for a stream (0 if unknown)."""
+        return self._marks.get((issuer, subject, stream), 0)
+
+    def __len__(self) -> int:
+        return len(self._marks)
+
+    def __repr__(self) -> str:
+        return f"StreamMarks({len(self._marks)}/{self.capacity})"
