@@ -221,7 +221,7 @@ class Verifier:
             raise UsageError("revocations must be a RevocationSet")
         self._nonce_key = NonceKey(fleet_key, audience)
         self.audience = audience
-        self.keyring = keyring
+        self._keyring = keyring
         self.revocations = revocations
         self.backend = ed25519.get_backend(backend)
         if node_id is None:
@@ -253,6 +253,20 @@ class Verifier:
         self._cache: dict[bytes, VerifiedCredential] = {}
         self._cache_version = keyring.version
         self._cache_lock = threading.Lock()
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keyring. Assigning a new one (a reload) drops the credential cache."""
+        return self._keyring
+
+    @keyring.setter
+    def keyring(self, keyring: Keyring) -> None:
+        if not isinstance(keyring, Keyring):
+            raise UsageError("keyring must be a Keyring")
+        with self._cache_lock:
+            self._keyring = keyring
+            self._cache = {}
+            self._cache_version = keyring.version
 
     def __repr__(self) -> str:
         return (
@@ -293,7 +307,7 @@ class Verifier:
                 Code.SCHEME_MISMATCH, f"frame kind {kind} with a credential of another scheme"
             )
         if isinstance(claims, KeyReference):
-            reg = self.keyring.registered_key(claims.iss, claims.kid)
+            reg = self._keyring.registered_key(claims.iss, claims.kid)
             return VerifiedCredential(
                 kind=kind,
                 iss=reg.issuer,
@@ -306,7 +320,7 @@ class Verifier:
                 key_window=(0, 2**64),
                 prepared=self.backend.prepare(reg.public_key.to_bytes()),
             )
-        entry = self.keyring.issuer_key(claims.iss, claims.kid)
+        entry = self._keyring.issuer_key(claims.iss, claims.kid)
         ident = f"iss={claims.iss!r} kid={claims.kid!r} cid={claims.cid!r}"
         frame_key = mac_state = prepared = None
         if claims.type == TYPE_TOKEN:
@@ -346,10 +360,10 @@ class Verifier:
         )
 
     def _credential(self, cred: bytes, kind: int) -> VerifiedCredential:
-        if self._cache_version != self.keyring.version:
+        if self._cache_version != self._keyring.version:
             with self._cache_lock:
                 self._cache = {}
-                self._cache_version = self.keyring.version
+                self._cache_version = self._keyring.version
         vc = self._cache.get(cred)
         if vc is None:
             vc = self._authenticate(cred, kind)
