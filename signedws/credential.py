@@ -14,6 +14,7 @@ from typing import Final
 
 from . import envelope
 from .envelope import (
+    MAX_CREDENTIAL_SIZE,
     MAX_LIST_ITEMS,
     TYPE_CERTIFICATE,
     TYPE_KEY_REFERENCE,
@@ -52,6 +53,7 @@ CERTIFICATE_LABEL: Final = b"signedws/v1 certificate\x00"
 MAX_AUDIENCES: Final = 16
 
 _C = Code.CREDENTIAL_MALFORMED
+MAX_TIME: Final = 2**64 - 1
 
 
 class TokenKeys:
@@ -175,6 +177,8 @@ def _check_str(value: str, name: str) -> str:
 
 
 def _check_set(values: Iterable[str], name: str, max_items: int) -> list[str]:
+    if isinstance(values, str | bytes):
+        raise UsageError(f"{name} must be a collection of strings, not a single string")
     items = sorted(set(values))
     try:
         str_set_field(items, name, _C, max_items)
@@ -271,6 +275,15 @@ def _client_claims(data: bytes) -> Claims | KeyReference:
         raise UsageError(f"malformed credential: {exc.detail}") from None
 
 
+def _fit(body: bytes, tag_size: int) -> bytes:
+    size = len(body) + tag_size
+    if size > MAX_CREDENTIAL_SIZE:
+        raise UsageError(
+            f"credential would be {size} bytes, over the {MAX_CREDENTIAL_SIZE} servers accept"
+        )
+    return body
+
+
 class Issuer:
     """Mints credentials under one issuer key (SPEC.md §4.2, §4.3).
 
@@ -305,10 +318,11 @@ class Issuer:
         credential_id: str | None,
         random: RandomSource,
     ) -> list[object]:
-        if lifetime < 1:
-            raise UsageError("lifetime must be at least one second")
+        if type(lifetime) is not int or lifetime < 1:
+            raise UsageError("lifetime must be a whole number of seconds, at least one")
         iat = int(now)
-        envelope.check_uint64(iat + lifetime, "exp")
+        if iat < 0 or iat + lifetime > MAX_TIME:
+            raise UsageError("now and lifetime must give 0 <= iat < exp <= 2**64-1")
         cid = credential_id if credential_id is not None else b64url_encode(random(16))
         return [
             VERSION,
@@ -366,7 +380,7 @@ class Issuer:
             credential_id=credential_id,
             random=random,
         )
-        body = envelope.seal([*fields, bytes(32)], 32)
+        body = _fit(envelope.seal([*fields, bytes(32)], 32), 34)
         token = body + b"\xc4\x20" + self._token_keys.token_tag(body)
         return MACCredential(token, self._token_keys.frame_key(token))
 
@@ -403,7 +417,7 @@ class Issuer:
             credential_id=credential_id,
             random=random,
         )
-        body = envelope.seal([*fields, public_key.to_bytes(), bytes(64)], 64)
+        body = _fit(envelope.seal([*fields, public_key.to_bytes(), bytes(64)], 64), 66)
         return body + b"\xc4\x40" + self._key.sign(CERTIFICATE_LABEL + body)
 
     def __repr__(self) -> str:

@@ -44,9 +44,9 @@ __all__ = [
     "Hello",
     "Payload",
     "ServerFrame",
-    "check_uint64",
     "decode_canonical",
     "decode_hello",
+    "describe",
     "encode",
     "encode_hello",
     "length_prefixed",
@@ -92,8 +92,6 @@ SERVER_LABEL: Final = b"signedws/v1 server\x00"
 
 Payload = str | bytes | None
 
-_MAX_UINT64: Final = 2**64 - 1
-
 #: Largest server frame a client accepts by default, bytes.
 DEFAULT_MAX_SERVER_FRAME_SIZE: Final = 1 << 20
 
@@ -107,7 +105,9 @@ def decode_canonical(data: bytes, *, code: Code = Code.MALFORMED) -> list[object
             `Code.CREDENTIAL_MALFORMED` for credentials).
 
     Returns:
-        The decoded array, as a list.
+        The decoded array, as a list. Only canonical form and the outer type
+        are checked here: each shape's parser checks its fields' exact types,
+        which is where floats, booleans, maps and extensions are refused.
 
     Raises:
         Rejected: with ``code`` if ``data`` is not exactly one MessagePack
@@ -201,12 +201,20 @@ def _payload_field(value: object) -> Payload:
     return value
 
 
+def describe(value: object) -> str:
+    """Name a peer-supplied value for a log line without echoing its contents:
+    small non-negative integers are shown, anything else only by type."""
+    if type(value) is int and 0 <= value < 2**16:
+        return str(value)
+    return f"a {type(value).__name__}"
+
+
 def _version(fields: list[object]) -> None:
     if not fields:
         raise Rejected(Code.MALFORMED, "empty array")
     version = fields[0]
     if type(version) is not int or version != VERSION:
-        raise Rejected(Code.UNSUPPORTED_VERSION, f"version {version!r}")
+        raise Rejected(Code.UNSUPPORTED_VERSION, f"version {describe(version)}")
 
 
 # -- client frames (SPEC.md §6.1) -------------------------------------------
@@ -231,7 +239,7 @@ def parse_client_frame(data: bytes) -> ClientFields:
         raise Rejected(Code.MALFORMED, f"client frame has {len(fields)} elements, not 10")
     _, kind, cred, nonce, ctr, ts, stream, seq, payload, tag = fields
     if type(kind) is not int or kind not in (KIND_CLIENT_MAC, KIND_CLIENT_ED25519):
-        raise Rejected(Code.MALFORMED, f"kind {kind!r} is not a client frame kind")
+        raise Rejected(Code.MALFORMED, f"kind {describe(kind)} is not a client frame kind")
     cred = _bin_field(cred, "cred")
     if len(cred) > MAX_CREDENTIAL_SIZE:
         raise Rejected(Code.MALFORMED, f"cred is {len(cred)} bytes, over {MAX_CREDENTIAL_SIZE}")
@@ -312,7 +320,7 @@ def parse_server_frame(data: bytes) -> ServerFrame:
         raise Rejected(Code.MALFORMED, f"server frame has {len(fields)} elements, not 9")
     _, kind, key_id, nonce, ctr, ack, ts, payload, tag = fields
     if type(kind) is not int or kind not in (KIND_SERVER_MAC, KIND_SERVER_ED25519):
-        raise Rejected(Code.MALFORMED, f"kind {kind!r} is not a server frame kind")
+        raise Rejected(Code.MALFORMED, f"kind {describe(kind)} is not a server frame kind")
     frame = ServerFrame(
         kind,
         str_field(key_id, "key_id", Code.MALFORMED),
@@ -375,10 +383,3 @@ def decode_hello(data: bytes) -> Hello:
         uint_field(max_frame, "max_frame", Code.MALFORMED),
         uint_field(window, "window", Code.MALFORMED),
     )
-
-
-def check_uint64(value: int, name: str) -> int:
-    """Raise ValueError unless ``value`` fits a MessagePack uint (for encoders)."""
-    if not 0 <= value <= _MAX_UINT64:
-        raise ValueError(f"{name} {value} is outside 0..2**64-1")
-    return value

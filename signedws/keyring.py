@@ -16,7 +16,7 @@ import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from .credential import MAX_AUDIENCES, TokenKeys
 from .envelope import MAX_LIST_ITEMS, str_field, str_set_field
@@ -196,9 +196,9 @@ class Keyring:
         assert isinstance(keys, list)  # noqa: S101 - checked above
         for jwk in keys:
             kid, key = key_from_jwk(jwk, public_only=True)
-            if not isinstance(key, Ed25519PublicKey):  # pragma: no cover - public_only
-                raise KeyFormatError(f"JWK {kid!r} is not an Ed25519 public key")
-            entries.append(self._entry(issuer, kid, key, not_before, not_after))
+            # public_only admits nothing but Ed25519 public keys.
+            public_key = cast(Ed25519PublicKey, key)
+            entries.append(self._entry(issuer, kid, public_key, not_before, not_after))
         kids = [entry.kid for entry in entries]
         if len(set(kids)) != len(kids):
             raise KeyFormatError("JWKS has duplicate kid values")
@@ -211,9 +211,10 @@ class Keyring:
 
         Raises:
             KeyError: if the key is not in the keyring.
+            KeyFormatError: if ``at`` is not after the key's ``not_before``.
         """
         entry = self._issuer_keys[(issuer, kid)]
-        self._put(IssuerKey(entry.issuer, entry.kid, entry.key, entry.not_before, at))
+        self._put(self._entry(entry.issuer, entry.kid, entry.key, entry.not_before, at))
 
     def remove(self, issuer: str, kid: str) -> None:
         """Forget an issuer key.

@@ -12,7 +12,9 @@ counters ``highest - W + 1 .. highest``; anything older is refused.
 - ``W > 0``: ``ctr > highest`` passes, and so does ``highest - ctr < W`` with its
   bit clear, once (RFC 4303 Appendix A, RFC 6479).
 
-Invariants: `check` never changes anything; `advance` is called only after the
+Invariants: the bitmap never holds more than ``W`` bits, whatever the counters
+(a jump past the window resets it rather than shifting it); `check` never
+changes anything; `advance` is called only after the
 frame authenticated (RFC 4303 A2), so an unauthenticated frame can neither
 move the window nor mark a counter.
 """
@@ -57,5 +59,10 @@ def advance(highest: int, bitmap: int, window: int, ctr: int) -> tuple[int, int]
     if not window:
         return ctr, 0
     if ctr > highest:
-        return ctr, ((bitmap << (ctr - highest)) | 1) & ((1 << window) - 1)
+        shift = ctr - highest
+        if shift >= window:
+            # Everything remembered falls out of the window. Shifting instead
+            # would allocate shift/8 bytes: a jump of 2**40 is 128 GiB.
+            return ctr, 1
+        return ctr, ((bitmap << shift) | 1) & ((1 << window) - 1)
     return highest, bitmap | 1 << (highest - ctr)

@@ -1,0 +1,82 @@
+"""Tests for signedws.stream: per-stream high-water marks (SPEC.md §7.3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from signedws.errors import UsageError
+from signedws.stream import StreamMarks
+from signedws.verifier import Message
+
+STREAM_A = bytes(16)
+STREAM_B = bytes(15) + b"\x01"
+
+
+def message(
+    seq: int, *, stream: bytes = STREAM_A, sub: str = "alice", iss: str = "login"
+) -> Message:
+    """A verified message as the verifier would return it."""
+    payload = None if seq == 0 else f"m{seq}"
+    return Message(sub, iss, frozenset(), 1, stream, seq, payload, "cid", 0)
+
+
+def test_new_messages_are_delivered_in_order() -> None:
+    """Each seq above the stream's mark is new and moves the mark."""
+    marks = StreamMarks()
+    assert [marks.is_new(message(n)) for n in (1, 2, 3)] == [True, True, True]
+    assert marks.mark("login", "alice", STREAM_A) == 3
+
+
+def test_resent_messages_are_dropped() -> None:
+    """A resent message (seq at or below the mark) is not delivered again."""
+    marks = StreamMarks()
+    for n in (1, 2, 3):
+        marks.is_new(message(n))
+    assert not marks.is_new(message(2))
+    assert not marks.is_new(message(3))
+    assert marks.is_new(message(4))
+
+
+def test_gaps_are_allowed() -> None:
+    """A jump forward is new (messages acknowledged elsewhere are not resent)."""
+    marks = StreamMarks()
+    assert marks.is_new(message(5))
+    assert not marks.is_new(message(4))
+
+
+def test_control_frames_are_never_delivered() -> None:
+    """seq 0 (a nil payload) is never new and leaves the mark alone."""
+    marks = StreamMarks()
+    assert not marks.is_new(message(0))
+    assert len(marks) == 0
+
+
+def test_streams_are_namespaced_by_principal() -> None:
+    """One principal's frames cannot advance another principal's mark."""
+    marks = StreamMarks()
+    assert marks.is_new(message(7, sub="mallory"))
+    assert marks.is_new(message(1, sub="alice"))
+    assert marks.is_new(message(1, sub="alice", iss="other"))
+    assert marks.is_new(message(1, stream=STREAM_B))
+    assert marks.mark("login", "alice", STREAM_A) == 1
+    assert marks.mark("login", "nobody", STREAM_A) == 0
+
+
+def test_capacity_forgets_the_least_recently_active_stream() -> None:
+    """Beyond capacity the least recently active stream is forgotten."""
+    marks = StreamMarks(capacity=2)
+    marks.is_new(message(1, stream=STREAM_A))
+    marks.is_new(message(1, stream=STREAM_B))
+    assert not marks.is_new(message(1, stream=STREAM_A))  # touches A: B is now oldest
+    marks.is_new(message(1, stream=b"\x02" * 16))
+    assert len(marks) == 2
+    assert marks.mark("login", "alice", STREAM_B) == 0
+    assert marks.mark("login", "alice", STREAM_A) == 1
+    assert repr(marks) == "StreamMarks(2/2)"
+
+
+@pytest.mark.parametrize("capacity", [0, -1, 1.5, "8"])
+def test_capacity_must_be_positive(capacity: object) -> None:
+    """An invalid capacity is a usage error."""
+    with pytest.raises(UsageError):
+        StreamMarks(capacity)  # type: ignore[arg-type]
