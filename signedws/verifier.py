@@ -177,6 +177,10 @@ class ConnectionState:
         return f"ConnectionState(highest={self.highest}, principal={self.principal!r})"
 
 
+def _scheme_mismatch(kind: int) -> Rejected:
+    return Rejected(Code.SCHEME_MISMATCH, f"frame kind {kind} with a credential of another scheme")
+
+
 class Verifier:
     """Verifies client frames for one audience (SPEC.md §6.4).
 
@@ -303,9 +307,7 @@ class Verifier:
         else:
             ctype_kind = KIND_CLIENT_MAC if claims.type == TYPE_TOKEN else KIND_CLIENT_ED25519
         if ctype_kind != kind:
-            raise Rejected(
-                Code.SCHEME_MISMATCH, f"frame kind {kind} with a credential of another scheme"
-            )
+            raise _scheme_mismatch(kind)
         if isinstance(claims, KeyReference):
             reg = self._keyring.registered_key(claims.iss, claims.kid)
             return VerifiedCredential(
@@ -373,9 +375,7 @@ class Verifier:
                     del self._cache[next(iter(self._cache))]
                 self._cache[cred] = vc
         elif vc.kind != kind:
-            raise Rejected(
-                Code.SCHEME_MISMATCH, f"frame kind {kind} with a credential of another scheme"
-            )
+            raise _scheme_mismatch(kind)
         return vc
 
     def clear_cache(self) -> None:
