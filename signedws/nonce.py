@@ -72,14 +72,20 @@ class NonceKey:
         """A fresh nonce from ``node_id``, valid for ``ttl`` seconds from ``now``.
 
         Raises:
-            UsageError: if ``node_id`` is not 8 bytes or ``ttl`` is not positive.
+            UsageError: if ``node_id`` is not 8 bytes, ``ttl`` is not a positive
+                integer, or ``random`` returns the wrong number of bytes.
         """
         if not isinstance(node_id, bytes) or len(node_id) != NODE_ID_SIZE:
             raise UsageError(f"node_id must be {NODE_ID_SIZE} bytes")
-        if ttl < 1:
-            raise UsageError("nonce ttl must be at least one second")
+        if type(ttl) is not int or ttl < 1:
+            raise UsageError("nonce ttl must be a whole number of seconds, at least one")
         expires = int(now) + ttl
-        head = bytes([NONCE_VERSION]) + node_id + expires.to_bytes(8, "big") + random(_RANDOM_SIZE)
+        if not 0 <= expires < 2**64:
+            raise UsageError("now + ttl must fit in 8 bytes")
+        drawn = random(_RANDOM_SIZE)
+        if not isinstance(drawn, bytes) or len(drawn) != _RANDOM_SIZE:
+            raise UsageError(f"the random source must return {_RANDOM_SIZE} bytes")
+        head = bytes([NONCE_VERSION]) + node_id + expires.to_bytes(8, "big") + drawn
         return head + self._tag(head)
 
     def check(self, nonce: bytes, *, now: float) -> NonceInfo:

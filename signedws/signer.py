@@ -211,6 +211,7 @@ class Signer:
             raise UsageError("a refreshed credential must have the same issuer and subject")
         with self._lock:
             self._credential = credential
+            self._principal = (iss, sub if sub is not None else self._principal[1])
             self._install(credential)
 
     def sign(self, payload: Payload, *, now: float, seq: int | None = None) -> bytes:
@@ -265,8 +266,8 @@ class Signer:
                     f"{self.hello.max_frame_size}"
                 )
             self._counter = ctr
-            if seq is None and number:
-                self._seq = number
+            # New messages are numbered after any seq used so far, resent or not.
+            self._seq = max(self._seq, number)
             return frame
 
     # -- server frames (SPEC.md §7.2) -------------------------------------------

@@ -72,6 +72,7 @@ DEFAULT_MAX_SKEW: Final = 300.0
 DEFAULT_LEEWAY: Final = 30.0
 DEFAULT_NONCE_TTL: Final = 86400
 DEFAULT_CACHE_SIZE: Final = 4096
+_MAX_SECONDS: Final = 10**9  # time tolerances beyond ~30 years are mistakes
 
 
 class Message(NamedTuple):
@@ -223,6 +224,8 @@ class Verifier:
             raise UsageError("keyring must be a Keyring")
         if not isinstance(revocations, RevocationSet):
             raise UsageError("revocations must be a RevocationSet")
+        if not isinstance(fleet_key, HMACKey):
+            raise UsageError("fleet_key must be an HMACKey")
         self._nonce_key = NonceKey(fleet_key, audience)
         self.audience = audience
         self._keyring = keyring
@@ -244,8 +247,9 @@ class Verifier:
         ):
             if type(value) is not int or value < 1:
                 raise UsageError(f"{name} must be a positive integer")
-        if max_skew < 0 or leeway < 0:
-            raise UsageError("max_skew and leeway must not be negative")
+        for name, seconds in (("max_skew", max_skew), ("leeway", leeway)):
+            if type(seconds) not in (int, float) or not 0 <= seconds <= _MAX_SECONDS:
+                raise UsageError(f"{name} must be a number of seconds from 0 to {_MAX_SECONDS}")
         self.max_frame_size = max_frame_size
         self.max_skew_ms = int(max_skew * 1000)
         self.leeway_ms = int(leeway * 1000)

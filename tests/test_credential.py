@@ -641,3 +641,12 @@ def test_issue_certificate_keeps_the_given_public_key(
     assert isinstance(claims, Claims)
     assert claims.public_key == other.to_bytes()
     assert claims.public_key != issuer_key.public_key().to_bytes()
+
+
+@pytest.mark.parametrize("scopes", ["read", b"read"])
+def test_issuer_refuses_a_single_string_as_a_set(mac_issuer: Issuer, scopes: object) -> None:
+    """scopes="read" would mean {"r", "e", "a", "d"}: a bare string is refused."""
+    with pytest.raises(UsageError, match="not a single string"):
+        mac_issuer.issue_token(subject="a", now=0, scopes=scopes)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="not a single string"):
+        mac_issuer.issue_token(subject="a", now=0, audiences=scopes)  # type: ignore[arg-type]
