@@ -1,0 +1,106 @@
+"""Key rotation and revocation while a server runs: reload files into a verifier.
+
+`Reloader` watches a keyring file and a revocation file. When one changes (its
+modification time, size or inode), or on `check` with ``force=True`` (what
+``signedws serve`` does on SIGHUP), it loads the file and assigns the result to
+the verifier: ``verifier.keyring = ...`` (which drops the credential cache) or
+``verifier.revocations = ...`` (SPEC.md §4.6: one assignment, atomic for
+concurrent verifiers). A file that does not load is logged and the old state
+kept. Replace files atomically (write, then rename) so a half-written file is
+never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from ..config import load_keyring, load_revocations
+from ..errors import KeyFormatError
+from ..verifier import Verifier
+
+__all__ = ["Reloader"]
+
+logger = logging.getLogger("signedws.server")
+
+_Signature = tuple[int, int, int] | None
+
+
+def _signature(path: Path) -> _Signature:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class Reloader:
+    """Reloads ``verifier``'s keyring and revocation set from files.
+
+    Args:
+        verifier: the verifier to update.
+        keyring: the keyring JSON file (`Keyring.from_dict`), or None.
+        revocations: the revocation JSON file (`RevocationSet.from_dict`), or
+            None.
+        interval: seconds between checks in `run`.
+
+    The files' current state is taken as already loaded: the first `check`
+    reloads only files that changed since.
+    """
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        *,
+        keyring: str | os.PathLike[str] | None = None,
+        revocations: str | os.PathLike[str] | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self.verifier = verifier
+        self.interval = interval
+        self._files: dict[str, Path] = {}
+        if keyring is not None:
+            self._files["keyring"] = Path(keyring)
+        if revocations is not None:
+            self._files["revocations"] = Path(revocations)
+        self._seen = {what: _signature(path) for what, path in self._files.items()}
+
+    def check(self, *, force: bool = False) -> list[str]:
+        """Reload the files that changed (all of them with ``force``).
+
+        Returns:
+            What was reloaded: ``"keyring"``, ``"revocations"``.
+        """
+        reloaded = []
+        for what, path in self._files.items():
+            signature = _signature(path)
+            if not force and signature == self._seen[what]:
+                continue
+            self._seen[what] = signature
+            try:
+                if what == "keyring":
+                    keyring = load_keyring(path)
+                    self.verifier.keyring = keyring
+                    logger.info("reloaded keyring from %s: %r", path, keyring)
+                else:
+                    revocations = load_revocations(path)
+                    self.verifier.revocations = revocations
+                    logger.info("reloaded revocations from %s: %r", path, revocations)
+            except KeyFormatError as exc:
+                # An expected failure: its message says what is wrong; no traceback.
+                logger.error("reload failed, keeping the %s in force: %s", what, exc)  # noqa: TRY400
+                continue
+            reloaded.append(what)
+        return reloaded
+
+    async def run(self) -> None:
+        """Check every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval)
+            self.check()
+
+    def __repr__(self) -> str:
+        files = ", ".join(f"{what}={str(path)!r}" for what, path in self._files.items())
+        return f"Reloader({files}, interval={self.interval})"

@@ -1,0 +1,347 @@
+"""The configuration of ``signedws serve``: a TOML file, and the key files it
+names; and the credential files ``signedws issue --out`` writes, for clients.
+
+No I/O beyond reading the files named; nothing here imports asyncio or
+websockets. Relative paths in the file are relative to the file's directory.
+
+A complete file, with every key and its default (``# required`` keys have
+none)::
+
+    [server]
+    host = "127.0.0.1"               # interface to listen on
+    port = 8765                      # 0: any free port (printed at start)
+    audience = "wss://api.example"   # required: this service's identity
+    origins = ["https://app.example"]  # required: allowed browser Origins ([]: none)
+    allow_no_origin = false          # accept clients that send no Origin
+    handler = "echo"                 # "echo" or "package.module:function"
+
+    [keys]
+    fleet_key = "fleet.jwk"          # required: oct JWK, the fleet nonce secret
+    keyring = "keyring.json"         # required: Keyring.from_dict JSON
+    revocations = ""                 # RevocationSet.from_dict JSON ("": none)
+    server_key = ""                  # OKP private JWK for ed25519 server frames ("": none)
+    reload_interval = 1.0            # seconds between file checks (0: SIGHUP only)
+
+    [limits]
+    max_frame_size = 65536           # bytes, refused before decoding
+    first_frame_timeout = 10.0       # seconds from hello to first valid frame (0: none)
+    idle_timeout = 300.0             # seconds between valid frames (0: none)
+    max_connections = 10000          # beyond it: HTTP 503
+    ack_delay = 0.02                 # seconds before a pure acknowledgement
+    window = 0                       # replay window (0: strictly increasing)
+    max_skew = 300.0                 # seconds of frame timestamp tolerance
+    leeway = 30.0                    # seconds of tolerance on credential iat
+    nonce_ttl = 86400                # seconds a connection nonce lives
+    verify_workers = 0               # Ed25519 verification threads (0: CPU count)
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .credential import ClientCredential, Ed25519Credential, MACCredential
+from .errors import KeyFormatError, UsageError
+from .keyring import Keyring
+from .keys import Ed25519PrivateKey, HMACKey, b64url_decode, load_key
+from .revocation import RevocationSet
+from .session import ServerKey
+from .verifier import Verifier
+
+__all__ = [
+    "ServerConfig",
+    "build_verifier",
+    "load_config",
+    "load_credential",
+    "load_fleet_key",
+    "load_keyring",
+    "load_revocations",
+    "load_server_key",
+]
+
+_SECTIONS: Final = {
+    "server": {"host", "port", "audience", "origins", "allow_no_origin", "handler"},
+    "keys": {"fleet_key", "keyring", "revocations", "server_key", "reload_interval"},
+    "limits": {
+        "max_frame_size",
+        "first_frame_timeout",
+        "idle_timeout",
+        "max_connections",
+        "ack_delay",
+        "window",
+        "max_skew",
+        "leeway",
+        "nonce_ttl",
+        "verify_workers",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """A loaded ``signedws serve`` configuration (see the module docstring)."""
+
+    audience: str
+    origins: tuple[str, ...]
+    fleet_key: Path
+    keyring: Path
+    host: str = "127.0.0.1"
+    port: int = 8765
+    allow_no_origin: bool = False
+    handler: str = "echo"
+    revocations: Path | None = None
+    server_key: Path | None = None
+    reload_interval: float = 1.0
+    max_frame_size: int = 65536
+    first_frame_timeout: float | None = 10.0
+    idle_timeout: float | None = 300.0
+    max_connections: int = 10_000
+    ack_delay: float = 0.02
+    window: int = 0
+    max_skew: float = 300.0
+    leeway: float = 30.0
+    nonce_ttl: int = 86400
+    verify_workers: int | None = None
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = table[key]
+    # bool is an int in Python; TOML keeps them apart, and so do we.
+    if isinstance(value, bool) and kind is not bool:
+        raise UsageError(f"config: {where}.{key} must be a {_kind_name(kind)}")
+    if not isinstance(value, kind):
+        raise UsageError(f"config: {where}.{key} must be a {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def load_config(path: str | Path) -> ServerConfig:
+    """Read and check a ``signedws serve`` TOML file.
+
+    Raises:
+        UsageError: for an unreadable or invalid file, an unknown section or key
+            (typos fail loudly), a missing required key or a value of the wrong
+            type or range.
+    """
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"config: cannot read {str(path)!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config: {str(path)!r} is not valid TOML: {exc}") from None
+    unknown = set(document) - set(_SECTIONS)
+    if unknown:
+        raise UsageError(f"config: unknown sections {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for section, keys in _SECTIONS.items():
+        table = document.get(section, {})
+        if not isinstance(table, dict):
+            raise UsageError(f"config: [{section}] must be a table")
+        unknown = set(table) - keys
+        if unknown:
+            raise UsageError(f"config: unknown keys in [{section}]: {sorted(unknown)}")
+        values.update(dict.fromkeys(table, (section, table)))
+
+    def get(key: str, kind: type | tuple[type, ...]) -> Any:
+        section, table = values[key]
+        return _get(table, key, kind, f"[{section}]")
+
+    for key in ("audience", "origins", "fleet_key", "keyring"):
+        if key not in values:
+            section = next(s for s, keys in _SECTIONS.items() if key in keys)
+            raise UsageError(f"config: [{section}].{key} is required")
+    base = path.parent
+
+    def file(key: str) -> Path | None:
+        if key not in values:
+            return None
+        name = get(key, str)
+        return (base / name) if name else None
+
+    origins = get("origins", list)
+    if not all(isinstance(o, str) and o for o in origins):
+        raise UsageError("config: [server].origins must be an array of non-empty strings")
+    kwargs: dict[str, Any] = {
+        "audience": get("audience", str),
+        "origins": tuple(origins),
+        "fleet_key": file("fleet_key"),
+        "keyring": file("keyring"),
+        "revocations": file("revocations"),
+        "server_key": file("server_key"),
+    }
+    if kwargs["fleet_key"] is None or kwargs["keyring"] is None:
+        raise UsageError("config: [keys].fleet_key and [keys].keyring must name files")
+    for key, kind in (("host", str), ("allow_no_origin", bool), ("handler", str)):
+        if key in values:
+            kwargs[key] = get(key, kind)
+    for key in ("port", "max_frame_size", "max_connections", "window", "nonce_ttl"):
+        if key in values:
+            kwargs[key] = get(key, int)
+    for key in ("reload_interval", "ack_delay", "max_skew", "leeway"):
+        if key in values:
+            kwargs[key] = float(get(key, (int, float)))
+    for key in ("first_frame_timeout", "idle_timeout"):
+        if key in values:
+            kwargs[key] = float(get(key, (int, float))) or None
+    if "verify_workers" in values:
+        kwargs["verify_workers"] = get("verify_workers", int) or None
+    config = ServerConfig(**kwargs)
+    _check_ranges(config)
+    return config
+
+
+def _check_ranges(config: ServerConfig) -> None:
+    if not 0 <= config.port <= 65535:
+        raise UsageError("config: [server].port must be 0 to 65535")
+    for name in ("max_frame_size", "max_connections", "nonce_ttl"):
+        if getattr(config, name) < 1:
+            raise UsageError(f"config: [limits].{name} must be positive")
+    for name in ("reload_interval", "ack_delay", "max_skew", "leeway", "window"):
+        if getattr(config, name) < 0:
+            raise UsageError(f"config: {name} must not be negative")
+    for name in ("first_frame_timeout", "idle_timeout", "verify_workers"):
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise UsageError(f"config: [limits].{name} must not be negative")
+    if config.handler != "echo" and ":" not in config.handler:
+        raise UsageError('config: [server].handler is "echo" or "module:function"')
+
+
+def _read_json(path: Path, what: str) -> Mapping[str, object]:
+    try:
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        raise KeyFormatError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        # The message names a position, never the content.
+        raise KeyFormatError(f"{what} {str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise KeyFormatError(f"{what} {str(path)!r} must be a JSON object")
+    return document
+
+
+def load_keyring(path: str | Path) -> Keyring:
+    """A keyring from its JSON file (`Keyring.from_dict`).
+
+    Raises:
+        KeyFormatError: if the file cannot be read or is invalid.
+    """
+    path = Path(path)
+    document = _read_json(path, "keyring")
+    try:
+        return Keyring.from_dict(document)
+    except KeyFormatError as exc:
+        raise KeyFormatError(f"keyring {str(path)!r}: {exc}") from None
+
+
+def load_revocations(path: str | Path) -> RevocationSet:
+    """A revocation set from its JSON file (`RevocationSet.from_dict`).
+
+    Raises:
+        KeyFormatError: if the file cannot be read or is invalid.
+    """
+    path = Path(path)
+    document = _read_json(path, "revocation file")
+    try:
+        return RevocationSet.from_dict(document)
+    except KeyFormatError as exc:
+        raise KeyFormatError(f"revocation file {str(path)!r}: {exc}") from None
+
+
+def load_fleet_key(path: str | Path) -> HMACKey:
+    """The fleet secret from an ``oct`` JWK file.
+
+    Raises:
+        KeyFormatError: if the file cannot be read or holds another key type.
+    """
+    key = _load(path)[1]
+    if not isinstance(key, HMACKey):
+        raise KeyFormatError(f"fleet key {str(path)!r} must be an oct (HMAC) JWK")
+    return key
+
+
+def load_server_key(path: str | Path) -> ServerKey:
+    """The server's Ed25519 signing key from a private OKP JWK file.
+
+    Raises:
+        KeyFormatError: if the file cannot be read or holds another key type.
+    """
+    kid, key = _load(path)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFormatError(f"server key {str(path)!r} must be a private Ed25519 JWK")
+    return ServerKey(kid, key)
+
+
+def _load(path: str | Path) -> tuple[str, object]:
+    try:
+        return load_key(path)
+    except OSError as exc:
+        raise KeyFormatError(f"cannot read key {str(path)!r}: {exc.strerror}") from None
+
+
+def build_verifier(config: ServerConfig) -> Verifier:
+    """The verifier a configuration describes, with its files loaded.
+
+    Raises:
+        KeyFormatError: if a key, keyring or revocation file is invalid.
+        UsageError: for an invalid limit.
+    """
+    revocations = load_revocations(config.revocations) if config.revocations else RevocationSet()
+    return Verifier(
+        load_keyring(config.keyring),
+        audience=config.audience,
+        fleet_key=load_fleet_key(config.fleet_key),
+        revocations=revocations,
+        window=config.window,
+        max_frame_size=config.max_frame_size,
+        max_skew=config.max_skew,
+        leeway=config.leeway,
+        nonce_ttl=config.nonce_ttl,
+    )
+
+
+def load_credential(
+    path: str | Path, *, private_key: str | Path | None = None
+) -> ClientCredential:
+    """A client credential from the JSON file ``signedws issue --out`` writes.
+
+    ``{"scheme": "mac", "token": ..., "frame_key": ...}`` gives a
+    `MACCredential`; ``{"scheme": "ed25519", "certificate": ...}`` with
+    ``private_key`` (the client's private JWK file) an `Ed25519Credential`.
+    Byte strings are unpadded base64url.
+
+    Raises:
+        KeyFormatError: if a file cannot be read or is invalid.
+        UsageError: if the parts do not go together (e.g. a certificate for
+            another key).
+    """
+    path = Path(path)
+    document = _read_json(path, "credential file")
+    scheme = document.get("scheme")
+
+    def field(name: str) -> bytes:
+        value = document.get(name)
+        if not isinstance(value, str):
+            raise KeyFormatError(f"credential file {str(path)!r}: {name!r} is missing")
+        return b64url_decode(value)
+
+    if scheme == "mac":
+        return MACCredential(field("token"), HMACKey(field("frame_key")))
+    if scheme == "ed25519":
+        if private_key is None:
+            raise UsageError("an ed25519 credential needs the client's private key file")
+        _, key = _load(private_key)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyFormatError(f"{str(private_key)!r} is not a private Ed25519 JWK")
+        return Ed25519Credential(field("certificate"), key)
+    raise KeyFormatError(f"credential file {str(path)!r}: scheme must be 'mac' or 'ed25519'")
