@@ -55,7 +55,15 @@ class ServerSession:
         random: the randomness source for the nonce.
     """
 
-    __slots__ = ("_hello", "_sent_ack", "_server_counter", "_server_key", "state", "verifier")
+    __slots__ = (
+        "_delivered",
+        "_hello",
+        "_sent_ack",
+        "_server_counter",
+        "_server_key",
+        "state",
+        "verifier",
+    )
 
     def __init__(
         self,
@@ -71,6 +79,7 @@ class ServerSession:
         self._server_key = server_key
         self._server_counter = 0
         self._sent_ack = 0
+        self._delivered: int | None = None
 
     @property
     def hello(self) -> bytes:
@@ -88,9 +97,34 @@ class ServerSession:
         return self.state.highest
 
     @property
+    def delivered(self) -> int:
+        """How far acknowledgements may go (SPEC.md §7.3): the counter up to
+        which every accepted frame was delivered. Until `deliver` is first
+        called it follows the highest accepted counter (for callers that
+        deliver each message as `receive` returns it)."""
+        return self.state.highest if self._delivered is None else self._delivered
+
+    def deliver(self, counter: int) -> None:
+        """Record that every accepted frame up to ``counter`` was delivered.
+
+        A transport that queues messages for the application calls this as
+        the application finishes with them; from the first call on,
+        acknowledgements follow these calls instead of verification.
+
+        Raises:
+            UsageError: if ``counter`` goes backwards or beyond the highest
+                accepted counter.
+        """
+        if not (self._delivered or 0) <= counter <= self.state.highest:
+            raise UsageError(
+                f"delivered counter {counter} outside {self._delivered or 0}..{self.state.highest}"
+            )
+        self._delivered = counter
+
+    @property
     def ack_pending(self) -> bool:
-        """Whether frames were accepted since the last acknowledgement sent."""
-        return self.state.highest > self._sent_ack
+        """Whether frames were delivered since the last acknowledgement sent."""
+        return self.delivered > self._sent_ack
 
     def receive(self, data: bytes, *, now: float) -> Message:
         """Verify a client frame (SPEC.md §6.4).
@@ -103,7 +137,7 @@ class ServerSession:
 
     def send(self, payload: Payload, *, now: float) -> bytes:
         """Build a server frame for ``payload`` (None: a pure acknowledgement),
-        acknowledging every client frame accepted so far.
+        acknowledging every client frame delivered so far (see `delivered`).
 
         Raises:
             UsageError: before any client frame was accepted (SPEC.md §7.1), on
@@ -122,7 +156,7 @@ class ServerSession:
         else:
             raise UsageError("an ed25519 connection needs a server_key to send frames")
         size = TAG_SIZES[kind]
-        ack = self.state.highest
+        ack = self.delivered
         counter = self._server_counter + 1
         body = envelope.seal(
             [

@@ -244,3 +244,31 @@ def test_session_uses_the_given_random_source() -> None:
     session = ServerSession(p.verifier, now=NOW, random=seeded_random(b"nonce"))
     assert session.nonce == p.server.nonce
     assert session.hello == p.server.hello
+
+
+def test_deliver_moves_acknowledgements_to_delivery() -> None:
+    """After deliver(), acks cover only delivered frames, never just verified ones (§7.3)."""
+    pair = Pair()
+    session = pair.server
+    assert session.delivered == 0
+    session.deliver(0)
+    for payload in ("a", "b", "c"):
+        pair.accept(payload)
+    assert session.accepted == 3
+    assert session.delivered == 0
+    assert not session.ack_pending
+    session.deliver(2)
+    assert session.ack_pending
+    assert pair.client.verify(session.ack(now=pair.clock.now), now=pair.clock.now).ack == 2
+    assert not session.ack_pending
+
+
+@pytest.mark.parametrize("counter", [-1, 4])
+def test_deliver_refuses_going_backwards_or_past_acceptance(counter: int) -> None:
+    """The delivery mark never decreases and never passes the highest accepted counter."""
+    pair = Pair()
+    for payload in ("a", "b", "c"):
+        pair.accept(payload)
+    pair.server.deliver(1)
+    with pytest.raises(UsageError, match="delivered counter"):
+        pair.server.deliver(counter if counter > 0 else 0)

@@ -29,8 +29,12 @@ Invariants:
    payload, token, key or signature is ever logged.
 3. Server frames are built and written under one lock per connection, so
    their counters reach the wire in order.
-4. Every accepted client frame is acknowledged within ``ack_delay``, by a pure
-   acknowledgement or by a handler frame that carries the ack.
+4. Acknowledgements cover only frames the handler is done with (SPEC.md §7.3):
+   a message is done when the handler asks for the next one or returns;
+   control frames and dropped resends are done once nothing queued precedes
+   them. Each advance is acknowledged within ``ack_delay``, by a pure
+   acknowledgement or by a handler frame that carries the ack. The delivery
+   mark moves on the event loop only.
 """
 
 from __future__ import annotations
@@ -273,6 +277,12 @@ class ServerConnection:
             service.verifier, now=service.clock(), server_key=service.server_key
         )
         self._messages: deque[Message] = deque()
+        # Delivery (SPEC.md §7.3): acks cover only frames the handler is done
+        # with. The session's delivery mark moves here, on the loop, never in
+        # the verification thread.
+        self._holding: Message | None = None
+        self._last_accepted = 0
+        self.session.deliver(0)
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
@@ -319,6 +329,8 @@ class ServerConnection:
             websockets.exceptions.ConnectionClosed: when the connection is
                 closed (``ConnectionClosedOK`` after a normal closure).
         """
+        # Asking for the next message means the handler is done with the last.
+        self._release()
         while not self._messages:
             if self._closed.is_set():
                 await self.websocket.wait_closed()
@@ -326,6 +338,7 @@ class ServerConnection:
             self._readable.clear()
             await self._readable.wait()
         message = self._messages.popleft()
+        self._holding = message
         if len(self._messages) < self._service.max_queue:
             self._writable.set()
         return message
@@ -377,7 +390,24 @@ class ServerConnection:
         """Wait until the connection is closed."""
         await self.websocket.wait_closed()
 
-    # -- acknowledgements -----------------------------------------------------------
+    # -- delivery and acknowledgements -----------------------------------------------
+
+    def _release(self) -> None:
+        """The handler is done with the message it holds: move the delivery mark."""
+        self._holding = None
+        self._advance_delivery()
+
+    def _advance_delivery(self) -> None:
+        """Move the delivery mark up to the first message the handler still owes."""
+        if self._holding is not None:
+            point = self._holding.counter - 1
+        elif self._messages:
+            point = self._messages[0].counter - 1
+        else:
+            point = self._last_accepted
+        if point > self.session.delivered:
+            self.session.deliver(point)
+            self._schedule_ack()
 
     def _schedule_ack(self) -> None:
         delay = self._service.ack_delay
@@ -448,8 +478,9 @@ class ServerConnection:
                     return
                 timeout, timeout_code = service.idle_timeout, Code.IDLE_TIMEOUT
                 self._accepted.set()
-                self._schedule_ack()
+                self._last_accepted = message.counter
                 if message.payload is None:
+                    self._advance_delivery()  # nothing to deliver
                     continue
                 if service.marks is not None and not service.marks.is_new(message):
                     logger.debug(
@@ -457,6 +488,7 @@ class ServerConnection:
                         self.id,
                         message.seq,
                     )
+                    self._advance_delivery()
                     continue
                 while len(self._messages) >= service.max_queue:
                     self._writable.clear()
@@ -478,7 +510,10 @@ class ServerConnection:
             self._readable.set()
 
     async def _finish(self, pump: asyncio.Task[None]) -> None:
-        """The handler returned: flush a pending ack, stop the pump."""
+        """The handler returned: release its message, flush a pending ack, stop
+        the pump. Messages still queued were not delivered and stay unacknowledged:
+        the client resends them on its next connection."""
+        self._release()
         if self._ack_handle is not None:
             self._ack_handle.cancel()
             self._ack_handle = None

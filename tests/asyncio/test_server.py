@@ -269,7 +269,9 @@ def test_pure_acks_are_coalesced(run: Any) -> None:
 
 
 def test_acks_ride_on_handler_frames(run: Any) -> None:
-    """With ack_delay None, no pure acks are sent; handler frames carry the ack."""
+    """With ack_delay None, no pure acks are sent; handler frames carry the ack
+    of what the handler is done with: a reply sent while handling frame 3
+    acknowledges up to 2 (SPEC.md §7.3)."""
 
     async def hook(connection: ServerConnection, message: Any) -> None:
         if message.payload == "reply":
@@ -286,7 +288,7 @@ def test_acks_ride_on_handler_frames(run: Any) -> None:
             data = await ws.recv()
             assert isinstance(data, bytes)
             message = signer.verify(data, now=time.time())
-            assert (message.payload, message.ack) == ("done", 3)
+            assert (message.payload, message.ack) == ("done", 2)
 
     run(main())
 
@@ -457,5 +459,33 @@ def test_connection_properties_and_process_response(run: Any) -> None:
                 await client.send("hi")
                 assert [p async for p in client] == []
             assert seen == [101]
+
+    run(main())
+
+
+def test_acks_wait_for_the_handler(run: Any) -> None:
+    """A verified frame is not acknowledged while the handler has not taken it:
+    a server that stopped then would lose a frame its client considers safe."""
+    release = asyncio.Event()
+
+    async def hook(connection: ServerConnection, message: Any) -> None:
+        if message.payload == "slow":
+            await release.wait()
+
+    async def main() -> None:
+        async with (
+            running(Recorder(hook=hook), ack_delay=0.01) as srv,
+            raw(srv.uri) as (ws, hello),
+        ):
+            signer = signer_for(hello, token())
+            for payload in ("a", "slow", "queued"):
+                await ws.send(signer.sign(payload, now=time.time()))
+            first = signer.verify(await asyncio.wait_for(ws.recv(), 5), now=time.time())
+            assert first.ack == 1  # "a" done; "slow" held; "queued" waiting
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.2)
+            release.set()
+            later = signer.verify(await asyncio.wait_for(ws.recv(), 5), now=time.time())
+            assert later.ack == 3
 
     run(main())
