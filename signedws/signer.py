@@ -55,7 +55,7 @@ class ServerMessage(NamedTuple):
 
     #: The server's counter.
     counter: int
-    #: The highest client counter the server accepted so far.
+    #: How far the server delivered the client's frames (SPEC.md §7.3).
     ack: int
     #: The payload; None for a pure acknowledgement.
     payload: Payload

@@ -1,0 +1,290 @@
+/**
+ * Canonical MessagePack (SPEC.md §2), on top of `@msgpack/msgpack`.
+ *
+ * Theory of operation
+ * -------------------
+ * Encoding: every signedws structure is an array of non-negative integers,
+ * strings, byte strings, nil and arrays of strings. `@msgpack/msgpack` already
+ * writes each of them in its shortest form (fixint, uint 8/16/32, fixstr,
+ * str 8/16/32, bin 8/16/32). Integers need care: with `useBigInt64` the library
+ * writes every `bigint` as uint 64/int 64 and every safe `number` at or above
+ * 2^32 as a float, so `prepare` hands it numbers below 2^32 (and above -2^31)
+ * and bigints beyond, which is the canonical split.
+ *
+ * Decoding is strict: one value, no trailing bytes, then the value is
+ * re-encoded canonically and must give back the input bytes (SPEC.md §2). The
+ * re-encoding is used for nothing else. To give the same answer as the Python
+ * implementation for every input, values that never appear in signedws but
+ * that Python's msgpack would decode are kept as opaque markers that re-encode
+ * to their own bytes: floats (`FloatValue`, raw bits kept), empty maps and
+ * zero-length extensions. Non-empty maps and extensions with data fail to
+ * decode, as in Python (`max_map_len=0`, `max_ext_len=0`); nesting deeper than
+ * 1024 arrays fails too (msgpack-python's stack limit).
+ *
+ * Integers come out as `number` when they are safe integers and as `bigint`
+ * beyond (`UInt`): one representation per value, so `===` compares them.
+ *
+ * @module signedws/codec
+ */
+
+import { Decoder, Encoder, ExtData } from '@msgpack/msgpack';
+import { Code, Rejected, UsageError } from './errors.js';
+
+/**
+ * A MessagePack non-negative integer: a `number` up to 2^53 - 1, a `bigint`
+ * from 2^53 to 2^64 - 1.
+ *
+ * @typedef {number | bigint} UInt
+ */
+
+export const MAX_UINT64 = (1n << 64n) - 1n;
+const MAX_NESTING = 1024;
+const UINT32_LIMIT = 2 ** 32;
+const INT32_MIN = -(2 ** 31);
+
+/** A float read from the wire, raw bits kept. Never valid in signedws. */
+export class FloatValue {
+  /** @param {Uint8Array} raw @param {boolean} single */
+  constructor(raw, single) {
+    this.raw = raw;
+    this.single = single;
+  }
+}
+
+/** A zero-length extension value read from the wire. Never valid in signedws. */
+export class ExtValue {
+  /** @param {number} type */
+  constructor(type) {
+    this.type = type;
+  }
+}
+
+/** @type {import('@msgpack/msgpack').ExtensionCodecType<undefined>} */
+const extensionCodec = {
+  // Only zero-length extensions are decoded (as Python's max_ext_len=0);
+  // the timestamp type -1 has no zero-length form.
+  decode(data, extensionType) {
+    if (data.length > 0 || extensionType === -1) throw new RangeError('extension type');
+    return new ExtValue(extensionType);
+  },
+  tryToEncode(object) {
+    return object instanceof ExtValue ? new ExtData(object.type, new Uint8Array(0)) : null;
+  },
+};
+
+/**
+ * The library's decoder, keeping floats as `FloatValue` so that their bytes
+ * can be compared. (readF32/readF64 are the decoder's only float readers in
+ * the pinned version; `test/codec.test.js` pins the behaviour.)
+ */
+class StrictDecoder extends Decoder {
+  constructor() {
+    super({
+      useBigInt64: true,
+      extensionCodec,
+      mapKeyConverter: () => {
+        throw new RangeError('map');
+      },
+    });
+  }
+
+  readF32() {
+    const self = /** @type {any} */ (this);
+    const raw = self.bytes.slice(self.pos, self.pos + 4);
+    self.pos += 4;
+    return new FloatValue(raw, true);
+  }
+
+  readF64() {
+    const self = /** @type {any} */ (this);
+    const raw = self.bytes.slice(self.pos, self.pos + 8);
+    self.pos += 8;
+    return new FloatValue(raw, false);
+  }
+}
+
+/** The library's encoder, writing `FloatValue`s back as float 64. */
+class CanonicalEncoder extends Encoder {
+  constructor() {
+    super({ useBigInt64: true, extensionCodec, maxDepth: MAX_NESTING + 1, initialBufferSize: 256 });
+  }
+
+  /** @param {unknown} object @param {number} depth */
+  doEncode(object, depth) {
+    if (object instanceof FloatValue) {
+      const self = /** @type {any} */ (this);
+      self.ensureBufferSizeToWrite(9);
+      self.writeU8(0xcb);
+      if (object.single) {
+        // msgpack-python reads a float 32 as a double and writes a float 64.
+        const view = new DataView(object.raw.buffer, object.raw.byteOffset, 4);
+        self.writeF64(view.getFloat32(0));
+      } else {
+        self.bytes.set(object.raw, self.pos);
+        self.pos += 8;
+      }
+      return;
+    }
+    super.doEncode(object, depth);
+  }
+}
+
+const decoder = new StrictDecoder();
+const encoder = new CanonicalEncoder();
+
+/**
+ * @param {unknown} value
+ * @param {number} depth
+ * @returns {unknown} `value` with integers in the form the encoder writes canonically
+ */
+function prepare(value, depth) {
+  switch (typeof value) {
+    case 'number':
+      if (!Number.isSafeInteger(value)) throw new UsageError('only integers are encoded');
+      return value >= UINT32_LIMIT || value < INT32_MIN ? BigInt(value) : value;
+    case 'bigint':
+      if (value > MAX_UINT64 || value < -(1n << 63n)) throw new UsageError('integer out of range');
+      return value < BigInt(UINT32_LIMIT) && value >= BigInt(INT32_MIN) ? Number(value) : value;
+    case 'string':
+    case 'boolean':
+      return value;
+    default:
+      break;
+  }
+  if (value === null || value instanceof Uint8Array) return value;
+  if (Array.isArray(value)) {
+    if (depth >= MAX_NESTING) throw new UsageError('nested too deeply');
+    return value.map((item) => prepare(item, depth + 1));
+  }
+  if (value instanceof FloatValue || value instanceof ExtValue) return value;
+  if (isEmptyMap(value)) return value;
+  throw new UsageError(`cannot encode a ${typeof value}`);
+}
+
+/** @param {unknown} value */
+function isEmptyMap(value) {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Object.getPrototypeOf(value) === Object.prototype &&
+    Object.keys(value).length === 0
+  );
+}
+
+/**
+ * Encode an array canonically.
+ *
+ * @param {ReadonlyArray<unknown>} fields integers (`number` or `bigint`),
+ *   strings, `Uint8Array`s, `null` and arrays of these
+ * @returns {Uint8Array}
+ */
+export function encode(fields) {
+  return encoder.encode(prepare(fields, 0)).slice();
+}
+
+/**
+ * @param {unknown} value a decoded value
+ * @param {number} depth
+ * @returns {unknown} the value with safe bigints as numbers and strings checked
+ */
+function normalize(value, depth) {
+  if (typeof value === 'bigint') {
+    return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER)
+      ? Number(value)
+      : value;
+  }
+  if (typeof value === 'string') {
+    // Lone surrogates come from invalid UTF-8 (encoded surrogates), which
+    // Python refuses; the library's decoder lets them through.
+    if (!isWellFormed(value)) throw new RangeError('invalid UTF-8');
+    return value;
+  }
+  if (Array.isArray(value)) {
+    if (depth >= MAX_NESTING) throw new RangeError('nested too deeply');
+    for (let i = 0; i < value.length; i++) value[i] = normalize(value[i], depth + 1);
+  }
+  return value;
+}
+
+/** @param {string} text */
+function isWellFormed(text) {
+  const wellFormed = /** @type {any} */ (String.prototype).isWellFormed;
+  if (wellFormed) return wellFormed.call(text);
+  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?:[^\ud800-\udbff]|^)[\udc00-\udfff]/.test(text);
+}
+
+/**
+ * Decode one canonically encoded MessagePack array.
+ *
+ * Only canonical form and the outer type are checked here: each shape's
+ * parser checks its fields' exact types.
+ *
+ * @param {Uint8Array} data the exact received bytes
+ * @param {Readonly<import('./errors.js').CodeInfo>} [code] the code to reject
+ *   with (`malformed` for envelopes, `credential_malformed` for credentials)
+ * @returns {unknown[]} the decoded array
+ * @throws {Rejected} if `data` is not exactly one canonical MessagePack array
+ */
+export function decodeCanonical(data, code = Code.malformed) {
+  let value;
+  try {
+    value = normalize(decoder.decode(data), 0);
+  } catch (error) {
+    throw new Rejected(code, `not a MessagePack value: ${errorName(error)}`);
+  }
+  if (!Array.isArray(value)) throw new Rejected(code, 'not an array');
+  let again;
+  try {
+    again = encoder.encode(prepare(value, 0));
+  } catch (error) {
+    throw new Rejected(code, `not a MessagePack value: ${errorName(error)}`);
+  }
+  if (!sameBytes(again, data)) throw new Rejected(code, 'not canonical MessagePack');
+  return value;
+}
+
+/** @param {unknown} error */
+function errorName(error) {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/** @param {Uint8Array} a @param {Uint8Array} b */
+function sameBytes(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * A canonical integer value: a safe `number`, or a `bigint` beyond 2^53 - 1.
+ *
+ * @param {number | bigint | string} value (strings: decimal digits, as the
+ *   vectors write integers above 2^53 - 1)
+ * @returns {UInt}
+ */
+export function toUInt(value) {
+  const big = BigInt(value);
+  if (big < 0n || big > MAX_UINT64) throw new UsageError('not a uint');
+  return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+}
+
+/**
+ * `x + 1` for a uint, in its canonical representation.
+ *
+ * @param {UInt} value
+ * @returns {UInt}
+ */
+export function increment(value) {
+  return toUInt(BigInt(value) + 1n);
+}
+
+/**
+ * Whether `value` is a decoded MessagePack uint.
+ *
+ * @param {unknown} value
+ * @returns {value is UInt}
+ */
+export function isUInt(value) {
+  return (typeof value === 'number' && Number.isInteger(value) && value >= 0) ||
+    (typeof value === 'bigint' && value >= 0n);
+}

@@ -1,0 +1,186 @@
+// Node <-> Python: the JavaScript client against the real Python signedws
+// server (demo/serve.py, a subprocess on 127.0.0.1): both schemes, reconnect
+// with resend, credential refresh without reconnecting. The server's own
+// record (GET /events) says what it verified.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  Backoff,
+  Ed25519Credential,
+  Ed25519PrivateKey,
+  MACCredential,
+  Rejected,
+  UsageError,
+  connect,
+  fromHex,
+  toHex,
+} from '../src/index.js';
+import { startServer } from './support/server.js';
+
+if (typeof globalThis.WebSocket !== 'function') {
+  throw new Error('no global WebSocket: run Node 20 with --experimental-websocket');
+}
+
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+
+before(async () => {
+  // Node sends no Origin header: the server accepts that explicitly (§11.2).
+  server = await startServer(['--allow-no-origin', '--test-hooks', '--ack-delay', '0.5']);
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+async function macCredential(subject, extra = {}) {
+  const issued = await server.post('/enrol/mac', { subject, ...extra });
+  return MACCredential.fromBytes(fromHex(issued.token), fromHex(issued.frame_key));
+}
+
+async function ed25519Credential(subject, key) {
+  const issued = await server.post('/enrol/ed25519', { subject, public_key: toHex(key.publicKey().toBytes()) });
+  return new Ed25519Credential(fromHex(issued.certificate), key);
+}
+
+/** The messages the server delivered for a client's stream, in order. */
+async function delivered(client) {
+  const stream = toHex(client.stream);
+  return (await server.events()).filter((e) => e.type === 'message' && e.stream === stream);
+}
+
+/** Read payloads until `predicate` holds for one; return it. */
+async function recvUntil(client, predicate) {
+  for (;;) {
+    const payload = await client.recv();
+    if (predicate(payload)) return payload;
+  }
+}
+
+const quick = new Backoff({ initial: 0.05, maximum: 0.2 });
+
+describe('Node client <-> Python server', () => {
+  test('mac: the server verifies every frame; the client verifies every echo', async () => {
+    const client = await connect(server.ws, await macCredential('alice-mac'), { audience: server.audience });
+    try {
+      await client.send('one');
+      await client.send('two');
+      await client.send(new Uint8Array([0, 1, 2]));
+      assert.equal(await client.recv(), 'alice-mac (seq 1) said: one');
+      assert.equal(await client.recv(), 'alice-mac (seq 2) said: two');
+      assert.equal(await client.recv(), 'alice-mac (seq 3) said: <3 bytes>');
+      await client.drain();
+      assert.equal(client.pending, 0);
+    } finally {
+      await client.close();
+    }
+    const messages = await delivered(client);
+    assert.deepEqual(
+      messages.map((m) => [m.subject, m.seq, m.payload]),
+      [['alice-mac', 1, 'one'], ['alice-mac', 2, 'two'], ['alice-mac', 3, '<3 bytes>']],
+    );
+    assert.equal(new Set(messages.map((m) => m.connection)).size, 1);
+  });
+
+  test('ed25519: a certificate for a non-extractable WebCrypto key; server frames signed by the server key', async () => {
+    const key = await Ed25519PrivateKey.generate();
+    assert.equal(key.cryptoKey.extractable, false);
+    await assert.rejects(crypto.subtle.exportKey('pkcs8', key.cryptoKey));
+    const { server_keys: serverKeys } = await server.config();
+    const client = await connect(server.ws, await ed25519Credential('bob-ed', key), {
+      audience: server.audience,
+      serverKeys: Object.fromEntries(Object.entries(serverKeys).map(([kid, hex]) => [kid, fromHex(hex)])),
+    });
+    try {
+      await client.send('signed by a key no script can read');
+      assert.equal(await client.recv(), 'bob-ed (seq 1) said: signed by a key no script can read');
+      await client.drain();
+    } finally {
+      await client.close();
+    }
+    const messages = await delivered(client);
+    assert.deepEqual(messages.map((m) => [m.subject, m.seq]), [['bob-ed', 1]]);
+  });
+
+  test('ed25519 without the server key: the first server frame is refused (unknown_key)', async () => {
+    const key = await Ed25519PrivateKey.generate();
+    const client = await connect(server.ws, await ed25519Credential('carol-ed', key), { audience: server.audience });
+    await client.send('hello');
+    await assert.rejects(client.recv(), (error) => error instanceof Rejected && error.code.id === 'unknown_key');
+    await client.close();
+  });
+
+  test('a server announcing another audience is refused (audience_mismatch)', async () => {
+    await assert.rejects(
+      connect(server.ws, await macCredential('dave'), { audience: 'someone-else' }),
+      (error) => error instanceof Rejected && error.code.id === 'audience_mismatch',
+    );
+  });
+
+  test('nothing secret in the URL: a query string is refused before connecting', async () => {
+    const credential = await macCredential('grace');
+    await assert.rejects(connect(`${server.ws}?token=x`, credential, { audience: server.audience }), UsageError);
+  });
+
+  test('reconnect with resend: every message delivered once, in order', async () => {
+    const client = await connect(server.ws, await macCredential('erin'), { audience: server.audience, backoff: quick });
+    /** @type {any[]} */
+    const connects = [];
+    client.addEventListener('connect', (event) => connects.push(/** @type {any} */ (event).detail));
+    try {
+      await client.send('a1');
+      await client.send('a2');
+      await recvUntil(client, (p) => p === 'erin (seq 2) said: a2');
+      await client.drain();
+      // The server drops the connection on '!drop' without acknowledging it.
+      await client.send('!drop');
+      await client.send('c1');
+      await client.drain();
+      await client.send('d1');
+      await recvUntil(client, (p) => p === 'erin (seq 5) said: d1');
+      assert.equal(client.connections, 2);
+      assert.ok(connects[0].resent >= 1, 'the unacknowledged message was resent');
+    } finally {
+      await client.close();
+    }
+    const messages = await delivered(client);
+    assert.deepEqual(
+      messages.map((m) => [m.seq, m.payload]),
+      [[1, 'a1'], [2, 'a2'], [3, '!drop'], [4, 'c1'], [5, 'd1']],
+    );
+    assert.equal(new Set(messages.map((m) => m.connection)).size, 2);
+  });
+
+  test('refresh: a new credential on the same connection, before the old one expires', async () => {
+    const first = await macCredential('frank', { lifetime: 3 });
+    const refreshed = [];
+    const client = await connect(server.ws, first, {
+      audience: server.audience,
+      refreshMargin: 2,
+      refresh: async () => {
+        const credential = await macCredential('frank', { lifetime: 3 });
+        refreshed.push(credential.cid);
+        return credential;
+      },
+    });
+    try {
+      await client.send('with the first token');
+      await new Promise((resolve) => client.addEventListener('refresh', resolve, { once: true }));
+      // Past the first token's expiry: its frames would be refused now.
+      const wait = Number(first.claims.exp) * 1000 - Date.now() + 300;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
+      await client.send('after the first token expired');
+      await recvUntil(client, (p) => p.endsWith('after the first token expired'));
+      assert.equal(client.connections, 1);
+    } finally {
+      await client.close();
+    }
+    const messages = await delivered(client);
+    assert.equal(messages.length, 2);
+    assert.equal(messages[0].cid, first.cid);
+    assert.notEqual(messages[1].cid, first.cid);
+    assert.ok(refreshed.includes(messages[1].cid));
+    assert.equal(new Set(messages.map((m) => m.connection)).size, 1, 'no reconnection');
+  });
+});

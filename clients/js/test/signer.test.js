@@ -1,0 +1,181 @@
+// The client core (Signer) against the package's own server core
+// (ServerSession) under one fake clock, plus the adapter's transport-free
+// pieces (Outbox, closeAction, Backoff).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import {
+  Backoff,
+  Ed25519Credential,
+  Ed25519PrivateKey,
+  HMACKey,
+  Issuer,
+  Keyring,
+  MACCredential,
+  Rejected,
+  ServerSession,
+  Signer,
+  UsageError,
+  Verifier,
+  closeAction,
+} from '../src/index.js';
+import { Outbox } from '../src/outbox.js';
+
+const NOW = 1_700_000_000;
+const AUDIENCE = 'chat.example';
+
+/** A server session and a client signer on one connection, as a pair. */
+async function pair({ subject = 'alice' } = {}) {
+  const secret = await HMACKey.fromBytes(new Uint8Array(32).fill(7), { derivable: true });
+  const keyring = new Keyring();
+  await keyring.addHMACKey('login', 'k1', secret);
+  const issuer = await Issuer.create('login', 'k1', secret);
+  const mint = async (sub = subject) => {
+    const { token, frameKey } = await issuer.issueToken({ subject: sub, now: NOW, lifetime: 900 });
+    return MACCredential.fromBytes(token, frameKey);
+  };
+  const verifier = await Verifier.create(keyring, {
+    audience: AUDIENCE,
+    fleetKey: await HMACKey.fromBytes(new Uint8Array(32).fill(9), { derivable: true }),
+  });
+  const session = await ServerSession.create(verifier, { now: NOW });
+  const signer = Signer.fromHello(session.hello, await mint(), { audience: AUDIENCE, now: NOW });
+  return { session, signer, mint };
+}
+
+describe('Signer', () => {
+  test('frames are numbered in call order, even when signed concurrently', async () => {
+    const { session, signer } = await pair();
+    const frames = await Promise.all(Array.from({ length: 50 }, (_, i) => signer.sign(`m${i}`, { now: NOW })));
+    for (const [i, frame] of frames.entries()) {
+      const message = await session.receive(frame, { now: NOW });
+      assert.deepEqual([message.counter, message.seq, message.payload], [i + 1, i + 1, `m${i}`]);
+    }
+  });
+
+  test('a server frame that fails verification changes nothing', async () => {
+    const { session, signer } = await pair();
+    await session.receive(await signer.sign('hi', { now: NOW }), { now: NOW });
+    const frame = await session.send('reply', { now: NOW });
+    const forged = frame.slice();
+    forged[forged.length - 1] ^= 1;
+    await assert.rejects(signer.verify(forged), (e) => e instanceof Rejected && e.code.id === 'bad_tag');
+    assert.equal(signer.acked, 0);
+    const message = await signer.verify(frame);
+    assert.deepEqual([message.counter, message.ack, message.payload], [1, 1, 'reply']);
+    await assert.rejects(signer.verify(frame), (e) => e instanceof Rejected && e.code.id === 'replay');
+  });
+
+  test('the server acknowledges what was delivered, once deliver() is used', async () => {
+    const { session, signer } = await pair();
+    for (const text of ['a', 'b', 'c']) await session.receive(await signer.sign(text, { now: NOW }), { now: NOW });
+    session.deliver(1);
+    assert.equal((await signer.verify(await session.ack({ now: NOW }))).ack, 1);
+    assert.throws(() => session.deliver(0), UsageError);
+    assert.throws(() => session.deliver(4), UsageError);
+    session.deliver(3);
+    assert.equal(session.ackPending, true);
+    assert.equal((await signer.verify(await session.ack({ now: NOW }))).ack, 3);
+    assert.equal(session.ackPending, false);
+  });
+
+  test('concurrent verifications run one at a time, in order', async () => {
+    const { session, signer } = await pair();
+    await session.receive(await signer.sign('hi', { now: NOW }), { now: NOW });
+    const first = await session.send('one', { now: NOW });
+    const second = await session.send('two', { now: NOW });
+    const results = await Promise.all([signer.verify(first), signer.verify(second)]);
+    assert.deepEqual(results.map((m) => m.payload), ['one', 'two']);
+  });
+
+  test('a refreshed credential must name the same subject; frames then carry it', async () => {
+    const { session, signer, mint } = await pair();
+    assert.throws(() => signer.refresh(/** @type {any} */ ({})), UsageError);
+    assert.throws(() => signer.refresh(/** @type {any} */ (null)), UsageError);
+    await assert.rejects(async () => signer.refresh(await mint('mallory')), UsageError);
+    const fresh = await mint();
+    signer.refresh(fresh);
+    const message = await session.receive(await signer.sign('after', { now: NOW }), { now: NOW });
+    assert.equal(message.credentialId, fresh.cid);
+  });
+
+  test('a frame over the server\'s max_frame is refused and uses no counter', async () => {
+    const { signer } = await pair();
+    await assert.rejects(signer.sign('x'.repeat(70000), { now: NOW }), UsageError);
+    assert.equal(signer.counter, 0);
+    assert.equal(signer.seq, 0);
+  });
+
+  test('a resent message keeps its seq; new ones number after the stream\'s last', async () => {
+    const { session, signer } = await pair();
+    const resent = await session.receive(await signer.sign('old', { now: NOW, seq: 7 }), { now: NOW });
+    const fresh = await session.receive(await signer.sign('new', { now: NOW }), { now: NOW });
+    const control = await session.receive(await signer.sign(null, { now: NOW }), { now: NOW });
+    assert.deepEqual([resent.seq, fresh.seq, control.seq], [7, 1, 0]);
+  });
+
+  test('keys are not readable by script', async () => {
+    const { signer } = await pair();
+    const credential = /** @type {MACCredential} */ (signer.credential);
+    assert.equal(credential.frameKey.cryptoKey.extractable, false);
+    await assert.rejects(credential.frameKey.toBytes(), UsageError);
+    const key = await Ed25519PrivateKey.generate();
+    assert.equal(key.cryptoKey.extractable, false);
+    assert.equal(String(key).includes(key.publicKey().toString()), true);
+  });
+
+  test('an Ed25519 credential must hold the certified key', async () => {
+    const issuerKey = await Ed25519PrivateKey.generate();
+    const issuer = await Issuer.create('login', 'e1', issuerKey);
+    const mine = await Ed25519PrivateKey.generate();
+    const other = await Ed25519PrivateKey.generate();
+    const certificate = await issuer.issueCertificate(mine.publicKey(), { subject: 'bob', now: NOW });
+    assert.equal(new Ed25519Credential(certificate, mine).cid.length > 0, true);
+    assert.throws(() => new Ed25519Credential(certificate, other), UsageError);
+  });
+});
+
+describe('Outbox', () => {
+  test('acknowledgements drop messages sent on this connection only', () => {
+    const outbox = new Outbox();
+    const [a, b, c] = ['a', 'b', 'c'].map((p) => outbox.add(p));
+    assert.deepEqual([a.seq, b.seq, c.seq], [1, 2, 3]);
+    a.counter = 2;
+    b.counter = 3;
+    assert.equal(outbox.acknowledge(2), 1);
+    assert.equal(outbox.acknowledge(9), 1); // c was not sent: it stays
+    assert.equal(outbox.length, 1);
+    assert.deepEqual(outbox.restart().map((e) => [e.seq, e.counter]), [[3, 0]]);
+  });
+
+  test('discard gives the newest seq back; remove keeps it used', () => {
+    const outbox = new Outbox(5);
+    const a = outbox.add('a');
+    const b = outbox.add('b');
+    assert.throws(() => outbox.discard(a), UsageError);
+    outbox.discard(b);
+    assert.equal(outbox.seq, 6);
+    outbox.remove(a);
+    assert.equal(outbox.seq, 6);
+    assert.equal(outbox.length, 0);
+  });
+});
+
+describe('reconnect', () => {
+  test('close codes map to actions as in the Python client', () => {
+    assert.equal(closeAction(null), 'reconnect');
+    for (const code of [1001, 1006, 1011, 1012, 4408, 4410, 4503]) assert.equal(closeAction(code), 'reconnect');
+    assert.equal(closeAction(4419), 'refresh');
+    for (const code of [1000, 1005]) assert.equal(closeAction(code), 'finish');
+    for (const code of [4400, 4401, 4403, 4409, 4413, 4425, 4429, 1009]) assert.equal(closeAction(code), 'fail');
+  });
+
+  test('backoff grows, is capped, and jitter only shortens it', () => {
+    const backoff = new Backoff({ initial: 0.1, maximum: 1, factor: 2, jitter: 0.5 });
+    assert.equal(backoff.delay(0, 0), 0.1);
+    assert.equal(backoff.delay(3, 0), 0.8);
+    assert.equal(backoff.delay(10, 0), 1);
+    assert.equal(backoff.delay(10, 0.999) > 0.5, true);
+    assert.throws(() => new Backoff({ factor: 0.5 }), UsageError);
+  });
+});
