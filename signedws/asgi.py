@@ -1,0 +1,423 @@
+"""signedws on ASGI: guarded Starlette and FastAPI WebSocket endpoints (SPEC.md §5-§7).
+
+A FastAPI endpoint takes its connection from a dependency::
+
+    signed = SignedWebSockets(verifier, origins=["https://chat.example"])
+
+    @app.websocket("/ws")
+    async def chat(connection: Annotated[ServerConnection, Depends(signed)]):
+        async for message in connection:  # verified
+            await connection.send(f"{message.subject} said {message.payload}")
+
+and a Starlette route wraps a handler::
+
+    app = Starlette(routes=[WebSocketRoute("/ws", signed.endpoint(handler))])
+
+Theory of operation
+-------------------
+`SignedWebSockets` does the opening handshake on a Starlette ``WebSocket``
+that is not accepted yet, in the order websockets does it: the ``Origin``
+allow-list (HTTP 403), the ``signedws.v1`` subprotocol (HTTP 400), the
+connection limit (HTTP 503, ``server_busy``). A refused handshake never
+reaches ``accept``. A refused Origin is a close before accept (code 1008),
+which ASGI servers answer with HTTP 403. The 400 and 503 refusals are sent
+as HTTP responses through the ASGI WebSocket Denial Response extension
+(uvicorn, hypercorn); on a server without it they too become a close before
+accept, hence 403. The endpoint wrapper sends the refusal itself; the FastAPI
+dependency raises ``WebSocketException`` or ``HTTPException``, which the
+framework's exception middleware turns into the same close or response.
+
+An accepted connection selects ``signedws.v1`` and becomes a
+`signedws.connection.ServerConnection` over a Starlette transport: the same
+hello, pump, verification (Ed25519 in a thread pool), delivery marks,
+acknowledgements, timeouts and rejection → log → close mapping as the
+websockets adapter, with no line of it here.
+
+Invariants (beyond those of `signedws.connection`):
+
+1. The endpoint runs only for an accepted connection; it sees only verified
+   messages and Starlette's own exception: ``recv`` and ``send`` raise
+   ``WebSocketDisconnect`` once the connection is closed. An endpoint that
+   ends with it is not an error (the pump logged why).
+2. When the endpoint returns, its last message counts as delivered, a due
+   acknowledgement is flushed, and the connection is closed (1000; 1011 if
+   the endpoint raised). A connection slot is held from the handshake until
+   then.
+3. Message size: the ASGI server reads messages, so only it can refuse one
+   before buffering it. Run uvicorn with ``ws_max_size`` equal to the
+   verifier's ``max_frame_size`` (``--ws-max-size``): oversize messages then
+   close with 1009 and are logged as ``frame_too_large``; otherwise the
+   verifier's own size check closes with 4413.
+
+Starlette (and FastAPI, for the dependency) come with ``signedws[asgi]``;
+``import signedws`` imports neither, nor does this module import websockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+from starlette.exceptions import HTTPException, WebSocketException
+from starlette.responses import PlainTextResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from . import connection
+from .connection import (
+    DEFAULT_ACK_DELAY,
+    DEFAULT_FIRST_FRAME_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_QUEUE,
+    INTERNAL_ERROR,
+    NORMAL_CLOSURE,
+    SUBPROTOCOL,
+    OriginPolicy,
+    Service,
+    log_refusal,
+)
+from .session import ServerKey
+from .stream import StreamMarks
+from .verifier import Verifier
+
+__all__ = ["SUBPROTOCOL", "Handler", "ServerConnection", "SignedWebSockets"]
+
+#: The ASGI extension that lets an application answer a handshake with HTTP.
+DENIAL_EXTENSION: Final = "websocket.http.response"
+#: The close code of a refusal on servers without that extension (a close
+#: before accept, which the server answers with HTTP 403).
+POLICY_VIOLATION: Final = 1008
+#: What a client sees when an ASGI server gets a close before accept.
+CLOSED_BEFORE_ACCEPT_STATUS: Final = 403
+#: ASGI's close code when a disconnect does not carry one.
+NO_STATUS_RECEIVED: Final = 1005
+#: The close code of a message over the server's size limit (RFC 6455 §7.4.1).
+MESSAGE_TOO_BIG: Final = 1009
+
+
+class _Transport:
+    """A Starlette ``WebSocket``, accepted, as a `signedws.connection.Transport`.
+
+    Only the pump calls `receive`. ASGI servers report the end of a
+    connection as a ``websocket.disconnect`` message (uvicorn also when the
+    application closed it, or when it refused an oversize message: code 1009).
+    """
+
+    Closed: ClassVar[type[Exception]] = WebSocketDisconnect
+
+    def __init__(self, websocket: WebSocket, connection_id: uuid.UUID) -> None:
+        self.websocket = websocket
+        self._id = connection_id
+        self._closed = asyncio.Event()
+        self._code = NO_STATUS_RECEIVED
+        self._reason = ""
+        self._oversize = False
+
+    @property
+    def id(self) -> object:
+        return self._id
+
+    def _ended(self, code: int, reason: str) -> None:
+        if not self._closed.is_set():
+            self._code, self._reason = code, reason
+            self._closed.set()
+
+    async def receive(self) -> bytes | str:
+        if self._closed.is_set():
+            raise self.close_error()
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            code = int(message.get("code") or NO_STATUS_RECEIVED)
+            if not self._closed.is_set():
+                # Not the echo of our own close: the peer left, or the server
+                # refused a message while reading it.
+                self._oversize = code == MESSAGE_TOO_BIG
+            self._ended(code, str(message.get("reason") or ""))
+            raise self.close_error()
+        data = message.get("bytes")
+        if data is not None:
+            return bytes(data)
+        text = message.get("text")
+        return str(text) if text is not None else ""
+
+    async def send(self, data: bytes) -> None:
+        if self._closed.is_set():
+            raise self.close_error()
+        try:
+            await self.websocket.send({"type": "websocket.send", "bytes": data})
+        except WebSocketDisconnect as exc:
+            self._ended(exc.code, exc.reason)
+            raise
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._closed.is_set():
+            return
+        self._ended(code, reason)
+        # The peer may be gone already; Starlette then raises WebSocketDisconnect.
+        with contextlib.suppress(WebSocketDisconnect):
+            await self.websocket.close(code, reason)
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    def close_error(self) -> Exception:
+        return WebSocketDisconnect(self._code, self._reason)
+
+    def refused_oversize(self, exc: Exception) -> bool:
+        return self._oversize
+
+
+class ServerConnection(connection.ServerConnection):
+    """One authenticated connection, as the endpoint sees it.
+
+    Messages from `recv` (or ``async for``) have passed SPEC.md §6.4 and, by
+    default, were not delivered before (SPEC.md §7.3); control frames are never
+    returned. `send` writes authenticated server frames (SPEC.md §7.1). Its
+    `id` is a UUID, as logged. ``recv`` and ``send`` raise Starlette's
+    ``WebSocketDisconnect`` once the connection is closed.
+    """
+
+    def __init__(self, service: Service, websocket: WebSocket, connection_id: uuid.UUID) -> None:
+        super().__init__(service, _Transport(websocket, connection_id))
+        #: The Starlette ``WebSocket`` (for its headers, URL, path parameters,
+        #: client address, state; don't read or write messages on it directly).
+        self.websocket = websocket
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        """The peer's address, as the ASGI server gives it."""
+        client = self.websocket.client
+        return None if client is None else (client.host, client.port)
+
+
+Handler = Callable[[ServerConnection], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """A handshake refused before ``accept``."""
+
+    #: The HTTP status the client gets.
+    status: int
+    detail: str
+    #: Whether the server offers the denial response extension.
+    denial: bool
+
+    @property
+    def closes(self) -> bool:
+        """Whether the refusal is a close before accept: where it gives the
+        status wanted (403), and where the server has no other way."""
+        return not self.denial or self.status == CLOSED_BEFORE_ACCEPT_STATUS
+
+    async def send(self, websocket: WebSocket) -> None:
+        if self.closes:
+            await websocket.close(POLICY_VIOLATION)
+        else:
+            response = PlainTextResponse(f"{self.detail}\n", status_code=self.status)
+            await websocket.send_denial_response(response)
+
+    def exception(self) -> Exception:
+        if self.closes:
+            return WebSocketException(POLICY_VIOLATION)
+        return HTTPException(self.status, self.detail)
+
+
+class SignedWebSockets:
+    """Guards Starlette and FastAPI WebSocket endpoints with signedws.
+
+    One instance serves any number of routes and connections; they share its
+    limits, stream marks and thread pool. Use it as a FastAPI dependency
+    (``Depends(signed)`` gives the endpoint a `ServerConnection`) or wrap a
+    handler for a Starlette route with `endpoint`.
+
+    Args:
+        verifier: the core verifier (keyring, audience, fleet key, revocation
+            set, replay window, ``max_frame_size``). Its ``max_frame_size``
+            (65536 by default) is announced in the hello and checked on every
+            frame; give the same number to the ASGI server (uvicorn's
+            ``ws_max_size``) so it refuses larger messages while reading them.
+        origins: the ``Origin`` values browsers may connect from, as strings or
+            compiled patterns; any other Origin is refused with HTTP 403
+            before the upgrade (SPEC.md §11.2). Required: pass ``[]`` for a
+            server that accepts no browser.
+        allow_no_origin: accept clients that send no Origin (non-browser
+            clients). Off unless asked for (SPEC.md §11.2).
+        server_key: the key `ed25519` server frames are signed with; without
+            one, `ed25519` connections get no server frames (not even acks).
+        first_frame_timeout: seconds from the hello to the first valid frame
+            (close 4408, ``first_frame_timeout``). None: no limit.
+        idle_timeout: seconds between valid frames after the first (close
+            4408, ``idle_timeout``). None: no limit.
+        max_connections: open connections beyond which handshakes are refused
+            with HTTP 503 (``server_busy``), across every route of this guard.
+        ack_delay: seconds after a delivered frame within which a pure
+            acknowledgement is sent if the handler sent nothing (acks are
+            coalesced). None: only handler frames carry acks.
+        max_queue: verified messages buffered for the handler before the
+            pump stops reading from the connection.
+        stream_marks: the per-stream high-water marks (SPEC.md §7.3); a new
+            one per guard if omitted.
+        dedupe: deliver each ``(stream, seq)`` once (default). Off: deliver
+            resends too, for applications that keep their own marks.
+        executor: where `ed25519` frames are verified; by default a thread
+            pool of ``verify_workers`` threads (default: the CPU count).
+        verify_workers: size of the default pool.
+        clock: the wall clock verification uses, seconds (for tests).
+
+    Raises:
+        UsageError: for an invalid limit, an Origin list containing None (use
+            ``allow_no_origin``) or a guard that would accept nobody.
+    """
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        *,
+        origins: Sequence[str | re.Pattern[str]],
+        allow_no_origin: bool = False,
+        server_key: ServerKey | None = None,
+        first_frame_timeout: float | None = DEFAULT_FIRST_FRAME_TIMEOUT,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        ack_delay: float | None = DEFAULT_ACK_DELAY,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        stream_marks: StreamMarks | None = None,
+        dedupe: bool = True,
+        executor: Executor | None = None,
+        verify_workers: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._origins = OriginPolicy.build(origins, allow_no_origin=allow_no_origin)
+        self._service = Service(
+            verifier=verifier,
+            server_key=server_key,
+            first_frame_timeout=first_frame_timeout,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+            ack_delay=ack_delay,
+            max_queue=max_queue,
+            stream_marks=stream_marks,
+            dedupe=dedupe,
+            executor=executor,
+            verify_workers=verify_workers,
+            clock=clock,
+        )
+
+    @property
+    def verifier(self) -> Verifier:
+        """The verifier every connection uses."""
+        return self._service.verifier
+
+    def __repr__(self) -> str:
+        service = self._service
+        return (
+            f"SignedWebSockets(audience={service.verifier.audience!r}, "
+            f"connections={len(service.slots)}/{service.max_connections})"
+        )
+
+    # -- FastAPI --------------------------------------------------------------------
+
+    async def __call__(self, websocket: WebSocket) -> AsyncIterator[ServerConnection]:
+        """The FastAPI dependency: ``Depends(signed)`` gives the endpoint an
+        accepted `ServerConnection`, and closes it when the endpoint returns.
+
+        A refused handshake raises ``WebSocketException`` (a refused Origin,
+        or any refusal on a server without the denial response extension) or
+        ``HTTPException`` before ``accept``, and the endpoint does not run.
+        If the client left right after ``accept``, the endpoint gets a
+        connection that is closed already: its iteration ends at once.
+        """
+        connection_id = uuid.uuid4()
+        refusal = self._handshake(websocket, connection_id)
+        if refusal is not None:
+            raise refusal.exception()
+        async with self._connected(websocket, connection_id) as (connection, _):
+            yield connection
+
+    # -- Starlette ------------------------------------------------------------------
+
+    def endpoint(self, handler: Handler) -> Callable[[WebSocket], Awaitable[None]]:
+        """A Starlette WebSocket endpoint (``WebSocketRoute(path, endpoint)``)
+        that runs ``handler`` with an accepted `ServerConnection`.
+
+        Refused handshakes get their HTTP status and never reach ``handler``;
+        neither does a client that left before the hello. The connection is
+        closed when ``handler`` returns. Also usable as a decorator, and as a
+        FastAPI ``@app.websocket`` endpoint.
+        """
+
+        async def signed_endpoint(websocket: WebSocket) -> None:
+            connection_id = uuid.uuid4()
+            refusal = self._handshake(websocket, connection_id)
+            if refusal is not None:
+                await refusal.send(websocket)
+                return
+            async with self._connected(websocket, connection_id) as (connection, opened):
+                if opened:
+                    await handler(connection)
+
+        # Not functools.wraps: frameworks would read the handler's signature.
+        for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+            with contextlib.suppress(AttributeError):
+                setattr(signed_endpoint, name, getattr(handler, name))
+        return signed_endpoint
+
+    # -- the connection's life ------------------------------------------------------------
+
+    def _handshake(self, websocket: WebSocket, connection_id: uuid.UUID) -> _Refusal | None:
+        """Check Origin, subprotocol and the connection limit, in websockets'
+        order; log and return a refusal, or take a slot and return None."""
+        denial = DENIAL_EXTENSION in (websocket.scope.get("extensions") or {})
+
+        def refuse(status: int, detail: str, reason: str) -> _Refusal:
+            refusal = _Refusal(status if denial else CLOSED_BEFORE_ACCEPT_STATUS, detail, denial)
+            log_refusal(connection_id, refusal.status, reason)
+            return refusal
+
+        values = websocket.headers.getlist("origin")
+        if len(values) > 1:
+            return refuse(400, "invalid Origin header", "multiple Origin headers")
+        origin = values[0] if values else None
+        if not self._origins.allows(origin):
+            return refuse(403, "origin not allowed", OriginPolicy.refusal_reason(origin))
+        # Servers split the header on commas (uvicorn before 0.50.1 did not).
+        protocols = websocket.scope.get("subprotocols", ())
+        offered = {name.strip() for value in protocols for name in value.split(",")}
+        if SUBPROTOCOL not in offered:
+            reason = f"no {SUBPROTOCOL} subprotocol offered"
+            return refuse(400, f"{SUBPROTOCOL} subprotocol required", reason)
+        if not self._service.admit(connection_id, connection_id):
+            status = 503 if denial else CLOSED_BEFORE_ACCEPT_STATUS
+            return _Refusal(status, "server busy", denial)
+        return None
+
+    @contextlib.asynccontextmanager
+    async def _connected(
+        self, websocket: WebSocket, connection_id: uuid.UUID
+    ) -> AsyncIterator[tuple[ServerConnection, bool]]:
+        """Accept with ``signedws.v1``, send the hello and run the pump around
+        the endpoint; then finish, close and free the slot."""
+        try:
+            await websocket.accept(subprotocol=SUBPROTOCOL)
+            connection = ServerConnection(self._service, websocket, connection_id)
+            opened = await connection._open()
+            code, reason = NORMAL_CLOSURE, ""
+            try:
+                yield connection, opened
+            except WebSocketDisconnect:
+                pass  # the connection ended under the endpoint; the pump logged why
+            except Exception:
+                code, reason = INTERNAL_ERROR, "internal error"
+                raise
+            finally:
+                await connection._finish()
+                await connection.close(code, reason)
+        finally:
+            self._service.release(connection_id)

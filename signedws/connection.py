@@ -1,0 +1,594 @@
+"""The server side of one signedws connection on asyncio, for any WebSocket library.
+
+Theory of operation
+-------------------
+A server adapter (`signedws.asyncio.server` on websockets, `signedws.asgi` on
+Starlette and FastAPI) does the opening handshake in its library's terms: the
+``Origin`` allow-list (`OriginPolicy`), the ``signedws.v1`` subprotocol, the
+message size limit and the connection limit (`Service.admit`). It then wraps
+the accepted WebSocket in a `Transport` -- receive a message, send bytes,
+close, wait until closed -- and everything after that lives here, once, for
+every adapter. Per connection, a `ServerConnection`:
+
+- sends the hello of a new core `ServerSession`;
+- runs a *pump* task that reads client messages and feeds them to
+  `ServerSession.receive`, `mac` frames inline and `ed25519` frames in a thread
+  pool (libsodium releases the GIL), awaiting each before reading the next;
+  drops resends already delivered (`StreamMarks`, SPEC.md §7.3); queues the
+  rest for the application, and stops reading while ``max_queue`` messages
+  wait; schedules a coalesced acknowledgement; enforces the first-frame and
+  idle timeouts;
+- is what the application's handler gets: `recv` returns verified
+  `Message`\\ s and `send` builds server frames.
+
+This module imports asyncio but no WebSocket library, and ``import signedws``
+does not import it: it sits above the sans-I/O core, beside the adapters.
+
+Invariants:
+
+1. Frames of one connection are verified one at a time, in arrival order, and
+   reach the handler in that order. The verifier is shared and thread-safe
+   across connections.
+2. Any rejection closes the connection with the code's close code and opaque
+   reason, after exactly one WARNING line on the ``signedws.server`` logger
+   naming the connection id, the code and the core's detail (`log_rejection`,
+   the one place that maps a rejection to a log line and a close). No frame
+   byte, payload, token, key or signature is ever logged.
+3. Server frames are built and written under one lock per connection, so
+   their counters reach the wire in order.
+4. Acknowledgements cover only frames the handler is done with (SPEC.md §7.3):
+   a message is done when the handler asks for the next one or returns;
+   control frames and dropped resends are done once nothing queued precedes
+   them. Each advance is acknowledged within ``ack_delay``, by a pure
+   acknowledgement or by a handler frame that carries the ack. The delivery
+   mark moves on the event loop only.
+5. The exceptions a handler sees when the connection is closed are its
+   WebSocket library's own (`Transport.Closed`): an adapter mirrors upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import ClassVar, Final, Protocol, Self
+
+from .envelope import KIND_CLIENT_ED25519
+from .errors import Code, Rejected, UsageError
+from .session import ServerKey, ServerSession
+from .stream import StreamMarks
+from .verifier import Message, Verifier
+
+__all__ = [
+    "DEFAULT_ACK_DELAY",
+    "DEFAULT_FIRST_FRAME_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_QUEUE",
+    "SUBPROTOCOL",
+    "OriginPolicy",
+    "ServerConnection",
+    "Service",
+    "Transport",
+    "log_refusal",
+    "log_rejection",
+]
+
+#: The WebSocket subprotocol of signedws v1 (SPEC.md §5.1).
+SUBPROTOCOL: Final = "signedws.v1"
+
+DEFAULT_FIRST_FRAME_TIMEOUT: Final = 10.0
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
+DEFAULT_MAX_CONNECTIONS: Final = 10_000
+DEFAULT_ACK_DELAY: Final = 0.02
+DEFAULT_MAX_QUEUE: Final = 16
+
+#: WebSocket close codes this module sends itself (RFC 6455 §7.4.1).
+NORMAL_CLOSURE: Final = 1000
+INTERNAL_ERROR: Final = 1011
+
+logger = logging.getLogger("signedws.server")
+
+
+def _unverified_kind(data: bytes) -> int | None:
+    """The envelope kind of a client frame, read without decoding or verifying
+    it (a 10-element fixarray, then the version, then the kind). Used only to
+    pick where to verify the frame; the verifier checks everything again."""
+    if len(data) > 2 and data[0] == 0x9A and data[1] == 0x01:
+        return data[2]
+    return None
+
+
+def log_rejection(connection_id: object, code: Code, detail: str) -> None:
+    """Log one rejection (SPEC.md §9): id, code name and number, and detail.
+
+    The detail comes from the core or from an adapter and names fields and
+    identifiers only.
+    """
+    logger.warning(
+        "rejected connection=%s code=%s number=%d detail=%s",
+        connection_id,
+        code.id,
+        code.number,
+        detail,
+        extra={"signedws_connection": str(connection_id), "signedws_code": code.id},
+    )
+
+
+def log_refusal(connection_id: object, status: int, reason: str) -> None:
+    """Log one handshake refused before the upgrade, with its HTTP status."""
+    logger.warning(
+        "refused handshake connection=%s status=%d reason=%s",
+        connection_id,
+        status,
+        reason,
+        extra={"signedws_connection": str(connection_id), "signedws_status": status},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OriginPolicy:
+    """Which ``Origin`` header values may open a connection (SPEC.md §11.2).
+
+    Attributes:
+        allowed: strings compared exactly, compiled patterns matched in full,
+            and None for clients that send no Origin.
+    """
+
+    allowed: tuple[str | re.Pattern[str] | None, ...]
+
+    @classmethod
+    def build(
+        cls, origins: Sequence[str | re.Pattern[str]], *, allow_no_origin: bool
+    ) -> OriginPolicy:
+        """The policy for ``origins`` (strings or compiled patterns) and, if
+        ``allow_no_origin``, clients without an Origin.
+
+        Raises:
+            UsageError: for an origin that is neither (None included: that is
+                ``allow_no_origin``), or a policy that would admit nobody.
+        """
+        allowed: list[str | re.Pattern[str] | None] = []
+        for origin in origins:
+            if not isinstance(origin, str | re.Pattern):
+                raise UsageError("origins are strings or compiled patterns; see allow_no_origin")
+            allowed.append(origin)
+        if allow_no_origin:
+            allowed.append(None)
+        if not allowed:
+            raise UsageError(
+                "this server would accept nobody: give origins or allow_no_origin=True"
+            )
+        return cls(tuple(allowed))
+
+    def allows(self, origin: str | None) -> bool:
+        """Whether a handshake with this ``Origin`` value (None: no header) may
+        proceed: websockets' rule, an exact string or a full pattern match."""
+        for allowed in self.allowed:
+            if allowed == origin:
+                return True
+            if (
+                isinstance(allowed, re.Pattern)
+                and origin is not None
+                and allowed.fullmatch(origin) is not None
+            ):
+                return True
+        return False
+
+    @staticmethod
+    def refusal_reason(origin: str | None) -> str:
+        """The log reason for a refused Origin (the value, escaped)."""
+        return f"origin not allowed: {origin!r}"
+
+
+class Service:
+    """What every connection of one server shares: the configuration, the
+    verifier, the stream marks, the thread pool and the connection slots.
+
+    Adapters build one per server from their keyword arguments, whose
+    meanings and defaults they document.
+
+    Raises:
+        UsageError: for a verifier that is not a `Verifier` or an invalid limit.
+    """
+
+    def __init__(
+        self,
+        *,
+        verifier: Verifier,
+        server_key: ServerKey | None,
+        first_frame_timeout: float | None,
+        idle_timeout: float | None,
+        max_connections: int,
+        ack_delay: float | None,
+        max_queue: int,
+        stream_marks: StreamMarks | None,
+        dedupe: bool,
+        executor: Executor | None,
+        verify_workers: int | None,
+        clock: Callable[[], float],
+    ) -> None:
+        if not isinstance(verifier, Verifier):
+            raise UsageError("verifier must be a signedws Verifier")
+        for name, value in (
+            ("first_frame_timeout", first_frame_timeout),
+            ("idle_timeout", idle_timeout),
+            ("ack_delay", ack_delay),
+        ):
+            if value is not None and value < 0:
+                raise UsageError(f"{name} must not be negative")
+        if type(max_connections) is not int or max_connections < 1:
+            raise UsageError("max_connections must be a positive integer")
+        if type(max_queue) is not int or max_queue < 1:
+            raise UsageError("max_queue must be a positive integer")
+        self.verifier = verifier
+        self.server_key = server_key
+        self.first_frame_timeout = first_frame_timeout
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.ack_delay = ack_delay
+        self.max_queue = max_queue
+        if not dedupe:
+            stream_marks = None
+        elif stream_marks is None:
+            stream_marks = StreamMarks()
+        self.marks = stream_marks
+        self._executor = executor
+        self._verify_workers = verify_workers or os.cpu_count() or 1
+        self.clock = clock
+        self.slots: set[object] = set()
+
+    @property
+    def executor(self) -> Executor:
+        """The pool Ed25519 frames are verified in, created on first use. Its
+        idle workers exit when it is garbage collected with the server."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._verify_workers, thread_name_prefix="signedws-verify"
+            )
+        return self._executor
+
+    def admit(self, slot: object, connection_id: object) -> bool:
+        """Take a connection slot for ``slot`` (any hashable the adapter
+        releases later), or log ``server_busy`` and return False when all
+        ``max_connections`` are taken."""
+        if len(self.slots) >= self.max_connections:
+            log_rejection(
+                connection_id,
+                Code.SERVER_BUSY,
+                f"{len(self.slots)} connections, limit {self.max_connections}",
+            )
+            return False
+        self.slots.add(slot)
+        return True
+
+    def release(self, slot: object) -> None:
+        """Give a slot back (idempotent)."""
+        self.slots.discard(slot)
+
+
+class Transport(Protocol):
+    """What a WebSocket library gives a `ServerConnection`, after the handshake.
+
+    ``receive`` and ``send`` raise `Closed` once the connection is closed, for
+    any reason; ``close`` never raises for a connection already closed.
+    """
+
+    #: The library's "connection closed" exception; handlers see it too.
+    Closed: ClassVar[type[Exception]]
+
+    @property
+    def id(self) -> object:
+        """The connection id, as logged."""
+
+    async def receive(self) -> bytes | str:
+        """The next whole message: bytes for binary, str for text."""
+
+    async def send(self, data: bytes) -> None:
+        """Send a binary message."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Start (or perform) the closing handshake with ``code`` and ``reason``."""
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+
+    def close_error(self) -> Exception:
+        """The `Closed` exception describing how the connection ended, for
+        reads after it ended."""
+
+    def refused_oversize(self, exc: Exception) -> bool:
+        """Whether ``exc`` (a `Closed`) means the library refused a message
+        over its size limit while reading it (close code 1009, SPEC.md §9)."""
+
+
+class ServerConnection:
+    """One authenticated connection, as the application handler sees it.
+
+    Messages from `recv` (or ``async for``) have passed SPEC.md §6.4 and, by
+    default, were not delivered before (SPEC.md §7.3); control frames are never
+    returned. `send` writes authenticated server frames (SPEC.md §7.1). Each
+    adapter subclasses it to expose its library's WebSocket object.
+    """
+
+    def __init__(self, service: Service, transport: Transport) -> None:
+        self._service = service
+        self._transport = transport
+        self.session = ServerSession(
+            service.verifier, now=service.clock(), server_key=service.server_key
+        )
+        self._messages: deque[Message] = deque()
+        # Delivery (SPEC.md §7.3): acks cover only frames the handler is done
+        # with. The session's delivery mark moves here, on the loop, never in
+        # the verification thread.
+        self._holding: Message | None = None
+        self._last_accepted = 0
+        self.session.deliver(0)
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._accepted = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._ack_handle: asyncio.TimerHandle | None = None
+        self._ack_tasks: set[asyncio.Task[None]] = set()
+        self._can_ack = True
+        self._pump_task: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> object:
+        """The connection id, as logged."""
+        return self._transport.id
+
+    @property
+    def principal(self) -> tuple[str, str] | None:
+        """``(iss, sub)`` the connection is bound to, after its first accepted
+        frame (SPEC.md §4.5)."""
+        return self.session.state.principal
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id}, principal={self.principal!r})"
+
+    # -- receiving ------------------------------------------------------------------
+
+    async def recv(self) -> Message:
+        """The next verified message.
+
+        Messages accepted before the connection closed are still returned;
+        after them this raises.
+
+        Raises:
+            Exception: the WebSocket library's "connection closed" exception
+                (see the adapter) when the connection is closed.
+        """
+        # Asking for the next message means the handler is done with the last.
+        self._release()
+        while not self._messages:
+            if self._closed.is_set():
+                await self._transport.wait_closed()
+                raise self._transport.close_error()
+            self._readable.clear()
+            await self._readable.wait()
+        message = self._messages.popleft()
+        self._holding = message
+        if len(self._messages) < self._service.max_queue:
+            self._writable.set()
+        return message
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        """Iterate over verified messages until the connection closes, for any
+        reason (a rejection was logged already)."""
+        while True:
+            try:
+                yield await self.recv()
+            except self._transport.Closed:
+                return
+
+    # -- sending --------------------------------------------------------------------
+
+    async def send(self, payload: str | bytes) -> None:
+        """Send an authenticated server frame carrying ``payload`` and the
+        latest acknowledgement.
+
+        Waits until the client's first frame was accepted: before it, a server
+        frame has no key (SPEC.md §7.1).
+
+        Raises:
+            UsageError: for a payload that is not str or bytes, or on an
+                `ed25519` connection of a server without ``server_key``.
+            Exception: the WebSocket library's "connection closed" exception
+                if the connection is closed.
+        """
+        if type(payload) is not str and type(payload) is not bytes:
+            raise UsageError("payload must be str or bytes")
+        if not self._accepted.is_set():
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._accepted, self._closed)]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            if not self._accepted.is_set():
+                await self._transport.wait_closed()
+                raise self._transport.close_error()
+        async with self._send_lock:
+            frame = self.session.send(payload, now=self._service.clock())
+            await self._transport.send(frame)
+
+    async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the connection (the closing handshake, as the library's ``close``)."""
+        await self._transport.close(code, reason)
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+        await self._transport.wait_closed()
+
+    # -- delivery and acknowledgements -----------------------------------------------
+
+    def _release(self) -> None:
+        """The handler is done with the message it holds: move the delivery mark."""
+        self._holding = None
+        self._advance_delivery()
+
+    def _advance_delivery(self) -> None:
+        """Move the delivery mark up to the first message the handler still owes."""
+        if self._holding is not None:
+            point = self._holding.counter - 1
+        elif self._messages:
+            point = self._messages[0].counter - 1
+        else:
+            point = self._last_accepted
+        if point > self.session.delivered:
+            self.session.deliver(point)
+            self._schedule_ack()
+
+    def _schedule_ack(self) -> None:
+        delay = self._service.ack_delay
+        if delay is None or self._ack_handle is not None or not self._can_ack:
+            return
+        self._ack_handle = asyncio.get_running_loop().call_later(delay, self._ack_due)
+
+    def _ack_due(self) -> None:
+        self._ack_handle = None
+        # Acks queue on the send lock; each sends only if one is still due.
+        task = asyncio.create_task(self._send_ack())
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
+    async def _send_ack(self) -> None:
+        async with self._send_lock:
+            if not self.session.ack_pending or self._closed.is_set():
+                return
+            try:
+                frame = self.session.ack(now=self._service.clock())
+            except UsageError:
+                # An ed25519 connection on a server without a server key.
+                self._can_ack = False
+                logger.warning(
+                    "connection=%s: ed25519 client but no server_key: cannot acknowledge",
+                    self.id,
+                )
+                return
+            with contextlib.suppress(self._transport.Closed):
+                await self._transport.send(frame)
+
+    # -- the pump -------------------------------------------------------------------
+
+    async def _reject(self, exc: Rejected) -> None:
+        log_rejection(self.id, exc.code, exc.detail)
+        await self._transport.close(exc.code.close_code, exc.code.peer_reason)
+
+    async def _receive(self, data: bytes) -> Message:
+        service = self._service
+        now = service.clock()
+        if _unverified_kind(data) == KIND_CLIENT_ED25519:
+            # Ed25519 verification costs ~100 µs: run it where it does not
+            # block the loop. Awaiting it before reading on keeps order.
+            loop = asyncio.get_running_loop()
+            receive = functools.partial(self.session.receive, data, now=now)
+            return await loop.run_in_executor(service.executor, receive)
+        return self.session.receive(data, now=now)
+
+    async def _pump(self) -> None:
+        service = self._service
+        transport = self._transport
+        timeout, timeout_code = service.first_frame_timeout, Code.FIRST_FRAME_TIMEOUT
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        data = await transport.receive()
+                except TimeoutError:
+                    await self._reject(Rejected(timeout_code, f"no valid frame in {timeout:g} s"))
+                    return
+                if isinstance(data, str):
+                    await self._reject(Rejected(Code.MALFORMED, "text message; frames are binary"))
+                    return
+                try:
+                    message = await self._receive(data)
+                except Rejected as exc:
+                    await self._reject(exc)
+                    return
+                timeout, timeout_code = service.idle_timeout, Code.IDLE_TIMEOUT
+                self._accepted.set()
+                self._last_accepted = message.counter
+                if message.payload is None:
+                    self._advance_delivery()  # nothing to deliver
+                    continue
+                if service.marks is not None and not service.marks.is_new(message):
+                    logger.debug(
+                        "connection=%s: dropped resent seq=%d, delivered before",
+                        self.id,
+                        message.seq,
+                    )
+                    self._advance_delivery()
+                    continue
+                while len(self._messages) >= service.max_queue:
+                    self._writable.clear()
+                    await self._writable.wait()
+                self._messages.append(message)
+                self._readable.set()
+        except transport.Closed as exc:
+            if transport.refused_oversize(exc):
+                # The library refused the message while reading it.
+                limit = service.verifier.max_frame_size
+                log_rejection(
+                    self.id, Code.FRAME_TOO_LARGE, f"message over {limit} bytes (close 1009)"
+                )
+        except Exception:
+            logger.exception("connection=%s: pump failed", self.id)
+            await transport.close(INTERNAL_ERROR, "internal error")
+        finally:
+            self._closed.set()
+            self._readable.set()
+
+    # -- the connection's life, for adapters ----------------------------------------------
+
+    async def _open(self) -> bool:
+        """Send the hello and start the pump. False if the connection closed
+        first: then every read raises at once."""
+        try:
+            await self._transport.send(self.session.hello)
+        except self._transport.Closed:
+            self._closed.set()
+            return False
+        self._pump_task = asyncio.create_task(self._pump())
+        return True
+
+    async def _finish(self) -> None:
+        """The handler returned: release its message, flush a pending ack, stop
+        the pump. Messages still queued were not delivered and stay unacknowledged:
+        the client resends them on its next connection."""
+        self._release()
+        if self._ack_handle is not None:
+            self._ack_handle.cancel()
+            self._ack_handle = None
+        if not self._closed.is_set() and self._can_ack and self._service.ack_delay is not None:
+            await self._send_ack()
+        pump, self._pump_task = self._pump_task, None
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+        for task in list(self._ack_tasks):
+            task.cancel()
+
+    async def _run(self, handler: Callable[[Self], Awaitable[None]]) -> None:
+        """Hello, pump, the application's handler, then `_finish`. A handler
+        that ends because the connection closed under it is not an error:
+        the pump logged why."""
+        if not await self._open():
+            return
+        try:
+            await handler(self)
+        except self._transport.Closed:
+            pass
+        finally:
+            await self._finish()
