@@ -1,4 +1,4 @@
-"""The ``signedws`` command line: keygen, issue, serve, inspect, demo.
+"""The ``signedws`` command line: keygen, issue, serve, revoke, inspect, demo.
 
 Each command is a thin shell over the core (and, for ``serve`` and ``demo``,
 the asyncio adapter, imported only when they run). Secrets go to files created
@@ -15,11 +15,14 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import fcntl
 import importlib
 import json
 import logging
 import os
 import signal
+import socket
+import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +38,8 @@ from .config import (
     load_keyring,
     load_revocations,
     load_server_key,
+    parse_node_id,
+    worker_node_id,
 )
 from .credential import Claims, Issuer, KeyReference, unverified_credential
 from .envelope import (
@@ -55,7 +60,7 @@ from .keys import (
     load_key,
     save_key,
 )
-from .nonce import unverified_expiry
+from .nonce import NonceKey, unverified_expiry
 from .revocation import RevocationSet
 from .verifier import ConnectionState, Verifier
 
@@ -196,8 +201,53 @@ def resolve_handler(spec: str) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
-async def _serve(config: ServerConfig, verifier: Verifier, handler: Handler) -> None:
+#: Seconds ``signedws serve`` waits for its first revocation set from Redis.
+REDIS_SYNC_TIMEOUT: Final = 10.0
+#: Seconds a worker has to start, and to stop after SIGTERM, under ``--workers``.
+WORKER_START_TIMEOUT: Final = 60.0
+WORKER_STOP_TIMEOUT: Final = 30.0
+
+
+async def _redis_revocations(config: ServerConfig, verifier: Verifier) -> asyncio.Task[None]:
+    """Start following the Redis revocation store; return once its first
+    snapshot is in force (a server that never saw the set must not serve)."""
+    try:
+        from .asyncio.redis import RedisRevocations, redacted_url  # noqa: PLC0415
+    except ImportError as exc:
+        raise UsageError(
+            f"[redis].url needs the redis package (pip install 'signedws[redis]'): {exc}"
+        ) from None
+    assert config.redis_url is not None  # noqa: S101 - the caller checked
+    watcher = RedisRevocations(
+        verifier,
+        config.redis_url,
+        prefix=config.redis_prefix,
+        check_interval=config.redis_check_interval,
+    )
+    task = asyncio.create_task(watcher.run())
+    try:
+        async with asyncio.timeout(REDIS_SYNC_TIMEOUT):
+            await watcher.wait_synced()
+    except TimeoutError:
+        task.cancel()
+        raise ConnectionError(
+            f"no revocation set from Redis at {redacted_url(config.redis_url)} in "
+            f"{REDIS_SYNC_TIMEOUT:g} s; not serving without one"
+        ) from None
+    return task
+
+
+async def _serve(
+    config: ServerConfig,
+    verifier: Verifier,
+    handler: Handler,
+    *,
+    worker: int | None = None,
+    parent: int | None = None,
+) -> None:
     from .asyncio import Reloader, serve  # noqa: PLC0415 - only this command needs websockets
+
+    parent = os.getppid() if parent is None else parent
 
     server_key = load_server_key(config.server_key) if config.server_key else None
     reloader = Reloader(
@@ -211,51 +261,218 @@ async def _serve(config: ServerConfig, verifier: Verifier, handler: Handler) -> 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: reloader.check(force=True))
-    async with serve(
-        handler,
-        config.host,
-        config.port,
-        verifier=verifier,
-        origins=list(config.origins),
-        allow_no_origin=config.allow_no_origin,
-        server_key=server_key,
-        first_frame_timeout=config.first_frame_timeout,
-        idle_timeout=config.idle_timeout,
-        max_connections=config.max_connections,
-        ack_delay=config.ack_delay,
-        verify_workers=config.verify_workers,
-    ) as server:
-        host, port = server.sockets[0].getsockname()[:2]
-        logger.info("listening on ws://%s:%d audience=%r", host, port, config.audience)
-        print(f"listening on ws://{host}:{port}", flush=True)
-        watcher = asyncio.create_task(reloader.run()) if config.reload_interval > 0 else None
-        await stop.wait()
-        logger.info("stopping: closing connections")
-        if watcher is not None:
-            watcher.cancel()
-    logger.info("stopped")
+    redis_task = await _redis_revocations(config, verifier) if config.redis_url else None
+    whom = f"node {verifier.node_id.hex()}"
+    if worker is not None:
+        whom += f" (worker {worker}, pid {os.getpid()})"
+    try:
+        async with serve(
+            handler,
+            config.host,
+            config.port,
+            verifier=verifier,
+            origins=list(config.origins),
+            allow_no_origin=config.allow_no_origin,
+            server_key=server_key,
+            first_frame_timeout=config.first_frame_timeout,
+            idle_timeout=config.idle_timeout,
+            max_connections=config.max_connections,
+            ack_delay=config.ack_delay,
+            verify_workers=config.verify_workers,
+            # Workers share the port: the kernel spreads connections over them.
+            reuse_port=worker is not None,
+        ) as server:
+            host, port = server.sockets[0].getsockname()[:2]
+            logger.info(
+                "%s listening on ws://%s:%d audience=%r", whom, host, port, config.audience
+            )
+            print(f"listening on ws://{host}:{port}", flush=True)
+            watcher = asyncio.create_task(reloader.run()) if config.reload_interval > 0 else None
+            orphan = None
+            if worker is not None:
+                orphan = asyncio.create_task(_stop_if_orphaned(stop, parent))
+            await stop.wait()
+            if orphan is not None:
+                orphan.cancel()
+            logger.info("%s stopping: closing connections", whom)
+            if watcher is not None:
+                watcher.cancel()
+    finally:
+        if redis_task is not None:
+            redis_task.cancel()
+    logger.info("%s stopped", whom)
+
+
+async def _stop_if_orphaned(stop: asyncio.Event, parent: int) -> None:
+    """A worker whose parent is gone (killed without passing SIGTERM on) stops."""
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    logger.error("the parent process is gone: stopping")
+    stop.set()
+
+
+def _reserve_port(host: str, port: int) -> socket.socket:
+    """A socket bound (not listening) to ``host:port`` with SO_REUSEPORT: it
+    picks the port for ``--port 0`` and holds it until the workers listen on
+    it. A socket that does not listen never receives connections."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise UsageError("--workers needs SO_REUSEPORT, which this system lacks")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _supervise(args: argparse.Namespace, config: ServerConfig) -> int:
+    """Run ``config.workers`` worker processes on one port until SIGINT or
+    SIGTERM; forward SIGHUP. If a worker ends by itself, stop them all.
+
+    Returns:
+        0 if every worker started, and stopped cleanly when asked; else 1.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    workers: list[asyncio.subprocess.Process] = []
+
+    def forward(signum: int) -> None:
+        for proc in workers:
+            if proc.returncode is None:
+                proc.send_signal(signum)
+
+    loop.add_signal_handler(signal.SIGHUP, forward, signal.SIGHUP)
+    reserved = _reserve_port(config.host, config.port)
+    copiers: list[asyncio.Task[None]] = []
+    try:
+        status = await _run_workers(
+            args, config, reserved, workers=workers, copiers=copiers, stop=stop
+        )
+    finally:
+        reserved.close()
+        stopped = await _stop_workers(workers)
+        for task in copiers:
+            task.cancel()
+        logger.info("stopped")
+    return 1 if status or stopped else 0
+
+
+async def _run_workers(
+    args: argparse.Namespace,
+    config: ServerConfig,
+    reserved: socket.socket,
+    *,
+    workers: list[asyncio.subprocess.Process],
+    copiers: list[asyncio.Task[None]],
+    stop: asyncio.Event,
+) -> int:
+    """Start the workers on ``reserved``'s port, wait until they listen, then
+    until ``stop`` or a worker's end. Returns 1 if a worker failed."""
+    port = reserved.getsockname()[1]
+    for index in range(config.workers):
+        argv = [
+            *("-m", "signedws", "serve", "--config", args.config),
+            *("--host", config.host, "--port", str(port), "--worker", str(index)),
+            *("--parent", str(os.getpid())),
+            *("--log-level", args.log_level),
+        ]
+        if config.node_id is not None:
+            argv += ["--node-id", config.node_id.hex()]
+        workers.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                *argv,
+                stdout=asyncio.subprocess.PIPE,
+                # Signals go to the parent only (Ctrl-C included), which passes
+                # them on: the workers stop in one orderly way.
+                start_new_session=True,
+            )
+        )
+    for index, proc in enumerate(workers):
+        assert proc.stdout is not None  # noqa: S101 - piped above
+        try:
+            async with asyncio.timeout(WORKER_START_TIMEOUT):
+                line = await proc.stdout.readline()
+        except TimeoutError:
+            line = b""
+        if not line.startswith(b"listening on "):
+            logger.error("worker %d did not start", index)
+            return 1
+        copiers.append(asyncio.create_task(_copy_lines(proc.stdout)))
+    reserved.close()
+    logger.info("%d workers listening on ws://%s:%d", len(workers), config.host, port)
+    print(f"listening on ws://{config.host}:{port}", flush=True)
+    ended = [asyncio.create_task(proc.wait()) for proc in workers]
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopping, *ended], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if stopping in done:
+        return 0
+    index = next(i for i, task in enumerate(ended) if task in done)
+    logger.error(
+        "worker %d exited with status %s; stopping the others", index, workers[index].returncode
+    )
+    return 1
+
+
+async def _stop_workers(workers: list[asyncio.subprocess.Process]) -> int:
+    """SIGTERM every worker still running; kill the ones that do not stop in
+    time. Returns 0 if every worker stopped here exited with 0, else 1."""
+    status = 0
+    running = [proc for proc in workers if proc.returncode is None]
+    for proc in running:
+        proc.terminate()
+    for proc in running:
+        try:
+            async with asyncio.timeout(WORKER_STOP_TIMEOUT):
+                code = await proc.wait()
+        except TimeoutError:
+            logger.error("worker pid %d did not stop in time: killing it", proc.pid)  # noqa: TRY400
+            proc.kill()
+            code = await proc.wait()
+        status = status or (1 if code else 0)
+    return status
+
+
+async def _copy_lines(stream: asyncio.StreamReader) -> None:
+    """Pass a worker's further output on, so that its pipe never fills."""
+    while line := await stream.readline():
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run a server from a TOML configuration until SIGINT or SIGTERM."""
-    logging.basicConfig(level=args.log_level, format=_LOG_FORMAT, stream=sys.stderr)
+    log_format = _LOG_FORMAT
+    if args.worker is not None:  # tell the workers' lines apart in the shared stderr
+        log_format = log_format.replace("%(name)s:", f"%(name)s [worker {args.worker}]:")
+    logging.basicConfig(level=args.log_level, format=log_format, stream=sys.stderr)
     logging.getLogger("websockets").setLevel(logging.WARNING)
     config = load_config(args.config)
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.host is not None:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    if args.node_id is not None:
+        overrides["node_id"] = parse_node_id(args.node_id)
+    if args.workers is not None:
+        overrides["workers"] = args.workers
     if overrides:
-        config = ServerConfig(**{**_fields(config), **overrides})
-    verifier = build_verifier(config)
+        config = config.replace(**overrides)
+    if args.worker is not None:
+        config = config.replace(node_id=worker_node_id(config.node_id, args.worker))
+    verifier = build_verifier(config)  # every file loads, in the parent too
+    if args.worker is None and config.workers > 1:
+        return asyncio.run(_supervise(args, config))
     handler = resolve_handler(config.handler)
-    asyncio.run(_serve(config, verifier, handler))
+    asyncio.run(_serve(config, verifier, handler, worker=args.worker, parent=args.parent))
     return 0
-
-
-def _fields(config: ServerConfig) -> dict[str, Any]:
-    return {name: getattr(config, name) for name in ServerConfig.__slots__}
 
 
 # -- inspect ------------------------------------------------------------------------------
@@ -307,13 +524,28 @@ def _read_frame(args: argparse.Namespace) -> bytes:
         raise UsageError("the frame is not valid hex") from None
 
 
+def _inspect_config(args: argparse.Namespace) -> None:
+    """Fill in the keys of ``--config`` that the command line did not give."""
+    if args.config is None:
+        return
+    config = load_config(args.config)
+    args.keyring = args.keyring or str(config.keyring)
+    args.audience = args.audience or config.audience
+    args.fleet_key = args.fleet_key or str(config.fleet_key)
+    if args.revocations is None and config.revocations is not None:
+        args.revocations = str(config.revocations)
+    if args.max_frame_size is None:
+        args.max_frame_size = config.max_frame_size
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Decode a frame; with keys, verify it and say why it is rejected."""
     data = _read_frame(args)
+    _inspect_config(args)
     try:
         frame = unverified_client_frame(data)
     except Rejected as client_error:
-        return _inspect_other(data, client_error)
+        return _inspect_other(data, client_error, args)
     scheme = "mac" if frame.kind == KIND_CLIENT_MAC else "ed25519"
     lines = [f"client frame, kind {frame.kind} ({scheme}), {len(data)} bytes (unverified)"]
     lines += _describe_credential(frame.credential)
@@ -337,7 +569,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         audience=args.audience,
         fleet_key=load_fleet_key(args.fleet_key),
         revocations=revocations,
-        max_frame_size=args.max_frame_size,
+        max_frame_size=args.max_frame_size or 65536,
     )
     now = time.time() if args.now is None else args.now
     state = ConnectionState(frame.nonce)
@@ -356,7 +588,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect_other(data: bytes, client_error: Rejected) -> int:
+def _inspect_other(data: bytes, client_error: Rejected, args: argparse.Namespace) -> int:
     try:
         hello = decode_hello(data)
     except Rejected:
@@ -369,7 +601,9 @@ def _inspect_other(data: bytes, client_error: Rejected) -> int:
             f"  time        {hello.server_time_ms} ms\n  max_frame   {hello.max_frame_size}\n"
             f"  window      {hello.window}"
         )
-        return 0
+        if not args.fleet_key:
+            return 0
+        return _check_nonce(hello.nonce, args)
     try:
         server = parse_server_frame(data)
     except Rejected:
@@ -385,6 +619,116 @@ def _inspect_other(data: bytes, client_error: Rejected) -> int:
     code = client_error.code
     print(f"not a signedws frame: {code.id} ({code.number}): {client_error.detail}")
     return 1
+
+
+# -- revoke -------------------------------------------------------------------------------
+
+
+def _revoke_in_file(path: Path, change: Callable[[RevocationSet], RevocationSet]) -> None:
+    """Apply ``change`` to the revocation file ``path`` (created if missing):
+    under a lock on its directory (so concurrent revokes do not lose each
+    other's entries), written to a temporary file and renamed over it (so a
+    server never reads half a file)."""
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        current = load_revocations(path) if path.exists() else RevocationSet()
+        text = json.dumps(change(current).to_dict(), indent=2) + "\n"
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+        os.fsync(directory)
+    finally:
+        os.close(directory)  # releases the lock
+
+
+async def _revoke_in_redis(url: str, prefix: str, args: argparse.Namespace, before: int) -> str:
+    """Revoke in the Redis store at ``url``; where it went, for the user."""
+    try:
+        from redis.exceptions import RedisError  # noqa: PLC0415
+
+        from .asyncio.redis import (  # noqa: PLC0415 - only --redis needs redis
+            RedisRevocationStore,
+            connect_redis,
+            redacted_url,
+        )
+    except ImportError as exc:
+        raise UsageError(
+            f"--redis needs the redis package (pip install 'signedws[redis]'): {exc}"
+        ) from None
+    client = connect_redis(url)
+    try:
+        store = RedisRevocationStore(client, prefix=prefix)
+        if args.cid is not None:
+            version = await store.revoke_credential(args.issuer, args.cid)
+        else:
+            version = await store.revoke_subject(args.issuer, args.subject, before=before)
+    except RedisError as exc:
+        raise ConnectionError(f"Redis at {redacted_url(url)}: {exc}") from None
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await client.aclose()
+    return f"Redis {redacted_url(url)} (version {version})"
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Revoke a credential id, or a subject's credentials issued before a
+    time, in a revocation file or in Redis (SPEC.md §4.6)."""
+    if args.before is not None and args.subject is None:
+        raise UsageError("--before goes with --subject")
+    # Default: everything issued up to and including this second.
+    before = int(time.time()) + 1 if args.before is None else args.before
+    if args.cid is not None:
+        what = f"credential iss={args.issuer!r} cid={args.cid!r}"
+        RevocationSet.from_dict({"credentials": [{"iss": args.issuer, "cid": args.cid}]})
+    else:
+        what = f"subject iss={args.issuer!r} sub={args.subject!r} before={before}"
+        RevocationSet.from_dict(
+            {"subjects": [{"iss": args.issuer, "sub": args.subject, "before": before}]}
+        )
+    path, url, prefix = args.file, args.redis, args.prefix
+    if args.config is not None:
+        config = load_config(args.config)
+        path, url = config.revocations, config.redis_url
+        prefix = prefix or config.redis_prefix
+        if path is None and url is None:
+            raise UsageError(f"{args.config} names no revocation file and no [redis].url")
+    if url is not None:
+        where = asyncio.run(_revoke_in_redis(url, prefix or "signedws", args, before))
+        print(f"revoked {what} in {where}")
+        return 0
+    assert path is not None  # noqa: S101 - argparse requires one of the sources
+    if args.cid is not None:
+        _revoke_in_file(Path(path), lambda s: s.revoke_credential(args.issuer, args.cid))
+    else:
+        _revoke_in_file(
+            Path(path), lambda s: s.revoke_subject(args.issuer, args.subject, before=before)
+        )
+    print(f"revoked {what} in {path}")
+    return 0
+
+
+def _check_nonce(nonce: bytes, args: argparse.Namespace) -> int:
+    """Check a hello's nonce as any server of the fleet would (SPEC.md §5.3)."""
+    if not args.audience:
+        raise UsageError("to check the nonce, give --audience and --fleet-key (or --config)")
+    nonce_key = NonceKey(load_fleet_key(args.fleet_key), args.audience)
+    now = time.time() if args.now is None else args.now
+    try:
+        info = nonce_key.check(nonce, now=now)
+    except Rejected as exc:
+        code = exc.code
+        print(f"nonce rejected: {code.id} ({code.number}): {exc.detail}")
+        return 1
+    print(
+        f"nonce verified: minted by this fleet for {args.audience!r} by node {info.node_id.hex()}"
+    )
+    return 0
 
 
 # -- demo ---------------------------------------------------------------------------------
@@ -457,11 +801,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a server from a TOML config",
         description="Run a signedws server from a TOML configuration (see README for "
         "every key). Logs one line per rejection; reloads the keyring and revocation "
-        "files when they change or on SIGHUP; stops cleanly on SIGINT/SIGTERM.",
+        "files when they change or on SIGHUP, or follows revocations in Redis "
+        "([redis].url); stops cleanly on SIGINT/SIGTERM. With --workers N, N processes "
+        "share the port (SO_REUSEPORT), each with its own node id; the parent passes "
+        "SIGHUP and SIGTERM on, and stops them all if one dies.",
     )
     serve.add_argument("--config", required=True, help="TOML configuration file")
     serve.add_argument("--host", help="override [server].host")
     serve.add_argument("--port", type=int, help="override [server].port (0: any free port)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="override [server].workers: processes sharing the port with SO_REUSEPORT, "
+        "each with its own node id",
+    )
+    serve.add_argument("--node-id", help="override [server].node_id (16 hex digits)")
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     serve.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
@@ -472,11 +828,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="decode a frame, and verify it given keys",
         description="Decode a client frame, server frame or hello and show its fields. "
         "With --keyring, --audience and --fleet-key, verify a client frame as a "
-        "server would on a fresh connection with that nonce, and say why it is rejected.",
+        "server would on a fresh connection with that nonce, and say why it is rejected. "
+        "With --audience and --fleet-key, check a hello's nonce as any server of the "
+        "fleet would.",
     )
     inspect.add_argument("hex", nargs="?", help="the frame as hex")
     inspect.add_argument("--file", help="read the frame's raw bytes from a file")
     inspect.add_argument("--payload", action="store_true", help="show the payload too")
+    inspect.add_argument(
+        "--config",
+        help="take --keyring, --audience, --fleet-key and --revocations from this serve "
+        "configuration (revocations kept in Redis are not consulted)",
+    )
     inspect.add_argument("--keyring", help="keyring JSON, to verify")
     inspect.add_argument("--audience", help="the server's audience, to verify")
     inspect.add_argument("--fleet-key", help="fleet key JWK, to verify")
@@ -485,8 +848,38 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--after-counter", type=int, default=0, help="highest counter already accepted"
     )
-    inspect.add_argument("--max-frame-size", type=int, default=65536, help="bytes")
+    inspect.add_argument(
+        "--max-frame-size", type=int, help="bytes (default: the config's, or 65536)"
+    )
     inspect.set_defaults(run=cmd_inspect)
+
+    revoke = commands.add_parser(
+        "revoke",
+        help="revoke a credential, or a subject's credentials, for every server",
+        description="Revoke a credential id (--cid), or every credential of a subject "
+        "issued before a time (--subject, --before), in a revocation file that the "
+        "servers of a host reload (--file), in the Redis store the servers of a fleet "
+        "follow (--redis), or in whichever a serve configuration names (--config). "
+        "Servers refuse a revoked credential at its next frame.",
+    )
+    revoke.add_argument("--issuer", required=True, help="the credential's issuer (iss)")
+    what = revoke.add_mutually_exclusive_group(required=True)
+    what.add_argument("--cid", help="revoke this credential id")
+    what.add_argument("--subject", help="revoke this subject's credentials (sub)")
+    revoke.add_argument(
+        "--before",
+        type=int,
+        help="with --subject: revoke credentials issued before this time, seconds "
+        "(default: now, this second included)",
+    )
+    where = revoke.add_mutually_exclusive_group(required=True)
+    where.add_argument("--file", help="a revocation JSON file (created if missing)")
+    where.add_argument("--redis", metavar="URL", help="a Redis URL: redis://host:port/db")
+    where.add_argument("--config", help="the revocation source of this serve configuration")
+    revoke.add_argument(
+        "--prefix", help="Redis key and channel prefix (default: signedws, or the config's)"
+    )
+    revoke.set_defaults(run=cmd_revoke)
 
     demo = commands.add_parser(
         "demo",

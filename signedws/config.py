@@ -14,6 +14,8 @@ none)::
     origins = ["https://app.example"]  # required: allowed browser Origins ([]: none)
     allow_no_origin = false          # accept clients that send no Origin
     handler = "echo"                 # "echo" or "package.module:function"
+    node_id = ""                     # 16 hex digits: this server's id in its nonces ("": random)
+    workers = 1                      # processes sharing the port (SO_REUSEPORT), 1 to 64
 
     [keys]
     fleet_key = "fleet.jwk"          # required: oct JWK, the fleet nonce secret
@@ -33,10 +35,21 @@ none)::
     leeway = 30.0                    # seconds of tolerance on credential iat
     nonce_ttl = 86400                # seconds a connection nonce lives
     verify_workers = 0               # Ed25519 verification threads (0: CPU count)
+
+    [redis]
+    url = ""                         # redis://[:password@]host:port/db: revocations from
+                                     # Redis ("": none; not with [keys].revocations)
+    prefix = "signedws"              # prefix of the Redis keys and channel
+    check_interval = 5.0             # seconds between checks of the store's version
+
+With ``workers`` above 1, each worker process gets its own node id: random, or
+derived from ``node_id`` and the worker's index (`worker_node_id`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import tomllib
 from collections.abc import Mapping
@@ -61,10 +74,23 @@ __all__ = [
     "load_keyring",
     "load_revocations",
     "load_server_key",
+    "parse_node_id",
+    "worker_node_id",
 ]
 
+MAX_WORKERS: Final = 64
+
 _SECTIONS: Final = {
-    "server": {"host", "port", "audience", "origins", "allow_no_origin", "handler"},
+    "server": {
+        "host",
+        "port",
+        "audience",
+        "origins",
+        "allow_no_origin",
+        "handler",
+        "node_id",
+        "workers",
+    },
     "keys": {"fleet_key", "keyring", "revocations", "server_key", "reload_interval"},
     "limits": {
         "max_frame_size",
@@ -78,6 +104,7 @@ _SECTIONS: Final = {
         "nonce_ttl",
         "verify_workers",
     },
+    "redis": {"url", "prefix", "check_interval"},
 }
 
 
@@ -106,6 +133,21 @@ class ServerConfig:
     leeway: float = 30.0
     nonce_ttl: int = 86400
     verify_workers: int | None = None
+    node_id: bytes | None = None
+    workers: int = 1
+    redis_url: str | None = None
+    redis_prefix: str = "signedws"
+    redis_check_interval: float = 5.0
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        """A copy with ``changes`` (command-line overrides), checked as a file is.
+
+        Raises:
+            UsageError: for a value out of range.
+        """
+        config = dataclasses.replace(self, **changes)
+        _check_ranges(config)
+        return config
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -195,6 +237,17 @@ def load_config(path: str | Path) -> ServerConfig:
             kwargs[key] = float(get(key, (int, float))) or None
     if "verify_workers" in values:
         kwargs["verify_workers"] = get("verify_workers", int) or None
+    if "workers" in values:
+        kwargs["workers"] = get("workers", int)
+    if "node_id" in values:
+        text = get("node_id", str)
+        kwargs["node_id"] = parse_node_id(text) if text else None
+    if "url" in values:
+        kwargs["redis_url"] = get("url", str) or None
+    if "prefix" in values:
+        kwargs["redis_prefix"] = get("prefix", str)
+    if "check_interval" in values:
+        kwargs["redis_check_interval"] = float(get("check_interval", (int, float)))
     config = ServerConfig(**kwargs)
     _check_ranges(config)
     return config
@@ -215,6 +268,42 @@ def _check_ranges(config: ServerConfig) -> None:
             raise UsageError(f"config: [limits].{name} must not be negative")
     if config.handler != "echo" and ":" not in config.handler:
         raise UsageError('config: [server].handler is "echo" or "module:function"')
+    if not 1 <= config.workers <= MAX_WORKERS:
+        raise UsageError(f"config: [server].workers must be 1 to {MAX_WORKERS}")
+    if config.redis_url is not None and config.revocations is not None:
+        raise UsageError(
+            "config: one revocation source: [keys].revocations (a file) or [redis].url"
+        )
+    if not config.redis_prefix:
+        raise UsageError("config: [redis].prefix must not be empty")
+    if not config.redis_check_interval > 0:
+        raise UsageError("config: [redis].check_interval must be positive")
+
+
+def parse_node_id(text: str) -> bytes:
+    """A node id from its 16 hex digits (SPEC.md §5.3: 8 bytes).
+
+    Raises:
+        UsageError: if ``text`` is not 16 hex digits.
+    """
+    try:
+        node_id = bytes.fromhex(text)
+    except ValueError:
+        node_id = b""
+    if len(node_id) != 8:
+        raise UsageError(f"a node id is 16 hex digits, not {text!r:.40}")
+    return node_id
+
+
+def worker_node_id(node_id: bytes | None, worker: int) -> bytes | None:
+    """The node id of worker ``worker`` (from 0) of a server configured with
+    ``node_id``: the first 8 bytes of SHA-256 over a label, the id and the
+    index, so that workers differ and keep their ids across restarts. None
+    (random ids) stays None."""
+    if node_id is None:
+        return None
+    label = b"signedws node-id\x00" + node_id + worker.to_bytes(2, "big")
+    return hashlib.sha256(label).digest()[:8]
 
 
 def _read_json(path: Path, what: str) -> Mapping[str, object]:
@@ -307,6 +396,7 @@ def build_verifier(config: ServerConfig) -> Verifier:
         max_skew=config.max_skew,
         leeway=config.leeway,
         nonce_ttl=config.nonce_ttl,
+        node_id=config.node_id,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import signedws.cli
 import signedws.config
 from signedws import (
     Code,
@@ -37,6 +38,7 @@ from signedws.config import (
     load_fleet_key,
     load_keyring,
     load_server_key,
+    worker_node_id,
 )
 from signedws.envelope import decode_hello
 
@@ -77,7 +79,9 @@ def mode(path: Path) -> int:
 # -- help and entry points --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [[], ["keygen"], ["issue"], ["serve"], ["inspect"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [[], ["keygen"], ["issue"], ["serve"], ["revoke"], ["inspect"], ["demo"]]
+)
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     """--help works for the program and every command, and exits 0."""
     with pytest.raises(SystemExit) as info:
@@ -319,6 +323,14 @@ def test_documented_defaults_are_the_defaults(tmp_path: Path) -> None:
     assert config == defaults
 
 
+def minimal(server: str = "", keys: str = "", rest: str = "") -> str:
+    """A configuration with the required keys, and more."""
+    return (
+        f'[server]\naudience = "a"\norigins = []\n{server}\n'
+        f'[keys]\nfleet_key = "f"\nkeyring = "k"\n{keys}\n{rest}'
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -345,6 +357,16 @@ def test_documented_defaults_are_the_defaults(tmp_path: Path) -> None:
             "positive",
         ),
         ("not toml [", "not valid TOML"),
+        (minimal('node_id = "xyz"'), "16 hex digits"),
+        (minimal('node_id = "00112233"'), "16 hex digits"),
+        (minimal("workers = 0"), "workers must be 1 to 64"),
+        (minimal("workers = 65"), "workers must be 1 to 64"),
+        (
+            minimal(keys='revocations = "r.json"', rest='[redis]\nurl = "redis://h/0"'),
+            "one revocation source",
+        ),
+        (minimal(rest='[redis]\nprefix = ""'), "prefix must not be empty"),
+        (minimal(rest="[redis]\ncheck_interval = 0"), "check_interval must be positive"),
     ],
 )
 def test_config_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -572,3 +594,142 @@ def test_examples_run(tmp_path: Path) -> None:
         server.wait(timeout=10)
         if server.stderr is not None:
             server.stderr.close()
+
+
+# -- fleets: node ids, workers, revoke, nonce checks (issue 7) ----------------------------
+
+
+def test_fleet_configuration(keys: Path) -> None:
+    """node_id, workers and [redis] load; each worker gets its own stable node
+    id, derived from the configured one; the verifier mints under it."""
+    (keys / "f.toml").write_text(
+        minimal('node_id = "00112233AABBCCDD"\nworkers = 3', rest='[redis]\nurl = "redis://h/1"')
+        .replace('fleet_key = "f"', 'fleet_key = "fleet.jwk"')
+        .replace('keyring = "k"', 'keyring = "keyring.json"')
+    )
+    config = load_config(keys / "f.toml")
+    assert config.node_id == bytes.fromhex("00112233aabbccdd")
+    assert (config.workers, config.redis_url, config.redis_prefix) == (
+        3,
+        "redis://h/1",
+        "signedws",
+    )
+    assert config.redis_check_interval == 5.0
+    ids = [worker_node_id(config.node_id, i) for i in range(3)]
+    assert len(set(ids)) == 3
+    assert ids == [worker_node_id(config.node_id, i) for i in range(3)]  # stable
+    assert all(node_id is not None and len(node_id) == 8 for node_id in ids)
+    assert worker_node_id(None, 1) is None
+    verifier = build_verifier(config)
+    assert verifier.node_id == config.node_id
+    assert decode_hello(ServerSession(verifier, now=time.time()).hello).nonce[1:9] == (
+        config.node_id
+    )
+    assert config.replace(workers=1).workers == 1
+    with pytest.raises(UsageError):
+        config.replace(workers=0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--workers", "0"], "workers must be 1 to 64"),
+        (["--node-id", "zz"], "16 hex digits"),
+    ],
+)
+def test_serve_refuses_bad_overrides(
+    keys: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """--workers and --node-id are checked like the file's keys (exit 2)."""
+    code, _, err = cli(capsys, "serve", "--config", str(write_serve_config(keys)), *argv)
+    assert code == 2
+    assert message in err
+
+
+def test_serve_does_not_start_without_its_redis_revocations(
+    keys: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server configured with Redis does not serve before it has the
+    revocation set from it: Redis unreachable at start is an error (exit 2)."""
+    monkeypatch.setattr(signedws.cli, "REDIS_SYNC_TIMEOUT", 0.3)
+    config = write_serve_config(keys)
+    text = config.read_text().replace('revocations = "revoked.json"\n', "")
+    config.write_text(text + f'\n[redis]\nurl = "redis://:pw@127.0.0.1:{free_port()}/0"\n')
+    code, out, err = cli(capsys, "serve", "--config", str(config))
+    assert code == 2
+    assert "listening" not in out
+    assert "no revocation set from Redis at redis://:***@127.0.0.1:" in err
+    assert "pw" not in err
+
+
+def test_revoke_in_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """revoke --file creates or updates a revocation file atomically, keeps its
+    mode, and keeps a subject's latest time; mistakes change nothing."""
+    path = tmp_path / "revoked.json"
+    common = ["revoke", "--file", str(path), "--issuer", "auth"]
+    code, out, _ = cli(capsys, *common, "--cid", "c1")
+    assert code == 0
+    assert out == f"revoked credential iss='auth' cid='c1' in {path}\n"
+    path.chmod(0o640)
+    assert cli(capsys, *common, "--subject", "bob", "--before", "100")[0] == 0
+    assert cli(capsys, *common, "--subject", "bob", "--before", "50")[0] == 0
+    before = int(time.time())
+    assert cli(capsys, *common, "--subject", "carol")[0] == 0
+    revocations = signedws.config.load_revocations(path)
+    assert revocations.credentials == {("auth", "c1")}
+    assert revocations.subjects[("auth", "bob")] == 100
+    assert before < revocations.subjects[("auth", "carol")] <= int(time.time()) + 1
+    assert mode(path) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["revoked.json"]  # no temporary left
+    text = path.read_text()
+    code, _, err = cli(capsys, *common, "--cid", "c2", "--before", "5")
+    assert (code, "--before goes with --subject" in err) == (2, True)
+    code, _, err = cli(capsys, *common, "--cid", "")
+    assert code == 2
+    assert path.read_text() == text
+    path.write_text("{broken")
+    assert cli(capsys, *common, "--cid", "c3")[0] == 2
+    assert path.read_text() == "{broken"
+
+
+def test_revoke_through_a_config(keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """revoke --config uses the configuration's revocation file; a
+    configuration without one is an error; an unreachable Redis too."""
+    config = write_serve_config(keys)
+    code, out, _ = cli(capsys, "revoke", "--config", str(config), "--issuer", "a", "--cid", "x")
+    assert code == 0
+    assert str(keys / "revoked.json") in out
+    assert ("a", "x") in signedws.config.load_revocations(keys / "revoked.json").credentials
+    config.write_text(config.read_text().replace('revocations = "revoked.json"\n', ""))
+    code, _, err = cli(capsys, "revoke", "--config", str(config), "--issuer", "a", "--cid", "y")
+    assert code == 2
+    assert "no revocation file and no [redis].url" in err
+    url = f"redis://:secret-pw@127.0.0.1:{free_port()}/0"
+    code, _, err = cli(capsys, "revoke", "--redis", url, "--issuer", "a", "--cid", "y")
+    assert code == 2
+    assert err.startswith("signedws: error: Redis at redis://:***@127.0.0.1:")
+    assert "secret-pw" not in err
+
+
+def test_inspect_checks_a_hello_nonce(keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """inspect checks a hello's nonce as any server of the fleet would: from
+    the fleet key and audience (or a serve configuration); another fleet's or
+    an expired nonce is rejected (exit 1)."""
+    config = write_serve_config(keys)
+    verifier = build_verifier(load_config(config).replace(node_id=bytes(range(8))))
+    hello = ServerSession(verifier, now=time.time()).hello.hex()
+    code, out, _ = cli(capsys, "inspect", hello, "--config", str(config))
+    assert code == 0
+    assert out.startswith("hello,")
+    assert f"nonce verified: minted by this fleet for {AUDIENCE!r} by node 0001020304050607" in out
+    code, out, _ = cli(
+        capsys, "inspect", hello, "--audience", "other", "--fleet-key", str(keys / "fleet.jwk")
+    )
+    assert (code, "nonce rejected: nonce_invalid (202)" in out) == (1, True)
+    code, out, _ = cli(
+        capsys, "inspect", hello, "--config", str(config), "--now", str(time.time() + 10**6)
+    )
+    assert (code, "nonce rejected: nonce_expired (201)" in out) == (1, True)
+    code, _, err = cli(capsys, "inspect", hello, "--fleet-key", str(keys / "fleet.jwk"))
+    assert (code, "give --audience" in err) == (2, True)
+    assert cli(capsys, "inspect", hello)[0] == 0  # no keys: decode only
