@@ -281,6 +281,8 @@ async def _serve(
             verify_workers=config.verify_workers,
             # Workers share the port: the kernel spreads connections over them.
             reuse_port=worker is not None,
+            # asyncio's default of 100 drops SYNs under a burst of connects.
+            backlog=config.backlog,
         ) as server:
             host, port = server.sockets[0].getsockname()[:2]
             logger.info(

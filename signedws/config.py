@@ -16,6 +16,7 @@ none)::
     handler = "echo"                 # "echo" or "package.module:function"
     node_id = ""                     # 16 hex digits: this server's id in its nonces ("": random)
     workers = 1                      # processes sharing the port (SO_REUSEPORT), 1 to 64
+    backlog = 1024                   # pending TCP connections the kernel queues (listen)
 
     [keys]
     fleet_key = "fleet.jwk"          # required: oct JWK, the fleet nonce secret
@@ -90,6 +91,7 @@ _SECTIONS: Final = {
         "handler",
         "node_id",
         "workers",
+        "backlog",
     },
     "keys": {"fleet_key", "keyring", "revocations", "server_key", "reload_interval"},
     "limits": {
@@ -135,6 +137,7 @@ class ServerConfig:
     verify_workers: int | None = None
     node_id: bytes | None = None
     workers: int = 1
+    backlog: int = 1024
     redis_url: str | None = None
     redis_prefix: str = "signedws"
     redis_check_interval: float = 5.0
@@ -226,7 +229,7 @@ def load_config(path: str | Path) -> ServerConfig:
     for key, kind in (("host", str), ("allow_no_origin", bool), ("handler", str)):
         if key in values:
             kwargs[key] = get(key, kind)
-    for key in ("port", "max_frame_size", "max_connections", "window", "nonce_ttl"):
+    for key in ("port", "backlog", "max_frame_size", "max_connections", "window", "nonce_ttl"):
         if key in values:
             kwargs[key] = get(key, int)
     for key in ("reload_interval", "ack_delay", "max_skew", "leeway"):
@@ -259,6 +262,8 @@ def _check_ranges(config: ServerConfig) -> None:
     for name in ("max_frame_size", "max_connections", "nonce_ttl"):
         if getattr(config, name) < 1:
             raise UsageError(f"config: [limits].{name} must be positive")
+    if config.backlog < 1:
+        raise UsageError("config: [server].backlog must be positive")
     for name in ("reload_interval", "ack_delay", "max_skew", "leeway", "window"):
         if getattr(config, name) < 0:
             raise UsageError(f"config: {name} must not be negative")

@@ -361,6 +361,7 @@ def minimal(server: str = "", keys: str = "", rest: str = "") -> str:
         (minimal('node_id = "00112233"'), "16 hex digits"),
         (minimal("workers = 0"), "workers must be 1 to 64"),
         (minimal("workers = 65"), "workers must be 1 to 64"),
+        (minimal("backlog = 0"), "backlog must be positive"),
         (
             minimal(keys='revocations = "r.json"', rest='[redis]\nurl = "redis://h/0"'),
             "one revocation source",
