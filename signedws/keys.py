@@ -20,10 +20,11 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import nacl.bindings
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as c_hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from . import ed25519
@@ -47,6 +48,16 @@ __all__ = [
 MIN_HMAC_KEY_SIZE: Final = 32
 
 RandomSource = Callable[[int], bytes]
+
+
+class HMACState(Protocol):
+    """An HMAC computation in progress (`hmac.HMAC` or the C object it wraps)."""
+
+    def copy(self) -> HMACState: ...
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
 
 
 def hkdf(secret: bytes, info: bytes) -> bytes:
@@ -116,9 +127,27 @@ class HMACKey:
         """Whether ``tag`` is this key's full 32-byte tag of ``data`` (constant time)."""
         return hmac.compare_digest(tag, self.mac(data))
 
-    def state(self, prefix: bytes = b"") -> hmac.HMAC:
+    def state(self, prefix: bytes = b"") -> HMACState:
         """An HMAC object that has absorbed ``prefix``; `copy` it per message."""
-        return hmac.new(self._key, prefix, hashlib.sha256)
+        mac = hmac.new(self._key, prefix, hashlib.sha256)
+        # CPython's hmac.HMAC wraps a C (OpenSSL) HMAC object in pure-Python
+        # copy/update/digest methods: ~270 ns of a frame MAC's ~1100 ns. Hand
+        # out the C object where there is one; it has the same three methods.
+        state: HMACState = getattr(mac, "_hmac", None) or mac
+        return state
+
+    def prefixed_mac(self, prefix: bytes = b"") -> c_hmac.HMAC:
+        """An HMAC-SHA256 context that has absorbed ``prefix``.
+
+        Per message: ``copy()`` it, ``update`` the copy with the message and
+        ``finalize()`` it; compare tags with `hmac.compare_digest`.
+        pyca/cryptography's context holds the keyed SHA-256 states, and its
+        copy and finalize cost ~100 ns less per message than `state`'s. The
+        verifier's `mac` hot path uses it.
+        """
+        mac = c_hmac.HMAC(self._key, hashes.SHA256())
+        mac.update(prefix)
+        return mac
 
     def derive(self, info: bytes) -> HMACKey:
         """``HKDF(self, info)``, as a new 32-byte key."""

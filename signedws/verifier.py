@@ -35,7 +35,9 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, NoReturn
+
+from cryptography.hazmat.primitives import hmac as c_hmac
 
 from . import ed25519, envelope, replay
 from .credential import CERTIFICATE_LABEL, KeyReference, TokenKeys, unverified_credential
@@ -124,6 +126,8 @@ class VerifiedCredential:
         "principal",
         "scopes",
         "sub",
+        "valid_from_ms",
+        "valid_until_ms",
     )
 
     def __init__(
@@ -139,7 +143,7 @@ class VerifiedCredential:
         aud_ok: bool,
         key_window: tuple[int, int],
         frame_key: HMACKey | None = None,
-        mac_state: hmac.HMAC | None = None,
+        mac_state: c_hmac.HMAC | None = None,
         prepared: object = None,
     ) -> None:
         self.kind = kind
@@ -153,7 +157,14 @@ class VerifiedCredential:
         self.exp_ms = exp * 1000
         self.aud_ok = aud_ok
         self.key_window = key_window
+        # The per-frame fast path (`Verifier.verify`, step 7.4): the key window
+        # and the expiry as one interval, empty when the audience is wrong.
+        # Only when ``now`` falls outside it are the checks done one by one.
+        self.valid_from_ms = key_window[0]
+        self.valid_until_ms = min(key_window[1], self.exp_ms) if aud_ok else key_window[0]
         self.frame_key = frame_key
+        # The frame key's HMAC past the client label and audience
+        # (`HMACKey.prefixed_mac`): copied per frame.
         self.mac_state = mac_state
         self.prepared = prepared
 
@@ -335,7 +346,7 @@ class Verifier:
             if not hmac.compare_digest(claims.tag, entry.key.token_tag(claims.body)):
                 raise Rejected(Code.CREDENTIAL_INVALID, f"{ident}: token tag does not verify")
             frame_key = entry.key.frame_key(cred)
-            mac_state = frame_key.state(self._client_prefix)
+            mac_state = frame_key.prefixed_mac(self._client_prefix)
         else:
             if not isinstance(entry.key, Ed25519PublicKey):
                 raise Rejected(Code.UNKNOWN_KEY, f"{ident}: key is not an Ed25519 issuer key")
@@ -366,6 +377,8 @@ class Verifier:
         )
 
     def _credential(self, cred: bytes, kind: int) -> VerifiedCredential:
+        """Steps 7.1-7.3 when `verify`'s fast path (a cache hit of the right
+        kind under an unchanged keyring) does not apply."""
         if self._cache_version != self._keyring.version:
             with self._cache_lock:
                 self._cache = {}
@@ -378,7 +391,7 @@ class Verifier:
                     # FIFO eviction: dicts keep insertion order.
                     del self._cache[next(iter(self._cache))]
                 self._cache[cred] = vc
-        elif vc.kind != kind:
+        if vc.kind != kind:
             raise _scheme_mismatch(kind)
         return vc
 
@@ -412,9 +425,9 @@ class Verifier:
         kind, cred, nonce, ctr, ts, stream, seq, payload, tag = envelope.parse_client_frame(data)
         now_ms = int(now * 1000)
         # 5. Nonce.
-        if nonce != state.nonce:
-            raise Rejected(Code.NONCE_MISMATCH, "not this connection's nonce")
-        if now_ms >= state.nonce_expires_ms:
+        if nonce != state.nonce or now_ms >= state.nonce_expires_ms:
+            if nonce != state.nonce:
+                raise Rejected(Code.NONCE_MISMATCH, "not this connection's nonce")
             raise Rejected(
                 Code.NONCE_EXPIRED, f"connection nonce expired at {state.nonce_expires_ms // 1000}"
             )
@@ -423,30 +436,22 @@ class Verifier:
             reason = replay.check(state.highest, state.bitmap, self.window, ctr)
             if reason is not None:
                 raise Rejected(Code.REPLAY, reason)
-        # 7. Credential.
-        vc = self._credential(cred, kind)
-        start, end = vc.key_window
-        if not start <= now_ms < end:
-            raise Rejected(
-                Code.UNKNOWN_KEY, f"iss={vc.iss!r} cid={vc.cid!r}: issuer key not valid now"
-            )
-        if now_ms < vc.iat_ms - self.leeway_ms:
-            raise Rejected(
-                Code.CREDENTIAL_NOT_YET_VALID, f"iss={vc.iss!r} cid={vc.cid!r}: iat {vc.iat}"
-            )
-        if now_ms >= vc.exp_ms:
-            raise Rejected(
-                Code.CREDENTIAL_EXPIRED, f"iss={vc.iss!r} cid={vc.cid!r}: exp {vc.exp_ms // 1000}"
-            )
-        if not vc.aud_ok:
-            raise Rejected(
-                Code.AUDIENCE_MISMATCH, f"iss={vc.iss!r} cid={vc.cid!r}: not for {self.audience!r}"
-            )
-        # 8. Binding.
-        if state.principal is not None and state.principal != vc.principal:
+        # 7. Credential. A cache hit of the right kind under an unchanged
+        # keyring is the common case; `_credential` handles everything else.
+        vc = self._cache.get(cred)
+        if vc is None or vc.kind != kind or self._cache_version != self._keyring.version:
+            vc = self._credential(cred, kind)
+        if (
+            not vc.valid_from_ms <= now_ms < vc.valid_until_ms
+            or now_ms < vc.iat_ms - self.leeway_ms
+        ):
+            self._check_validity(vc, now_ms)
+        # 8. Binding (after the first frame, usually the very same tuple).
+        principal = state.principal
+        if principal is not vc.principal and principal is not None and principal != vc.principal:
             raise Rejected(
                 Code.CREDENTIAL_MISMATCH,
-                f"connection is bound to iss={state.principal[0]!r} sub={state.principal[1]!r}, "
+                f"connection is bound to iss={principal[0]!r} sub={principal[1]!r}, "
                 f"frame has iss={vc.iss!r} sub={vc.sub!r}",
             )
         # 9. Revocation.
@@ -462,7 +467,7 @@ class Verifier:
         if kind == KIND_CLIENT_MAC:
             mac = vc.mac_state.copy()  # type: ignore[union-attr]
             mac.update(data[:-34])
-            if not hmac.compare_digest(mac.digest(), tag):
+            if not hmac.compare_digest(mac.finalize(), tag):
                 raise Rejected(Code.BAD_TAG, f"cid={vc.cid!r} ctr={ctr}")
         else:
             problem = ed25519.check_signature(tag)
@@ -479,7 +484,31 @@ class Verifier:
             state.highest = ctr
         state.principal = vc.principal
         state.credential = vc
-        return Message(vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts)
+        # tuple.__new__ skips NamedTuple's Python-level __new__ (~100 ns).
+        return tuple.__new__(
+            Message, (vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts)
+        )
+
+    def _check_validity(self, vc: VerifiedCredential, now_ms: int) -> NoReturn:
+        """Step 7.4 check by check, in order, for a frame outside the fast interval."""
+        start, end = vc.key_window
+        if not start <= now_ms < end:
+            raise Rejected(
+                Code.UNKNOWN_KEY, f"iss={vc.iss!r} cid={vc.cid!r}: issuer key not valid now"
+            )
+        if now_ms < vc.iat_ms - self.leeway_ms:
+            raise Rejected(
+                Code.CREDENTIAL_NOT_YET_VALID, f"iss={vc.iss!r} cid={vc.cid!r}: iat {vc.iat}"
+            )
+        if now_ms >= vc.exp_ms:
+            raise Rejected(
+                Code.CREDENTIAL_EXPIRED, f"iss={vc.iss!r} cid={vc.cid!r}: exp {vc.exp_ms // 1000}"
+            )
+        # Within the key window and the credential's validity, the interval is
+        # empty only for a credential that is not for this audience.
+        raise Rejected(
+            Code.AUDIENCE_MISMATCH, f"iss={vc.iss!r} cid={vc.cid!r}: not for {self.audience!r}"
+        )
 
     # -- server frames (SPEC.md §7.1) -----------------------------------------
 

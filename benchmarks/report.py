@@ -1,0 +1,334 @@
+"""Write benchmarks/RESULTS.md from the JSON the benchmark scripts leave behind.
+
+Usage::
+
+    python benchmarks/report.py [--compare PATH] [--e2e PATH] [--hotpath PATH] [--out PATH]
+
+``compare.py --json``, ``e2e.py --json`` and pytest-benchmark's
+``--benchmark-json`` each write one file; this script turns whichever exist
+into the tables of RESULTS.md, with the machine, the versions and the date.
+RESULTS.md is never edited by hand: rerun ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+HERE: Final = Path(__file__).resolve().parent
+ROOT: Final = HERE.parent
+OUT_DIR: Final = ROOT / ".benchmarks"  # git-ignored
+COMPARE_JSON: Final = OUT_DIR / "compare.json"
+E2E_JSON: Final = OUT_DIR / "e2e.json"
+HOTPATH_JSON: Final = OUT_DIR / "hotpath.json"
+RESULTS_MD: Final = HERE / "RESULTS.md"
+
+PACKAGES: Final = (
+    "signedws",
+    "msgpack",
+    "PyNaCl",
+    "cryptography",
+    "websockets",
+    "PyJWT",
+    "joserfc",
+    "Authlib",
+    "pytest-benchmark",
+)
+
+
+# -- environment ----------------------------------------------------------------------
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, where the OS has them."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on Linux
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(  # noqa: S603 - fixed read-only git commands
+            ["git", *args],  # noqa: S607
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def environment() -> dict[str, Any]:
+    """Machine, versions and date, for the report's header."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    try:
+        from cryptography.hazmat.backends.openssl import backend  # noqa: PLC0415
+
+        versions["OpenSSL (cryptography)"] = backend.openssl_version_text()
+    except ImportError:  # pragma: no cover
+        pass
+    import ssl  # noqa: PLC0415
+
+    versions["OpenSSL (hashlib/hmac)"] = ssl.OPENSSL_VERSION
+    dirty = _git("status", "--porcelain", "--", "signedws")
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "versions": versions,
+        "commit": _git("rev-parse", "--short", "HEAD")
+        + (" (signedws/ has uncommitted changes)" if dirty and dirty != "unknown" else ""),
+    }
+
+
+# -- tables ---------------------------------------------------------------------------
+
+
+def _ns(value: float) -> str:
+    if value >= 100_000:
+        return f"{value / 1000:,.0f} µs"
+    if value >= 10_000:
+        return f"{value / 1000:,.1f} µs"
+    return f"{value:,.0f} ns"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
+
+
+def compare_table(result: dict[str, Any]) -> str:
+    """The compare.py section: every row, then the targets."""
+    lines = [
+        f"{result['rounds']} interleaved rounds of ~{result['chunk_seconds'] * 1000:.0f} ms "
+        f"chunks per row, {result['seconds']:.0f} s in all. Cost per operation: median "
+        "(and fastest) round. Ratio: the row's cost over its reference's in the same "
+        "round, median over rounds [10th-90th percentile], then fastest round over "
+        "fastest round.",
+        "",
+        "| row | what | median | fastest | reference | paired ratio [p10-p90] | min/min |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for row in result["rows"]:
+        ref = row.get("reference", "")
+        stats = row.get("vs_reference")
+        paired = (
+            f"{_ratio(stats['median'])} [{_ratio(stats['p10'])}-{_ratio(stats['p90'])}]"
+            if stats
+            else ""
+        )
+        minmin = _ratio(stats["min_over_min"]) if stats else ""
+        lines.append(
+            f"| `{row['name']}` | {row['description']} | {_ns(row['median_ns'])} "
+            f"| {_ns(row['min_ns'])} | {f'`{ref}`' if ref else ''} | {paired} | {minmin} |"
+        )
+    if result.get("targets"):
+        lines += ["", *targets_table(result["targets"])]
+    return "\n".join(lines)
+
+
+def targets_table(targets: list[dict[str, Any]]) -> list[str]:
+    if targets and "stats" not in targets[0]:
+        return single_targets_table(targets)
+    lines = [
+        "| target | bound | paired median [p10-p90] | min/min | met |",
+        "|---|---:|---:|---:|:---:|",
+    ]
+    for t in targets:
+        s = t["stats"]
+        extra = ""
+        if "vs_msgpack_decode" in t:
+            extra = f" (vs msgpack alone: {_ratio(t['vs_msgpack_decode']['median'])})"
+        lines.append(
+            f"| {t['target']}{extra} | {t['op']} {t['bound']:g} "
+            f"| {_ratio(s['median'])} [{_ratio(s['p10'])}-{_ratio(s['p90'])}] "
+            f"| {_ratio(s['min_over_min'])} | {'yes' if t['met'] else '**no**'} |"
+        )
+    return lines
+
+
+def single_targets_table(targets: list[dict[str, Any]]) -> list[str]:
+    """Targets of e2e.py: best rounds' ratio, and the paired median."""
+    lines = [
+        "| target | bound | best rounds | paired median | met |",
+        "|---|---:|---:|---:|:---:|",
+    ]
+    for t in targets:
+        bytes_ = "bytes" in t["target"]
+        value = f"{t['value']:.0f}" if bytes_ else _ratio(t["value"])
+        bound = f"{t['bound']:g}" if bytes_ else f"{t['bound']:g}x"
+        paired = _ratio(t["paired"]) if t.get("paired") is not None else ""
+        lines.append(
+            f"| {t['target']} | {t['op']} {bound} | {value} | {paired} "
+            f"| {'yes' if t['met'] else '**no**'} |"
+        )
+    return lines
+
+
+def e2e_tables(result: dict[str, Any]) -> str:
+    """The e2e.py section."""
+    lines = [result.get("method", ""), ""]
+    lines += [
+        "| run | server | frames/s | vs reference | server CPU | frames per CPU-second "
+        "| all rounds (frames/s) |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for run in result["throughput"]:
+        ref = run.get("vs_reference")
+        versus = f"{ref:.2f}x of `{run['reference']}`" if ref is not None else ""
+        lines.append(
+            f"| `{run['name']}` | {run['server']} | {run['frames_per_second']:,.0f} | {versus} "
+            f"| {' + '.join(f'{c:.2f}' for c in run['server_cpu'])} "
+            f"| {run['frames_per_cpu_second']:,.0f} "
+            f"| {', '.join(f'{r:,}' for r in run.get('rounds', []))} |"
+        )
+    memory = result.get("memory")
+    if memory:
+        lines += [
+            "",
+            f"{memory['connections']:,} idle authenticated `{memory['scheme']}` connections "
+            f"(each accepted {memory['frames_per_connection']} frame(s)), one server process.",
+            "",
+            "| measure | bytes per connection |",
+            "|---|---:|",
+            f"| verifier state: `ConnectionState` and what it alone references "
+            f"| {memory['verifier_state_bytes']:.0f} |",
+            f"| its credential: `VerifiedCredential` and its Python objects "
+            f"(one per credential, shared with the cache) | {memory['credential_bytes']:,.0f} |",
+            f"| server RSS growth (asyncio, websockets, adapter, credential, buffers: all of it) "
+            f"| {memory['rss_bytes_per_connection']:,.0f} |",
+        ]
+        if memory.get("notes"):
+            lines += ["", memory["notes"]]
+    if result.get("targets"):
+        lines += ["", *targets_table(result["targets"])]
+    return "\n".join(lines)
+
+
+def hotpath_table(result: dict[str, Any]) -> str:
+    """The pytest-benchmark suite, as one table."""
+    lines = [
+        "| benchmark | median | min | rounds |",
+        "|---|---:|---:|---:|",
+    ]
+    for bench in result["benchmarks"]:
+        stats = bench["stats"]
+        lines.append(
+            f"| `{bench['name']}` | {_ns(stats['median'] * 1e9)} | {_ns(stats['min'] * 1e9)} "
+            f"| {stats['rounds']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def _environment_lines(env: dict[str, Any]) -> list[str]:
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    return [
+        f"- date: {env['date']}",
+        f"- machine: {env['cpu']}, {env['cpus']} CPUs, {env['memory_gib']} GiB, {env['platform']}",
+        f"- Python: {env['python']}",
+        f"- versions: {versions}",
+        f"- signedws commit: {env['commit']}",
+    ]
+
+
+def render(
+    compare: dict[str, Any] | None, e2e: dict[str, Any] | None, hotpath: dict[str, Any] | None
+) -> str:
+    env = (compare or e2e or {}).get("environment") or environment()
+    out = [
+        "# Benchmark results",
+        "",
+        "Written by `benchmarks/report.py` from the last `make bench`; do not edit by hand.",
+        "Every ratio is measured within one run of one script (see `benchmarks/compare.py`",
+        "and `benchmarks/e2e.py` for the method).",
+        "",
+        *_environment_lines(env),
+    ]
+    if compare:
+        load = compare.get("load_average") or {}
+        out += [
+            "",
+            "## Hot path beside floors and peers (`compare.py`)",
+            "",
+            f"Load average (1/5/15 min) before: {load.get('before')}, after: {load.get('after')}.",
+            "",
+            compare_table(compare),
+        ]
+    if e2e:
+        load = e2e.get("load_average") or {}
+        out += [
+            "",
+            "## End to end over `websockets` (`e2e.py`)",
+            "",
+            f"Load average (1/5/15 min) before: {load.get('before')}, after: {load.get('after')}.",
+            "",
+            e2e_tables(e2e),
+        ]
+    if hotpath:
+        out += [
+            "",
+            "## pytest-benchmark suite (`benchmarks/test_hotpath.py`)",
+            "",
+            hotpath_table(hotpath),
+        ]
+    return "\n".join(out) + "\n"
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--compare", type=Path, default=COMPARE_JSON)
+    parser.add_argument("--e2e", type=Path, default=E2E_JSON)
+    parser.add_argument("--hotpath", type=Path, default=HOTPATH_JSON)
+    parser.add_argument("--out", type=Path, default=RESULTS_MD)
+    args = parser.parse_args(argv)
+    text = render(_load(args.compare), _load(args.e2e), _load(args.hotpath))
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
