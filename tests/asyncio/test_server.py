@@ -1,4 +1,7 @@
-"""Tests for signedws.asyncio.server over real sockets on 127.0.0.1."""
+"""Tests for signedws.asyncio.server over real sockets on 127.0.0.1: what is
+particular to the websockets adapter. The behaviour every server shares (hello,
+Origin, limits, acks, delivery, Ed25519 offload, ...) is tested once for all
+servers in tests/servers/test_server_contract.py."""
 
 from __future__ import annotations
 
