@@ -8,6 +8,12 @@ Usage::
 ``--benchmark-json`` each write one file; this script turns whichever exist
 into the tables of RESULTS.md, with the machine, the versions and the date.
 RESULTS.md is never edited by hand: rerun ``make bench``.
+
+What this run has no JSON for is kept from the RESULTS.md it replaces: a
+section whose file is missing (say, ``e2e.json`` on a machine where only
+``compare.py`` ran) is carried over as it was, marked as such, and so is the
+fleet section between ``<!-- fleet:begin -->`` and ``<!-- fleet:end -->``,
+which belongs to ``benchmarks/fleet.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+_DATE: Final = "%Y-%m-%d %H:%M UTC"
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent
 OUT_DIR: Final = ROOT / ".benchmarks"  # git-ignored
@@ -30,6 +37,16 @@ COMPARE_JSON: Final = OUT_DIR / "compare.json"
 E2E_JSON: Final = OUT_DIR / "e2e.json"
 HOTPATH_JSON: Final = OUT_DIR / "hotpath.json"
 RESULTS_MD: Final = HERE / "RESULTS.md"
+#: The markers `benchmarks/fleet.py` writes its section between.
+FLEET_BEGIN: Final = "<!-- fleet:begin -->"
+FLEET_END: Final = "<!-- fleet:end -->"
+COMPARE_TITLE: Final = "## Hot path beside floors and peers (`compare.py`)"
+E2E_TITLE: Final = "## End to end over `websockets` (`e2e.py`)"
+HOTPATH_TITLE: Final = "## pytest-benchmark suite (`benchmarks/test_hotpath.py`)"
+KEPT_NOTE: Final = (
+    "*Kept from the previous RESULTS.md: this run had no JSON for this section "
+    "(its own load averages, date and versions were those of its run).*"
+)
 
 PACKAGES: Final = (
     "signedws",
@@ -109,7 +126,7 @@ def environment() -> dict[str, Any]:
     versions["OpenSSL (hashlib/hmac)"] = ssl.OPENSSL_VERSION
     dirty = _git("status", "--porcelain", "--", "signedws")
     return {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime(_DATE),
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
         "memory_gib": _memory_gib(),
@@ -270,9 +287,54 @@ def _environment_lines(env: dict[str, Any]) -> list[str]:
     ]
 
 
+def previous_section(text: str, title: str) -> str | None:
+    """The section of an earlier RESULTS.md that starts at the heading
+    ``title``: up to the next ``## `` heading or the fleet block, without
+    the note `KEPT_NOTE` a previous carry-over added. None if there is none."""
+    start = text.find(f"\n{title}\n")
+    if start < 0:
+        return None
+    body_start = start + len(title) + 2
+    ends = [len(text)]
+    for marker in ("\n## ", f"\n{FLEET_BEGIN}"):
+        at = text.find(marker, body_start)
+        if at >= 0:
+            ends.append(at)
+    return text[body_start : min(ends)].strip("\n").removeprefix(KEPT_NOTE).strip("\n")
+
+
+def fleet_block(text: str) -> str | None:
+    """The fleet section of an earlier RESULTS.md, markers included."""
+    start = text.find(FLEET_BEGIN)
+    end = text.find(FLEET_END, start)
+    if start < 0 or end < 0:
+        return None
+    return text[start : end + len(FLEET_END)]
+
+
+def _own_run(env: dict[str, Any], date: str | None, commit: str | None) -> list[str]:
+    """A line dating a section whose run is not that of the file's header
+    (another commit, or more than half an hour apart), else nothing."""
+    header = env.get("date")
+    if not date or not header:
+        return []
+    apart = abs(
+        datetime.datetime.strptime(date, _DATE) - datetime.datetime.strptime(header, _DATE)
+    )
+    same_commit = commit is not None and str(env.get("commit", "")).startswith(commit[:7])
+    if same_commit and apart <= datetime.timedelta(minutes=30):
+        return []
+    return [f"This section's run: {date}, signedws commit {commit}.", ""]
+
+
 def render(
-    compare: dict[str, Any] | None, e2e: dict[str, Any] | None, hotpath: dict[str, Any] | None
+    compare: dict[str, Any] | None,
+    e2e: dict[str, Any] | None,
+    hotpath: dict[str, Any] | None,
+    previous: str = "",
 ) -> str:
+    """RESULTS.md from the JSON results; ``previous`` (the file it replaces)
+    supplies the sections this run has no JSON for, and the fleet section."""
     env = (compare or e2e or {}).get("environment") or environment()
     out = [
         "# Benchmark results",
@@ -283,33 +345,57 @@ def render(
         "",
         *_environment_lines(env),
     ]
+
+    def section(title: str, body: str | None) -> None:
+        if body is not None:
+            out.extend(["", title, "", body])
+            return
+        kept = previous_section(previous, title)
+        if kept is not None:
+            out.extend(["", title, "", KEPT_NOTE, "", kept])
+
+    compare_body = None
     if compare:
         load = compare.get("load_average") or {}
-        out += [
-            "",
-            "## Hot path beside floors and peers (`compare.py`)",
-            "",
-            f"Load average (1/5/15 min) before: {load.get('before')}, after: {load.get('after')}.",
-            "",
-            compare_table(compare),
-        ]
+        compare_body = "\n".join(
+            [
+                f"Load average (1/5/15 min) before: {load.get('before')}, "
+                f"after: {load.get('after')}.",
+                "",
+                compare_table(compare),
+            ]
+        )
+    section(COMPARE_TITLE, compare_body)
+    e2e_body = None
     if e2e:
         load = e2e.get("load_average") or {}
-        out += [
-            "",
-            "## End to end over `websockets` (`e2e.py`)",
-            "",
-            f"Load average (1/5/15 min) before: {load.get('before')}, after: {load.get('after')}.",
-            "",
-            e2e_tables(e2e),
-        ]
+        e2e_env = e2e.get("environment") or {}
+        e2e_body = "\n".join(
+            [
+                *_own_run(env, e2e_env.get("date"), e2e_env.get("commit")),
+                f"Load average (1/5/15 min) before: {load.get('before')}, "
+                f"after: {load.get('after')}.",
+                "",
+                e2e_tables(e2e),
+            ]
+        )
+    section(E2E_TITLE, e2e_body)
+    hotpath_body = None
     if hotpath:
-        out += [
-            "",
-            "## pytest-benchmark suite (`benchmarks/test_hotpath.py`)",
-            "",
-            hotpath_table(hotpath),
-        ]
+        when = hotpath.get("datetime")
+        date = (
+            datetime.datetime.fromisoformat(when).astimezone(datetime.UTC).strftime(_DATE)
+            if when
+            else None
+        )
+        commit = (hotpath.get("commit_info") or {}).get("id")
+        hotpath_body = "\n".join(
+            [*_own_run(env, date, commit[:7] if commit else None), hotpath_table(hotpath)]
+        )
+    section(HOTPATH_TITLE, hotpath_body)
+    fleet = fleet_block(previous)
+    if fleet is not None:
+        out.extend(["", fleet])
     return "\n".join(out) + "\n"
 
 
@@ -324,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hotpath", type=Path, default=HOTPATH_JSON)
     parser.add_argument("--out", type=Path, default=RESULTS_MD)
     args = parser.parse_args(argv)
-    text = render(_load(args.compare), _load(args.e2e), _load(args.hotpath))
+    previous = args.out.read_text() if args.out.exists() else ""
+    text = render(_load(args.compare), _load(args.e2e), _load(args.hotpath), previous)
     args.out.write_text(text)
     print(f"wrote {args.out}")
     return 0

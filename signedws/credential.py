@@ -36,6 +36,7 @@ __all__ = [
     "TOKEN_LABEL",
     "Claims",
     "ClientCredential",
+    "CredentialFields",
     "Ed25519Credential",
     "Issuer",
     "KeyReference",
@@ -43,6 +44,7 @@ __all__ = [
     "TokenKeys",
     "encode_key_reference",
     "unverified_credential",
+    "unverified_credential_fields",
 ]
 
 TOKEN_KEY_INFO: Final = b"signedws/v1 token-key"
@@ -108,12 +110,30 @@ class KeyReference:
     kid: str
 
 
+#: A token's or certificate's fields, as `Claims` holds them (same order).
+CredentialFields = tuple[
+    int, str, str, str, str, frozenset[str], frozenset[str], int, int, bytes | None, bytes, bytes
+]
+
+
 def unverified_credential(data: bytes) -> Claims | KeyReference:
     """Decode a credential without authenticating it.
 
     Raises:
         Rejected: `credential_malformed` if ``data`` is not a canonical
             credential of a known type with valid fields.
+    """
+    fields = unverified_credential_fields(data)
+    return fields if isinstance(fields, KeyReference) else Claims(*fields)
+
+
+def unverified_credential_fields(data: bytes) -> CredentialFields | KeyReference:
+    """`unverified_credential`, with a token's or certificate's fields as a
+    plain tuple in `Claims`' order: the verifier's cache-miss path, which
+    needs them but not the frozen dataclass (~1.3 µs to build).
+
+    Raises:
+        Rejected: `credential_malformed`, exactly as `unverified_credential`.
     """
     fields = envelope.decode_canonical(data, code=_C)
     if len(fields) < 2 or fields[0] != VERSION or type(fields[0]) is not int:
@@ -123,16 +143,16 @@ def unverified_credential(data: bytes) -> Claims | KeyReference:
         raise Rejected(_C, "credential type is not a uint")
     if ctype == TYPE_KEY_REFERENCE:
         if len(fields) != 4:
-            raise Rejected(_C, f"key reference has {len(fields)} elements, not 4")
+            raise Rejected(_C, "key reference has {} elements, not 4", len(fields))
         return KeyReference(str_field(fields[2], "iss", _C), str_field(fields[3], "kid", _C))
     if ctype == TYPE_TOKEN:
         size, tag_size = 11, 32
     elif ctype == TYPE_CERTIFICATE:
         size, tag_size = 12, 64
     else:
-        raise Rejected(_C, f"unknown credential type {ctype}")
+        raise Rejected(_C, "unknown credential type {}", ctype)
     if len(fields) != size:
-        raise Rejected(_C, f"credential type {ctype} has {len(fields)} elements, not {size}")
+        raise Rejected(_C, "credential type {} has {} elements, not {}", ctype, len(fields), size)
     iat = uint_field(fields[8], "iat", _C)
     exp = uint_field(fields[9], "exp", _C)
     if exp <= iat:
@@ -145,20 +165,20 @@ def unverified_credential(data: bytes) -> Claims | KeyReference:
         public_key = key
     tag = fields[-1]
     if type(tag) is not bytes or len(tag) != tag_size:
-        raise Rejected(_C, f"tag is not a {tag_size}-byte bin")
-    return Claims(
-        type=ctype,
-        iss=str_field(fields[2], "iss", _C),
-        kid=str_field(fields[3], "kid", _C),
-        cid=str_field(fields[4], "cid", _C),
-        sub=str_field(fields[5], "sub", _C),
-        scopes=str_set_field(fields[6], "scopes", _C, MAX_LIST_ITEMS),
-        aud=str_set_field(fields[7], "aud", _C, MAX_AUDIENCES),
-        iat=iat,
-        exp=exp,
-        public_key=public_key,
-        body=data[: -(tag_size + 2)],
-        tag=tag,
+        raise Rejected(_C, "tag is not a {}-byte bin", tag_size)
+    return (
+        ctype,
+        str_field(fields[2], "iss", _C),
+        str_field(fields[3], "kid", _C),
+        str_field(fields[4], "cid", _C),
+        str_field(fields[5], "sub", _C),
+        str_set_field(fields[6], "scopes", _C, MAX_LIST_ITEMS),
+        str_set_field(fields[7], "aud", _C, MAX_AUDIENCES),
+        iat,
+        exp,
+        public_key,
+        data[: -(tag_size + 2)],
+        tag,
     )
 
 

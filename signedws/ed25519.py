@@ -20,12 +20,32 @@ with rules 1-4 in front they give the same answer for every input. The public
 vector suites in ``../shared/vectors`` pin that in the tests.
 
 Checks on A happen once per key (`check_public_key`), checks on R and S once per
-signature (`check_signature`), so the per-frame price is two integer
-comparisons and a set lookup on top of the backend call.
+signature (`check_signature`). For almost every signature those are two byte
+look-ups: S < 2^252 < L when its top byte is below 0x10, and R can break rules 3
+or 4 only if its last byte is one of the few that a y >= p or a small-order
+encoding ends with; only the other signatures take the integer comparisons and
+the blocklist look-up.
+
+The libsodium backend and PyNaCl's private binding
+--------------------------------------------------
+PyNaCl's public ``nacl.bindings.crypto_sign_open`` allocates an output buffer
+for the message, lets libsodium copy the message into it, and copies it out
+again into a new ``bytes``: about 1 µs per frame that the verifier throws away.
+libsodium's ``crypto_sign_open`` accepts NULL for the output and its length,
+and then only verifies (``crypto_sign_ed25519_verify_detached`` on the same
+bytes: the same equation, the same answer). The backend calls it so through
+PyNaCl's cffi module, ``nacl._sodium.lib``, which is not a public PyNaCl API.
+It is guarded: `_find_sodium_open` looks the function up at import and checks
+it on a good and a bad signature of RFC 8032; if anything is missing or
+answers wrongly (a PyNaCl release that moved or dropped it), the backend uses
+the public binding instead (`_LibsodiumPublic`). The tests run every public
+vector suite through both (`_LibsodiumDirect` and `_LibsodiumPublic`).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Final, Literal, Protocol
 
 import nacl.bindings
@@ -107,6 +127,16 @@ def check_public_key(public_key: bytes) -> str | None:
     return _point_problem(public_key)
 
 
+# The last byte of every encoding that can break rule 3 or 4: a y >= p has its
+# low 255 bits all ones but for the lowest byte, so its last byte is 0x7f or
+# 0xff; the small-order encodings end with the bytes listed. An R ending with
+# any other byte passes `_point_problem` (`check_signature` skips it).
+_SUSPECT_LAST_BYTES: Final = frozenset({0x7F, 0xFF} | {e[31] for e in SMALL_ORDER_ENCODINGS})
+# S < L whenever S's top byte (the last, little-endian) is below 0x10: then
+# S < 2^252 < L. Only a top byte of 0x10 or more needs the integer comparison.
+_S_TOP_BELOW_L: Final = 0x10
+
+
 def check_signature(signature: bytes) -> str | None:
     """Check a signature's encoding against rules 1-4 (R and S only).
 
@@ -115,8 +145,10 @@ def check_signature(signature: bytes) -> str | None:
     """
     if len(signature) != SIGNATURE_SIZE:
         return f"signature is {len(signature)} bytes, not {SIGNATURE_SIZE}"
-    if int.from_bytes(signature[32:], "little") >= _L:
+    if signature[63] >= _S_TOP_BELOW_L and int.from_bytes(signature[32:], "little") >= _L:
         return "S >= L"
+    if signature[31] not in _SUSPECT_LAST_BYTES:
+        return None
     problem = _point_problem(signature[:32])
     return None if problem is None else f"R: {problem}"
 
@@ -138,9 +170,10 @@ class Backend(Protocol):
     def verify(self, prepared: object, signature: bytes, message: bytes) -> bool: ...
 
 
-class _Libsodium:
-    """libsodium through PyNaCl's bindings (crypto_sign_open, which runs
-    crypto_sign_verify_detached; cffi releases the GIL during the call)."""
+class _LibsodiumPublic:
+    """libsodium through PyNaCl's public binding, ``nacl.bindings.crypto_sign_open``
+    (which runs crypto_sign_verify_detached and copies the message out; cffi
+    releases the GIL during the call). The fallback of `_LibsodiumDirect`."""
 
     name: BackendName = "libsodium"
 
@@ -154,6 +187,61 @@ class _Libsodium:
         except nacl.exceptions.BadSignatureError:
             return False
         return True
+
+
+# RFC 8032 section 7.1 TEST 2: the check `_find_sodium_open` runs.
+_CHECK_KEY: Final = bytes.fromhex(
+    "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
+)
+_CHECK_SIGNED: Final = bytes.fromhex(
+    "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+    "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+    "72"
+)
+
+SodiumOpen = Callable[[object, object, bytes, int, bytes], int]
+
+
+def _find_sodium_open(module: str = "nacl._sodium") -> tuple[SodiumOpen, object] | None:
+    """PyNaCl's cffi ``crypto_sign_open`` and ``NULL``, if present and sound.
+
+    Sound: with NULL output arguments it accepts RFC 8032 TEST 2 and refuses
+    it with one bit of the signature flipped. None otherwise (or if anything
+    raises), and the libsodium backend then uses the public binding.
+    """
+    try:
+        sodium = importlib.import_module(module)
+        sign_open: SodiumOpen = sodium.lib.crypto_sign_open
+        null: object = sodium.ffi.NULL
+        forged = bytes([_CHECK_SIGNED[0] ^ 1]) + _CHECK_SIGNED[1:]
+        good = sign_open(null, null, _CHECK_SIGNED, len(_CHECK_SIGNED), _CHECK_KEY)
+        bad = sign_open(null, null, forged, len(forged), _CHECK_KEY)
+    except Exception:  # any failure means: use the public binding
+        return None
+    if good != 0 or bad == 0:
+        return None
+    return sign_open, null
+
+
+class _LibsodiumDirect(_LibsodiumPublic):
+    """libsodium's crypto_sign_open called with NULL outputs through PyNaCl's cffi
+    module (see the module docstring): verification only, no message copies.
+    cffi releases the GIL during the call, as for the public binding."""
+
+    def __init__(self, sign_open: SodiumOpen, null: object) -> None:
+        self._open = sign_open
+        self._null = null
+
+    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool:
+        assert isinstance(prepared, bytes)  # noqa: S101 - internal invariant
+        signed = signature + message
+        null = self._null
+        return self._open(null, null, signed, len(signed), prepared) == 0
+
+
+def _libsodium_backend(found: tuple[SodiumOpen, object] | None) -> Backend:
+    """`_LibsodiumDirect` over ``found`` (from `_find_sodium_open`), else `_LibsodiumPublic`."""
+    return _LibsodiumPublic() if found is None else _LibsodiumDirect(*found)
 
 
 class _OpenSSL:
@@ -173,7 +261,10 @@ class _OpenSSL:
         return True
 
 
-BACKENDS: Final[dict[str, Backend]] = {"libsodium": _Libsodium(), "openssl": _OpenSSL()}
+BACKENDS: Final[dict[str, Backend]] = {
+    "libsodium": _libsodium_backend(_find_sodium_open()),
+    "openssl": _OpenSSL(),
+}
 
 
 def get_backend(name: str) -> Backend:

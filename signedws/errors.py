@@ -18,6 +18,7 @@ a token, a frame key or a payload.
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 __all__ = [
     "Code",
@@ -113,14 +114,43 @@ class Rejected(SignedWSError):
         detail: a log line for the server operator. It names fields, sizes and
             identifiers (issuer, key id, credential id, counter), never a
             secret, a token, a signature or a payload.
+
+    ``Rejected(code, detail)`` takes the detail as a string. The verifier's
+    hot path passes a `str.format` template and its arguments instead,
+    ``Rejected(code, "cid={!r} ctr={}", cid, ctr)``: the detail is formatted
+    only when read (the log line of a rejection), never while an attacker's
+    frames are refused. Both forms give the same `code`, `detail`, ``str``
+    and ``repr``.
+
+    Construction runs no Python code (the exception's ``args`` hold the code,
+    the detail or template, and the template's arguments): refusing a frame
+    that fails a cheap check costs no more than raising a builtin exception.
     """
 
-    __slots__ = ("code", "detail")
+    __slots__ = ()
 
-    def __init__(self, code: Code, detail: str = "") -> None:
-        self.code = code
-        self.detail = detail
-        super().__init__(f"{code.id}: {detail}" if detail else code.id)
+    if TYPE_CHECKING:  # BaseException's C __init__ stores the arguments in ``args``.
+
+        def __init__(self, code: Code, detail: str = "", /, *arguments: object) -> None: ...
+
+    @property
+    def code(self) -> Code:
+        """What failed."""
+        code: Code = self.args[0]
+        return code
+
+    @property
+    def detail(self) -> str:
+        """The log line for the server operator (formatted on each read)."""
+        args = self.args
+        if len(args) < 2:
+            return ""
+        detail: str = args[1]
+        return detail.format(*args[2:]) if len(args) > 2 else detail
+
+    def __str__(self) -> str:
+        detail = self.detail
+        return f"{self.code.id}: {detail}" if detail else self.code.id
 
     def __repr__(self) -> str:
         return f"Rejected({self.code.id!r}, {self.detail!r})"

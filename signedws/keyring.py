@@ -289,8 +289,8 @@ class Keyring:
         if entry is not None:
             return entry
         if issuer not in self._issuers:
-            raise Rejected(Code.UNKNOWN_ISSUER, f"issuer {issuer!r} is not trusted")
-        raise Rejected(Code.UNKNOWN_KEY, f"issuer {issuer!r} has no key {kid!r}")
+            raise Rejected(Code.UNKNOWN_ISSUER, "issuer {!r} is not trusted", issuer)
+        raise Rejected(Code.UNKNOWN_KEY, "issuer {!r} has no key {!r}", issuer, kid)
 
     def registered_key(self, issuer: str, kid: str) -> RegisteredKey:
         """The registry entry ``(issuer, kid)``.
@@ -300,7 +300,7 @@ class Keyring:
         """
         entry = self._registry.get((issuer, kid))
         if entry is None:
-            raise Rejected(Code.UNKNOWN_KEY, f"no registered key {kid!r} of {issuer!r}")
+            raise Rejected(Code.UNKNOWN_KEY, "no registered key {!r} of {!r}", kid, issuer)
         return entry
 
     @property

@@ -23,6 +23,39 @@ Invariants:
    and only step 11 touches the frame's tag.
 5. Nothing secret reaches a `Rejected` detail: details name fields, sizes and
    identifiers only.
+6. A credential that failed authentication is remembered, with its rejection,
+   in a small failure cache beside the credential cache (`_failures`): a memo
+   of the same kind (a function of the credential bytes, the frame kind and the
+   keyring alone), dropped with it, and bounded on its own, so that refused
+   credentials can neither evict authenticated ones nor grow memory.
+
+The per-connection fast path
+----------------------------
+Every frame of a connection normally carries the same credential and the same
+nonce as the frame before, and the connection's ``state.credential`` already
+holds what steps 7.1-7.3 gave for that credential: all that is per connection
+or per credential is known before the frame arrives. `verify` first tests the
+frame against it in one condition that holds only if steps 2-8 and 10 all pass
+(the comments in `verify` say, line by line, which step each test stands for):
+byte comparisons with ``state.credential.cred`` and ``state.nonce`` take the
+place of the nonce check and of the cache look-up (which hashes the
+credential: ~80 ns for a token); the binding holds by construction (the commit
+that made ``vc`` the state's credential bound the state to ``vc.principal``);
+the cache's epoch says the keyring did not change since ``vc`` was made.
+
+If the condition fails, for whatever reason, the frame takes the full path
+(`Verifier._verify_full`), which runs every step in SPEC order and reports the
+first failing step's code, exactly as if there were no fast path. A frame that
+satisfies the condition passes every step the full path would run before step
+9, and then goes through the same steps 9, 11 and 12. So both paths accept the
+same frames, refuse the same frames and report the same codes: the tests
+compare them on every vector, the adversarial corpus, and mutated frames.
+
+Invariant 7: ``state.credential`` is set only by a commit (step 12), after a
+frame whose 64-byte nonce equalled ``state.nonce``, together with
+``state.principal = state.credential.principal`` and ``state.valid_until_ms``
+(the earlier of the nonce's expiry and the credential's fast interval's end);
+``ConnectionState.nonce`` never changes.
 
 Thread safety: `verify` may run on several threads at once (the adapters
 offload Ed25519 verification), but never on two threads for one connection at a
@@ -33,14 +66,23 @@ deliver them in order.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 import threading
+import types
+from collections.abc import Callable
 from typing import Final, NamedTuple, NoReturn
 
+import msgpack
 from cryptography.hazmat.primitives import hmac as c_hmac
 
 from . import ed25519, envelope, replay
-from .credential import CERTIFICATE_LABEL, KeyReference, TokenKeys, unverified_credential
+from .credential import (
+    CERTIFICATE_LABEL,
+    KeyReference,
+    TokenKeys,
+    unverified_credential_fields,
+)
 from .envelope import (
     CLIENT_LABEL,
     KIND_CLIENT_ED25519,
@@ -49,6 +91,7 @@ from .envelope import (
     TYPE_TOKEN,
     Hello,
     Payload,
+    check_client_frame,
     length_prefixed,
 )
 from .errors import Code, Rejected, UsageError
@@ -75,6 +118,19 @@ DEFAULT_LEEWAY: Final = 30.0
 DEFAULT_NONCE_TTL: Final = 86400
 DEFAULT_CACHE_SIZE: Final = 4096
 _MAX_SECONDS: Final = 10**9  # time tolerances beyond ~30 years are mistakes
+#: Most refused credentials the failure cache holds (invariant 6): at most
+#: ~1 MiB of credential bytes, whatever an attacker sends.
+MAX_FAILURE_CACHE_SIZE: Final = 256
+
+# The hot path's module-level names (a global load is cheaper than an attribute).
+_unpackb: Final = msgpack.unpackb
+_canonical: Final = envelope._canonical
+_DECODE_ERRORS: Final = envelope._DECODE_ERRORS
+_undecodable: Final = envelope._undecodable
+_compare_digest: Final = hmac.compare_digest
+_trunc: Final = math.trunc
+_SUSPECT_LAST_BYTES: Final = ed25519._SUSPECT_LAST_BYTES
+_S_TOP_BELOW_L: Final = ed25519._S_TOP_BELOW_L
 
 
 class Message(NamedTuple):
@@ -104,16 +160,25 @@ class Message(NamedTuple):
     timestamp_ms: int
 
 
+# tuple.__new__ bound to Message: skips NamedTuple's Python-level __new__
+# (~100 ns per Message), and the bound form saves passing the class (~10 ns).
+_new_message: Final[Callable[[tuple[object, ...]], Message]] = types.MethodType(
+    tuple.__new__, Message
+)
+
+
 class VerifiedCredential:
     """A credential that passed authentication, as the cache holds it.
 
     Everything here depends only on the credential bytes, the keyring and the
-    verifier's audience; nothing on time.
+    verifier's audience and leeway; nothing on time.
     """
 
     __slots__ = (
         "aud_ok",
         "cid",
+        "cred",
+        "epoch",
         "exp_ms",
         "frame_key",
         "iat",
@@ -126,6 +191,7 @@ class VerifiedCredential:
         "principal",
         "scopes",
         "sub",
+        "tag_size",
         "valid_from_ms",
         "valid_until_ms",
     )
@@ -145,6 +211,8 @@ class VerifiedCredential:
         frame_key: HMACKey | None = None,
         mac_state: c_hmac.HMAC | None = None,
         prepared: object = None,
+        cred: bytes = b"",
+        leeway_ms: int = 0,
     ) -> None:
         self.kind = kind
         self.iss = iss
@@ -157,25 +225,45 @@ class VerifiedCredential:
         self.exp_ms = exp * 1000
         self.aud_ok = aud_ok
         self.key_window = key_window
-        # The per-frame fast path (`Verifier.verify`, step 7.4): the key window
-        # and the expiry as one interval, empty when the audience is wrong.
-        # Only when ``now`` falls outside it are the checks done one by one.
-        self.valid_from_ms = key_window[0]
-        self.valid_until_ms = min(key_window[1], self.exp_ms) if aud_ok else key_window[0]
+        # The per-frame test of step 7.4 (`Verifier.verify`): the key window,
+        # the iat (less the verifier's leeway) and the expiry as one interval,
+        # empty when the audience is wrong. Only when ``now`` falls outside it
+        # are the checks done one by one, in order (`Verifier._check_validity`).
+        self.valid_from_ms = max(key_window[0], self.iat_ms - leeway_ms)
+        self.valid_until_ms = min(key_window[1], self.exp_ms) if aud_ok else self.valid_from_ms
         self.frame_key = frame_key
         # The frame key's HMAC past the client label and audience
         # (`HMACKey.prefixed_mac`): copied per frame.
         self.mac_state = mac_state
         self.prepared = prepared
+        # The exact credential bytes, for the per-connection fast path.
+        self.cred = cred
+        self.tag_size = 32 if kind == KIND_CLIENT_MAC else 64
+        # The verifier's cache epoch this was authenticated in (set by the
+        # verifier): the fast path uses it only while the epoch is current.
+        self.epoch: object = None
 
     def __repr__(self) -> str:
         return f"VerifiedCredential(iss={self.iss!r}, cid={self.cid!r}, sub={self.sub!r})"
 
 
 class ConnectionState:
-    """Per-connection verifier state (SPEC.md §6.4). Small on purpose."""
+    """Per-connection verifier state (SPEC.md §6.4). Small on purpose.
 
-    __slots__ = ("bitmap", "credential", "highest", "nonce", "nonce_expires_ms", "principal")
+    Only `Verifier.verify` changes it: its fast path relies on ``credential``,
+    ``principal`` and ``valid_until_ms`` having been set together by its own
+    commit (invariant 7 of the module docstring).
+    """
+
+    __slots__ = (
+        "bitmap",
+        "credential",
+        "highest",
+        "nonce",
+        "nonce_expires_ms",
+        "principal",
+        "valid_until_ms",
+    )
 
     def __init__(self, nonce: bytes) -> None:
         self.nonce = nonce
@@ -184,13 +272,23 @@ class ConnectionState:
         self.bitmap = 0
         self.principal: tuple[str, str] | None = None
         self.credential: VerifiedCredential | None = None
+        # For the fast path: the end of both the nonce's and the current
+        # credential's validity (min(nonce_expires_ms, credential.valid_until_ms)),
+        # set with ``credential`` (the same int object as one of the two).
+        self.valid_until_ms = 0
 
     def __repr__(self) -> str:
         return f"ConnectionState(highest={self.highest}, principal={self.principal!r})"
 
 
+def _revoked(vc: VerifiedCredential) -> Rejected:
+    return Rejected(Code.CREDENTIAL_REVOKED, "iss={!r} cid={!r} sub={!r}", vc.iss, vc.cid, vc.sub)
+
+
 def _scheme_mismatch(kind: int) -> Rejected:
-    return Rejected(Code.SCHEME_MISMATCH, f"frame kind {kind} with a credential of another scheme")
+    return Rejected(
+        Code.SCHEME_MISMATCH, "frame kind {} with a credential of another scheme", kind
+    )
 
 
 class Verifier:
@@ -270,6 +368,13 @@ class Verifier:
         self._client_prefix = CLIENT_LABEL + aud
         self._server_prefix = SERVER_LABEL + aud
         self._cache: dict[bytes, VerifiedCredential] = {}
+        # Credential bytes -> (the frame kind it failed under, or None if its
+        # failure does not depend on the kind; code; detail): invariant 6.
+        self._failures: dict[bytes, tuple[int | None, Code, str]] = {}
+        self._failures_size = min(cache_size, MAX_FAILURE_CACHE_SIZE)
+        # Replaced whenever the caches are dropped: a VerifiedCredential from
+        # an older epoch is not used by the fast path.
+        self._epoch = object()
         self._cache_version = keyring.version
         self._cache_lock = threading.Lock()
 
@@ -284,8 +389,7 @@ class Verifier:
             raise UsageError("keyring must be a Keyring")
         with self._cache_lock:
             self._keyring = keyring
-            self._cache = {}
-            self._cache_version = keyring.version
+            self._drop_caches()
 
     def __repr__(self) -> str:
         return (
@@ -316,15 +420,11 @@ class Verifier:
 
     def _authenticate(self, cred: bytes, kind: int) -> VerifiedCredential:
         """Steps 7.1-7.3 on a cache miss."""
-        claims = unverified_credential(cred)
-        if isinstance(claims, KeyReference):
-            ctype_kind = KIND_CLIENT_ED25519
-        else:
-            ctype_kind = KIND_CLIENT_MAC if claims.type == TYPE_TOKEN else KIND_CLIENT_ED25519
-        if ctype_kind != kind:
-            raise _scheme_mismatch(kind)
-        if isinstance(claims, KeyReference):
-            reg = self._keyring.registered_key(claims.iss, claims.kid)
+        fields = unverified_credential_fields(cred)
+        if isinstance(fields, KeyReference):
+            if kind != KIND_CLIENT_ED25519:
+                raise _scheme_mismatch(kind)
+            reg = self._keyring.registered_key(fields.iss, fields.kid)
             return VerifiedCredential(
                 kind=kind,
                 iss=reg.issuer,
@@ -336,69 +436,148 @@ class Verifier:
                 aud_ok=not reg.audiences or self.audience in reg.audiences,
                 key_window=(0, 2**64),
                 prepared=self.backend.prepare(reg.public_key.to_bytes()),
+                cred=cred,
+                leeway_ms=self.leeway_ms,
             )
-        entry = self._keyring.issuer_key(claims.iss, claims.kid)
-        ident = f"iss={claims.iss!r} kid={claims.kid!r} cid={claims.cid!r}"
+        ctype, iss, kid, cid, sub, scopes, aud, iat, exp, public_key, body, tag = fields
+        if (KIND_CLIENT_MAC if ctype == TYPE_TOKEN else KIND_CLIENT_ED25519) != kind:
+            raise _scheme_mismatch(kind)
+        entry = self._keyring.issuer_key(iss, kid)
         frame_key = mac_state = prepared = None
-        if claims.type == TYPE_TOKEN:
+        if ctype == TYPE_TOKEN:
             if not isinstance(entry.key, TokenKeys):
-                raise Rejected(Code.UNKNOWN_KEY, f"{ident}: key is not an HMAC issuer key")
-            if not hmac.compare_digest(claims.tag, entry.key.token_tag(claims.body)):
-                raise Rejected(Code.CREDENTIAL_INVALID, f"{ident}: token tag does not verify")
+                raise Rejected(
+                    Code.UNKNOWN_KEY,
+                    "iss={!r} kid={!r} cid={!r}: key is not an HMAC issuer key",
+                    iss,
+                    kid,
+                    cid,
+                )
+            if not hmac.compare_digest(tag, entry.key.token_tag(body)):
+                raise Rejected(
+                    Code.CREDENTIAL_INVALID,
+                    "iss={!r} kid={!r} cid={!r}: token tag does not verify",
+                    iss,
+                    kid,
+                    cid,
+                )
             frame_key = entry.key.frame_key(cred)
             mac_state = frame_key.prefixed_mac(self._client_prefix)
         else:
             if not isinstance(entry.key, Ed25519PublicKey):
-                raise Rejected(Code.UNKNOWN_KEY, f"{ident}: key is not an Ed25519 issuer key")
-            public_key = claims.public_key or b""
+                raise Rejected(
+                    Code.UNKNOWN_KEY,
+                    "iss={!r} kid={!r} cid={!r}: key is not an Ed25519 issuer key",
+                    iss,
+                    kid,
+                    cid,
+                )
+            public_key = public_key or b""
             problem = ed25519.check_public_key(public_key)
             if problem is not None:
-                raise Rejected(Code.WEAK_KEY, f"{ident}: certified key: {problem}")
+                raise Rejected(
+                    Code.WEAK_KEY,
+                    "iss={!r} kid={!r} cid={!r}: certified key: {}",
+                    iss,
+                    kid,
+                    cid,
+                    problem,
+                )
             if not ed25519.verify_strict(
-                self.backend, entry.key.to_bytes(), claims.tag, CERTIFICATE_LABEL + claims.body
+                self.backend, entry.key.to_bytes(), tag, CERTIFICATE_LABEL + body
             ):
                 raise Rejected(
-                    Code.CREDENTIAL_INVALID, f"{ident}: certificate signature does not verify"
+                    Code.CREDENTIAL_INVALID,
+                    "iss={!r} kid={!r} cid={!r}: certificate signature does not verify",
+                    iss,
+                    kid,
+                    cid,
                 )
             prepared = self.backend.prepare(public_key)
         return VerifiedCredential(
             kind=kind,
-            iss=claims.iss,
-            sub=claims.sub,
-            cid=claims.cid,
-            scopes=claims.scopes,
-            iat=claims.iat,
-            exp=claims.exp,
-            aud_ok=not claims.aud or self.audience in claims.aud,
+            iss=iss,
+            sub=sub,
+            cid=cid,
+            scopes=scopes,
+            iat=iat,
+            exp=exp,
+            aud_ok=not aud or self.audience in aud,
             key_window=entry.window_ms,
             frame_key=frame_key,
             mac_state=mac_state,
             prepared=prepared,
+            cred=cred,
+            leeway_ms=self.leeway_ms,
         )
 
+    def _drop_caches(self) -> None:
+        """Forget every credential, good or bad (the caller holds the lock)."""
+        self._cache = {}
+        self._failures = {}
+        self._epoch = object()
+        self._cache_version = self._keyring.version
+
     def _credential(self, cred: bytes, kind: int) -> VerifiedCredential:
-        """Steps 7.1-7.3 when `verify`'s fast path (a cache hit of the right
-        kind under an unchanged keyring) does not apply."""
+        """Steps 7.1-7.3 through the credential and failure caches."""
         if self._cache_version != self._keyring.version:
             with self._cache_lock:
-                self._cache = {}
-                self._cache_version = self._keyring.version
+                self._drop_caches()
         vc = self._cache.get(cred)
         if vc is None:
-            vc = self._authenticate(cred, kind)
+            failure = self._failures.get(cred)
+            if failure is not None:
+                # What `_authenticate` raised for these bytes under this keyring
+                # (invariant 6). Only the scheme check (7.2) depends on the
+                # frame's kind, and a failure remembered with a kind passed it
+                # for that kind: any other kind fails it first.
+                failed_kind, code, detail = failure
+                if failed_kind is not None and failed_kind != kind:
+                    raise _scheme_mismatch(kind)
+                raise Rejected(code, detail)
+            epoch, version = self._epoch, self._keyring.version
+            try:
+                vc = self._authenticate(cred, kind)
+            except Rejected as exc:
+                self._remember_failure(cred, kind, exc, epoch, version)
+                raise
+            vc.epoch = epoch
             with self._cache_lock:
-                if len(self._cache) >= self.cache_size:
-                    # FIFO eviction: dicts keep insertion order.
-                    del self._cache[next(iter(self._cache))]
-                self._cache[cred] = vc
+                # Not if the keyring moved meanwhile: the next frame re-authenticates.
+                if self._epoch is epoch and self._keyring.version == version:
+                    if len(self._cache) >= self.cache_size:
+                        # FIFO eviction: dicts keep insertion order.
+                        del self._cache[next(iter(self._cache))]
+                    self._cache[cred] = vc
         if vc.kind != kind:
             raise _scheme_mismatch(kind)
         return vc
 
-    def clear_cache(self) -> None:
-        """Drop every cached credential (they are re-authenticated on use)."""
+    def _remember_failure(
+        self, cred: bytes, kind: int, exc: Rejected, epoch: object, version: int
+    ) -> None:
+        """Put `_authenticate`'s rejection of ``cred`` in the failure cache.
+
+        `credential_malformed` (step 7.1) does not depend on the frame's kind;
+        every later failure passed the scheme check (7.2) for ``kind``. A
+        `scheme_mismatch` is not remembered: it says nothing of the other kind.
+        """
+        code = exc.code
+        if code is Code.SCHEME_MISMATCH:
+            return
+        entry = (None if code is Code.CREDENTIAL_MALFORMED else kind, code, exc.detail)
         with self._cache_lock:
-            self._cache = {}
+            if self._epoch is epoch and self._keyring.version == version:
+                failures = self._failures
+                if len(failures) >= self._failures_size:
+                    del failures[next(iter(failures))]  # FIFO, as the credential cache
+                failures[cred] = entry
+
+    def clear_cache(self) -> None:
+        """Drop every cached credential, authenticated or refused: each is
+        authenticated again at its next frame, on every connection."""
+        with self._cache_lock:
+            self._drop_caches()
 
     # -- the hot path ---------------------------------------------------------
 
@@ -420,61 +599,161 @@ class Verifier:
         """
         # 1. Size, before any decoding.
         if len(data) > self.max_frame_size:
-            raise Rejected(Code.FRAME_TOO_LARGE, f"{len(data)} bytes, over {self.max_frame_size}")
-        # 2-4. Decode, version, structure.
-        kind, cred, nonce, ctr, ts, stream, seq, payload, tag = envelope.parse_client_frame(data)
-        now_ms = int(now * 1000)
-        # 5. Nonce.
-        if nonce != state.nonce or now_ms >= state.nonce_expires_ms:
-            if nonce != state.nonce:
-                raise Rejected(Code.NONCE_MISMATCH, "not this connection's nonce")
             raise Rejected(
-                Code.NONCE_EXPIRED, f"connection nonce expired at {state.nonce_expires_ms // 1000}"
+                Code.FRAME_TOO_LARGE, "{} bytes, over {}", len(data), self.max_frame_size
+            )
+        # 2. Decode (the call `envelope.parse_client_frame` makes).
+        try:
+            fields = _unpackb(data, max_map_len=0, max_ext_len=0)
+        except _DECODE_ERRORS as exc:
+            raise _undecodable(Code.MALFORMED, exc) from None
+        now_ms = _trunc(now * 1000)  # int(), ~20 ns cheaper
+        vc = state.credential
+        if vc is not None:
+            try:  # a list of 10 for any frame worth a look; else the full path says why
+                _, kind, cred, nonce, ctr, ts, stream, seq, payload, tag = fields
+            except (TypeError, ValueError):
+                return self._verify_full(data, fields, state, now_ms)
+            # The per-connection fast path (see the module docstring): the
+            # frame carries the connection's current credential and nonce.
+            # The condition holds only if steps 2-8 and 10 all pass; each line
+            # says which step(s) it stands for. If it fails, for whatever
+            # reason, `_verify_full` runs every step in order, so the first
+            # failing step's code is the one reported, exactly as if there
+            # were no fast path.
+            if (
+                # Cheapest first, and first what tells apart the frames an
+                # attacker most easily sends (another connection's, replayed,
+                # malformed, with an unknown credential): they then pay little
+                # for trying the fast path before the full path refuses them.
+                #
+                # 4 (nonce: bin(64)) and 5: vc was committed on this state,
+                # after a frame with a 64-byte nonce equal to state.nonce.
+                nonce == state.nonce
+                # 4 (ctr: uint >= 1, as H >= 0) and 6 (ctr > H passes).
+                and type(ctr) is int
+                and ctr > state.highest
+                # 3 (version: the uint 1) and 4 (kind: a client kind) and 7.2
+                # (kind goes with vc's type): in canonical form (checked
+                # last) the array's header is the one byte 0x9a, and version
+                # and kind are the single bytes after it.
+                and data[1] == 1
+                and data[2] == vc.kind
+                # 4 (cred: bin <= 4096 bytes, as vc.cred passed step 4) and
+                # 7.1-7.3: these exact bytes authenticated to vc ...
+                and cred == vc.cred
+                # ... in the current epoch of the cache, under an unchanged
+                # keyring: a cache look-up would give vc or an equal result.
+                and vc.epoch is self._epoch
+                and self._cache_version == self._keyring.version
+                # 4 (ts: uint) and 10.
+                and type(ts) is int
+                and ts >= 0
+                and abs(ts - now_ms) <= self.max_skew_ms
+                # 4: the other fields' types and sizes, as `check_client_frame`.
+                and type(stream) is bytes
+                and len(stream) == 16
+                and type(seq) is int
+                and (
+                    ((type(payload) is bytes or type(payload) is str) and seq > 0)
+                    or (payload is None and seq == 0)
+                )
+                and type(tag) is bytes
+                and len(tag) == vc.tag_size
+                # 5 (now < the nonce's expiry) and 7.4, as `_verify_full` tests
+                # them: the commit that made vc the state's credential set
+                # state.valid_until_ms to the earlier of the two ends. (8
+                # passes: that commit also bound the state to vc's principal.)
+                and vc.valid_from_ms <= now_ms < state.valid_until_ms
+                # 2: canonical form. Last: the dearest, and a frame that fails
+                # an earlier test then pays for it only once (in the full path).
+                and _canonical(fields) == data
+            ):
+                # Steps 9, 11 and 12 as in `_verify_full`, without what the
+                # condition made moot (the binding and current credential are
+                # already vc's).
+                revocations = self.revocations
+                if revocations is not EMPTY and revocations.is_revoked(
+                    vc.iss, vc.cid, vc.sub, vc.iat
+                ):
+                    raise _revoked(vc)
+                if kind == KIND_CLIENT_MAC:
+                    mac = vc.mac_state.copy()  # type: ignore[union-attr]
+                    mac.update(data[:-34])
+                    if not _compare_digest(mac.finalize(), tag):
+                        raise Rejected(Code.BAD_TAG, "cid={!r} ctr={}", vc.cid, ctr)
+                else:
+                    # `ed25519.check_signature`'s own shortcut, inlined: most
+                    # signatures need neither its call nor its integer work.
+                    if tag[63] >= _S_TOP_BELOW_L or tag[31] in _SUSPECT_LAST_BYTES:
+                        self._check_signature(vc, ctr, tag)
+                    if not self.backend.verify(vc.prepared, tag, self._client_prefix + data[:-66]):
+                        raise Rejected(Code.BAD_SIGNATURE, "cid={!r} ctr={}", vc.cid, ctr)
+                if self.window:
+                    state.highest, state.bitmap = replay.advance(
+                        state.highest, state.bitmap, self.window, ctr
+                    )
+                else:
+                    state.highest = ctr
+                return _new_message(
+                    (vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts)
+                )
+        return self._verify_full(data, fields, state, now_ms)
+
+    def _verify_full(
+        self, data: bytes, fields: object, state: ConnectionState, now_ms: int
+    ) -> Message:
+        """`verify` past step 2's decoding, every step in order (the full path)."""
+        # 2-4. Canonical form, version, structure.
+        kind, cred, nonce, ctr, ts, stream, seq, payload, tag = check_client_frame(fields, data)
+        # 5. Nonce.
+        if nonce != state.nonce:
+            raise Rejected(Code.NONCE_MISMATCH, "not this connection's nonce")
+        if now_ms >= state.nonce_expires_ms:
+            raise Rejected(
+                Code.NONCE_EXPIRED,
+                "connection nonce expired at {}",
+                state.nonce_expires_ms // 1000,
             )
         # 6. Counter.
         if ctr <= state.highest:
             reason = replay.check(state.highest, state.bitmap, self.window, ctr)
             if reason is not None:
                 raise Rejected(Code.REPLAY, reason)
-        # 7. Credential. A cache hit of the right kind under an unchanged
-        # keyring is the common case; `_credential` handles everything else.
+        # 7. Credential: 7.1-7.3 through the caches, 7.4 on every frame.
         vc = self._cache.get(cred)
         if vc is None or vc.kind != kind or self._cache_version != self._keyring.version:
             vc = self._credential(cred, kind)
-        if (
-            not vc.valid_from_ms <= now_ms < vc.valid_until_ms
-            or now_ms < vc.iat_ms - self.leeway_ms
-        ):
+        if not vc.valid_from_ms <= now_ms < vc.valid_until_ms:
             self._check_validity(vc, now_ms)
-        # 8. Binding (after the first frame, usually the very same tuple).
+        # 8. Binding.
         principal = state.principal
-        if principal is not vc.principal and principal is not None and principal != vc.principal:
+        if principal is not None and principal != vc.principal:
             raise Rejected(
                 Code.CREDENTIAL_MISMATCH,
-                f"connection is bound to iss={principal[0]!r} sub={principal[1]!r}, "
-                f"frame has iss={vc.iss!r} sub={vc.sub!r}",
+                "connection is bound to iss={!r} sub={!r}, frame has iss={!r} sub={!r}",
+                principal[0],
+                principal[1],
+                vc.iss,
+                vc.sub,
             )
         # 9. Revocation.
         revocations = self.revocations
         if revocations is not EMPTY and revocations.is_revoked(vc.iss, vc.cid, vc.sub, vc.iat):
-            raise Rejected(
-                Code.CREDENTIAL_REVOKED, f"iss={vc.iss!r} cid={vc.cid!r} sub={vc.sub!r}"
-            )
+            raise _revoked(vc)
         # 10. Timestamp.
         if abs(ts - now_ms) > self.max_skew_ms:
-            raise Rejected(Code.TIMESTAMP_SKEW, f"skew {ts - now_ms} ms")
+            raise Rejected(Code.TIMESTAMP_SKEW, "skew {} ms", ts - now_ms)
         # 11. Tag.
         if kind == KIND_CLIENT_MAC:
             mac = vc.mac_state.copy()  # type: ignore[union-attr]
             mac.update(data[:-34])
-            if not hmac.compare_digest(mac.finalize(), tag):
-                raise Rejected(Code.BAD_TAG, f"cid={vc.cid!r} ctr={ctr}")
+            if not _compare_digest(mac.finalize(), tag):
+                raise Rejected(Code.BAD_TAG, "cid={!r} ctr={}", vc.cid, ctr)
         else:
-            problem = ed25519.check_signature(tag)
-            if problem is not None:
-                raise Rejected(Code.BAD_SIGNATURE, f"cid={vc.cid!r} ctr={ctr}: {problem}")
+            self._check_signature(vc, ctr, tag)
             if not self.backend.verify(vc.prepared, tag, self._client_prefix + data[:-66]):
-                raise Rejected(Code.BAD_SIGNATURE, f"cid={vc.cid!r} ctr={ctr}")
+                raise Rejected(Code.BAD_SIGNATURE, "cid={!r} ctr={}", vc.cid, ctr)
         # 12. Commit.
         if self.window:
             state.highest, state.bitmap = replay.advance(
@@ -484,30 +763,43 @@ class Verifier:
             state.highest = ctr
         state.principal = vc.principal
         state.credential = vc
-        # tuple.__new__ skips NamedTuple's Python-level __new__ (~100 ns).
-        return tuple.__new__(
-            Message, (vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts)
-        )
+        state.valid_until_ms = min(state.nonce_expires_ms, vc.valid_until_ms)
+        return _new_message((vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts))
+
+    @staticmethod
+    def _check_signature(vc: VerifiedCredential, ctr: int, tag: bytes) -> None:
+        """Step 11's encoding rules on the signature (SPEC.md §8.2 rules 2-4)."""
+        problem = ed25519.check_signature(tag)
+        if problem is not None:
+            raise Rejected(Code.BAD_SIGNATURE, "cid={!r} ctr={}: {}", vc.cid, ctr, problem)
 
     def _check_validity(self, vc: VerifiedCredential, now_ms: int) -> NoReturn:
         """Step 7.4 check by check, in order, for a frame outside the fast interval."""
         start, end = vc.key_window
         if not start <= now_ms < end:
             raise Rejected(
-                Code.UNKNOWN_KEY, f"iss={vc.iss!r} cid={vc.cid!r}: issuer key not valid now"
+                Code.UNKNOWN_KEY, "iss={!r} cid={!r}: issuer key not valid now", vc.iss, vc.cid
             )
         if now_ms < vc.iat_ms - self.leeway_ms:
             raise Rejected(
-                Code.CREDENTIAL_NOT_YET_VALID, f"iss={vc.iss!r} cid={vc.cid!r}: iat {vc.iat}"
+                Code.CREDENTIAL_NOT_YET_VALID, "iss={!r} cid={!r}: iat {}", vc.iss, vc.cid, vc.iat
             )
         if now_ms >= vc.exp_ms:
             raise Rejected(
-                Code.CREDENTIAL_EXPIRED, f"iss={vc.iss!r} cid={vc.cid!r}: exp {vc.exp_ms // 1000}"
+                Code.CREDENTIAL_EXPIRED,
+                "iss={!r} cid={!r}: exp {}",
+                vc.iss,
+                vc.cid,
+                vc.exp_ms // 1000,
             )
         # Within the key window and the credential's validity, the interval is
         # empty only for a credential that is not for this audience.
         raise Rejected(
-            Code.AUDIENCE_MISMATCH, f"iss={vc.iss!r} cid={vc.cid!r}: not for {self.audience!r}"
+            Code.AUDIENCE_MISMATCH,
+            "iss={!r} cid={!r}: not for {!r}",
+            vc.iss,
+            vc.cid,
+            self.audience,
         )
 
     # -- server frames (SPEC.md §7.1) -----------------------------------------

@@ -32,7 +32,7 @@ from signedws.keys import Ed25519PrivateKey, HMACKey, RandomSource
 from signedws.revocation import EMPTY, RevocationSet
 from signedws.session import ServerKey, ServerSession
 from signedws.signer import ServerMessage, Signer
-from signedws.verifier import Message, VerifiedCredential, Verifier
+from signedws.verifier import ConnectionState, Message, VerifiedCredential, Verifier
 
 __all__ = [
     "AUDIENCE",
@@ -49,6 +49,7 @@ __all__ = [
     "NOW",
     "NOW_MS",
     "REG_KID",
+    "REVOKED_CID",
     "SCHEMES",
     "SCOPES",
     "SERVER_KEY",
@@ -58,19 +59,25 @@ __all__ = [
     "TAMPER_CODES",
     "CountingBackend",
     "FakeClock",
+    "Outcome",
     "Pair",
     "Scheme",
     "certificate",
     "client_frame",
     "encode_parts",
+    "encodings",
+    "field_variants",
     "flip_bit",
     "flip_byte",
+    "full_path_twin",
     "key_reference",
     "make_keyring",
+    "other_credentials",
     "raw_certificate",
     "seeded_random",
     "server_frame",
     "token",
+    "verify_both_paths",
 ]
 
 #: The fixed clock every test starts at, seconds since the epoch.
@@ -145,6 +152,155 @@ def flip_bit(data: bytes, i: int) -> bytes:
 def flip_byte(data: bytes, index: int) -> bytes:
     """``data`` with every bit of byte ``index`` inverted (PyNaCl ``flip_byte``)."""
     return data[:index] + bytes([data[index] ^ 0xFF]) + data[index + 1 :]
+
+
+# -- the verifier's two paths ---------------------------------------------------
+
+#: What `Verifier.verify` did with a frame: the message, or the rejection's code
+#: and detail; then the connection state after it (counters, window, binding,
+#: the current credential's bytes and the end of its validity).
+Outcome = tuple[
+    Message | tuple[Code, str], tuple[int, int, tuple[str, str] | None, bytes | None, int]
+]
+
+
+def full_path_twin(state: ConnectionState) -> ConnectionState:
+    """A copy of ``state`` that has no current credential, so that
+    `Verifier.verify` takes its full path on it (every step of SPEC.md §6.4 in
+    order) where ``state`` itself may take the per-connection fast path."""
+    twin = ConnectionState(state.nonce)
+    twin.nonce_expires_ms = state.nonce_expires_ms
+    twin.highest, twin.bitmap, twin.principal = state.highest, state.bitmap, state.principal
+    return twin
+
+
+def _outcome(verifier: Verifier, data: bytes, state: ConnectionState, now: float) -> Outcome:
+    result: Message | tuple[Code, str]
+    try:
+        result = verifier.verify(data, state, now=now)
+    except Rejected as exc:
+        result = (exc.code, exc.detail)
+    current = state.credential
+    return result, (
+        state.highest,
+        state.bitmap,
+        state.principal,
+        None if current is None else current.cred,
+        state.valid_until_ms,
+    )
+
+
+def verify_both_paths(
+    verifier: Verifier, data: bytes, state: ConnectionState, *, now: float
+) -> Message | Rejected:
+    """Verify ``data`` on ``state`` and on its `full_path_twin`; both must
+    give the same message or the same code and detail, and leave the same
+    state. Returns what ``state`` got (``state`` moves on if it accepted)."""
+    twin = full_path_twin(state)
+    expected = _outcome(verifier, data, twin, now)
+    got = _outcome(verifier, data, state, now)
+    assert got[0] == expected[0], (got, expected)
+    if isinstance(got[0], Message):  # both now hold the frame's credential
+        assert got[1] == expected[1], (got, expected)
+    else:  # the twin never had a credential: the rest must not have moved
+        assert got[1][:3] == expected[1][:3], (got, expected)
+    result = got[0]
+    if isinstance(result, Message):
+        return result
+    return Rejected(*result)
+
+
+def int_encodings(value: int) -> list[bytes]:
+    """Every MessagePack encoding of a non-negative int: canonical first."""
+    canonical = bytes(msgpack.packb(value))
+    widths = (
+        (0xCC, 1, False),
+        (0xCD, 2, False),
+        (0xCE, 4, False),
+        (0xCF, 8, False),
+        (0xD0, 1, True),
+        (0xD1, 2, True),
+        (0xD2, 4, True),
+        (0xD3, 8, True),
+    )
+    others = [
+        bytes([marker]) + value.to_bytes(size, "big", signed=signed)
+        for marker, size, signed in widths
+        if value < 2 ** (8 * size - signed)
+    ]
+    return [canonical, *[e for e in others if e != canonical]]
+
+
+def encodings(value: object) -> list[bytes]:
+    """Every MessagePack encoding of ``value`` worth trying (ints, bins and strs
+    in every width; anything else canonically): canonical first."""
+    if type(value) is int and value >= 0:
+        return int_encodings(value)
+    canonical = bytes(msgpack.packb(value, use_bin_type=True))
+    if isinstance(value, bytes | str):
+        raw = value if isinstance(value, bytes) else value.encode()
+        markers = (0xC4, 0xC5, 0xC6) if isinstance(value, bytes) else (0xD9, 0xDA, 0xDB)
+        headers = [
+            bytes([marker]) + len(raw).to_bytes(size, "big")
+            for marker, size in zip(markers, (1, 2, 4), strict=True)
+            if len(raw) < 2 ** (8 * size)
+        ]
+        return [canonical, *[h + raw for h in headers if h + raw != canonical]]
+    return [canonical]
+
+
+#: A credential id tests put in the verifier's revocation set (`other_credentials`).
+REVOKED_CID: Final = "revoked"
+
+
+def other_credentials() -> list[MACCredential | Ed25519Credential]:
+    """Credentials a frame may carry instead of its connection's own: of
+    another subject, audience or validity, of the other scheme, or revoked
+    (when the verifier revokes `REVOKED_CID`). Issued at `NOW`."""
+    elsewhere = ["wss://elsewhere.example.test/ws"]
+    return [
+        token(cid="other"),
+        token(cid="mallory", subject="mallory"),
+        token(cid="elsewhere", audiences=elsewhere),
+        token(cid="expired", now=NOW - 7200),
+        token(cid="future", now=NOW + 7200),
+        token(cid=REVOKED_CID),
+        certificate(cid="other"),
+        certificate(cid="mallory", subject="mallory"),
+        certificate(cid="elsewhere", audiences=elsewhere),
+        certificate(cid=REVOKED_CID),
+    ]
+
+
+def field_variants(pair: Pair, index: int) -> list[object]:
+    """Values to put in element ``index`` of a frame on ``pair``'s connection:
+    near the genuine one (the checks' boundaries, other credentials, other
+    counters and times), of every other type a decoder returns, and uints at
+    the widths of MessagePack's encodings."""
+    state = pair.server.state
+    ms = pair.clock.ms
+    near: list[list[object]] = [
+        [0, 1, 2],
+        [0, 1, 2, 3],
+        [
+            pair.cred,
+            pair.cred + b"\x00",
+            b"",
+            *(
+                c.token if isinstance(c, MACCredential) else c.credential
+                for c in other_credentials()
+            ),
+        ],
+        [state.nonce, state.nonce[:-1], state.nonce + b"\x00", bytes(64)],
+        [0, 1, 2, state.highest, state.highest + 1, state.highest + 300, 2**64 - 1],
+        [0, ms, ms - 300_000, ms - 300_001, ms + 300_000, ms + 300_001],
+        [STREAM, STREAM[:15], STREAM + b"\x00"],
+        [0, 1, 2, 1000],
+        [None, "x", b"x", "", b"", "é" * 40, b"x" * 300],
+    ]
+    others: list[object] = [None, True, False, 1.0, "1", b"\x01", [], {}, -1]
+    widths: list[object] = [127, 128, 255, 256, 32767, 32768, 65536, 2**31, 2**32, 2**63]
+    return [*near[index], *others, *widths]
 
 
 def seeded_random(seed: bytes) -> RandomSource:

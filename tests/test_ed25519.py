@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,17 @@ import nacl.signing
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519 as c_ed25519
+from hypothesis import given
+from hypothesis import strategies as st
 
 from signedws.ed25519 import (
     BACKENDS,
     SMALL_ORDER_ENCODINGS,
     Backend,
+    _find_sodium_open,
+    _libsodium_backend,
+    _LibsodiumDirect,
+    _LibsodiumPublic,
     check_public_key,
     check_signature,
     get_backend,
@@ -110,10 +119,21 @@ def _cctv() -> list[tuple[str, bytes, bytes, bytes, bool]]:
     ]
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+#: Every way signedws verifies: the two backends, and libsodium both through
+#: PyNaCl's private cffi call with NULL outputs (the default where it is
+#: present, `_LibsodiumDirect`) and through PyNaCl's public binding (the
+#: fallback, `_LibsodiumPublic`). Every vector suite runs through each.
+PATHS: dict[str, Backend] = {
+    "libsodium": BACKENDS["libsodium"],
+    "libsodium-public": _LibsodiumPublic(),
+    "openssl": BACKENDS["openssl"],
+}
+
+
+@pytest.fixture(params=sorted(PATHS))
 def backend(request: pytest.FixtureRequest) -> Backend:
-    """Each Ed25519 backend in turn."""
-    return BACKENDS[request.param]
+    """Each Ed25519 backend in turn, libsodium through both of PyNaCl's bindings."""
+    return PATHS[request.param]
 
 
 # Public vector suites
@@ -355,3 +375,108 @@ def test_get_backend_unknown(name: str) -> None:
     """get_backend raises UsageError for any other name."""
     with pytest.raises(UsageError, match="unknown Ed25519 backend"):
         get_backend(name)
+
+
+# libsodium through PyNaCl's private cffi binding (module docstring)
+
+
+def test_libsodium_backend_calls_libsodium_directly() -> None:
+    """On this PyNaCl the libsodium backend makes the cffi call with NULL outputs."""
+    assert type(BACKENDS["libsodium"]) is _LibsodiumDirect
+    assert BACKENDS["libsodium"].name == "libsodium"
+
+
+def test_both_libsodium_paths_agree_on_every_cctv_signature_without_the_precheck() -> None:
+    """Even without rules 1-4 in front, the direct call and the public binding
+    give the same answer for every CCTV vector (the same libsodium function)."""
+    direct, public = BACKENDS["libsodium"], PATHS["libsodium-public"]
+    answers = [
+        (_raw(direct, key, sig, msg), _raw(public, key, sig, msg))
+        for _, key, sig, msg, _ in _cctv()
+    ]
+    assert all(a == b for a, b in answers)
+    assert {a for a, _ in answers} == {True, False}
+
+
+class _FakeLib:
+    def __init__(self, answer: Callable[[bytes], int]) -> None:
+        self.answer = answer
+
+    def crypto_sign_open(self, m: object, mlen: object, sm: bytes, size: int, pk: bytes) -> int:
+        return self.answer(sm)
+
+
+class _FakeSodium(types.ModuleType):
+    """A stand-in for ``nacl._sodium`` whose crypto_sign_open answers as told."""
+
+    def __init__(self, answer: Callable[[bytes], int] | None) -> None:
+        super().__init__("fake_sodium")
+        if answer is not None:
+            self.lib = _FakeLib(answer)
+        self.ffi = types.SimpleNamespace(NULL=None)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        None,  # no crypto_sign_open at all
+        lambda sm: 0,  # accepts a forgery
+        lambda sm: -1,  # refuses a valid signature
+        lambda sm: 1 // 0,  # raises
+    ],
+    ids=["missing", "accepts-everything", "refuses-everything", "raises"],
+)
+def test_an_unsound_or_missing_binding_is_not_used(
+    answer: Callable[[bytes], int] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """_find_sodium_open returns None unless the function exists and answers
+    RFC 8032 TEST 2 right both ways; the backend then uses the public binding."""
+    monkeypatch.setitem(sys.modules, "fake_sodium", _FakeSodium(answer))
+    assert _find_sodium_open("fake_sodium") is None
+    assert _find_sodium_open("no_such_module_anywhere") is None
+    assert type(_libsodium_backend(None)) is _LibsodiumPublic
+
+
+def test_a_sound_binding_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A binding that accepts TEST 2 and refuses it flipped is taken."""
+    found = _find_sodium_open()
+    assert found is not None
+    assert type(_libsodium_backend(found)) is _LibsodiumDirect
+
+
+# check_signature's shortcuts (module docstring)
+
+
+def _reference_check_signature(signature: bytes) -> str | None:
+    """Rules 1-4 on a signature, spelled out with no shortcut."""
+    if len(signature) != 64:
+        return f"signature is {len(signature)} bytes, not 64"
+    if int.from_bytes(signature[32:], "little") >= L:
+        return "S >= L"
+    r = signature[:32]
+    if r in SMALL_ORDER_ENCODINGS:
+        return "R: small-order point"
+    if int.from_bytes(r, "little") & Y_MASK >= P:
+        return "R: non-canonical point encoding"
+    return None
+
+
+def test_check_signature_shortcuts_change_no_answer() -> None:
+    """For R ending with each of the 256 byte values (the small-order and
+    non-canonical encodings among them) and S around 2^252 and L, the answer
+    and reason are the reference rule's."""
+    rs = [bytes(31) + bytes([last]) for last in range(256)]
+    rs += [bytes([0xFF] * 31) + bytes([last]) for last in range(256)]
+    rs += [*sorted(SMALL_ORDER_ENCODINGS), BASE_POINT, (P + 2).to_bytes(32, "little")]
+    ss = [0, 1, 2**252 - 1, 2**252, L - 1, L, L + 1, 2**253, 2**256 - 1]
+    ss += [top << 248 for top in range(0x0E, 0x13)]
+    for r in rs:
+        for s in ss:
+            signature = r + s.to_bytes(32, "little")
+            assert check_signature(signature) == _reference_check_signature(signature)
+
+
+@given(st.binary(min_size=64, max_size=64))
+def test_check_signature_matches_the_reference_on_any_bytes(signature: bytes) -> None:
+    """For any 64 bytes, check_signature answers as the reference rule does."""
+    assert check_signature(signature) == _reference_check_signature(signature)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,6 +25,8 @@ from signedws.envelope import (
     ClientFrame,
     Hello,
     ServerFrame,
+    _canonical,
+    check_client_frame,
     decode_canonical,
     decode_hello,
     encode,
@@ -256,6 +259,53 @@ def test_mutated_encodings_raise_only_rejected(value: list[object], data: st.Dat
     assert type(result) is list or result is Code.MALFORMED
     if type(result) is list:
         assert action == "flip"  # a truncated or extended encoding never passes
+
+
+def _parsed(parse: Callable[[], object]) -> object:
+    try:
+        return parse()
+    except Rejected as exc:
+        return (exc.code, exc.detail)
+
+
+_frame_fields = st.lists(
+    st.one_of(
+        st.just(1),
+        st.integers(min_value=0, max_value=2**64 - 1),
+        st.none(),
+        st.booleans(),
+        st.floats(allow_nan=False),
+        st.text(max_size=20),
+        st.binary(max_size=70),
+        st.sampled_from([bytes(16), bytes(32), bytes(64)]),
+        st.lists(st.integers(0, 3), max_size=2),
+    ),
+    min_size=8,
+    max_size=11,
+)
+
+
+@given(st.binary(max_size=200) | _msgpack_bytes | _frame_fields.map(encode))
+def test_check_client_frame_is_parse_client_frame_past_decoding(data: bytes) -> None:
+    """For any bytes that decode, check_client_frame on the decoded value gives
+    exactly what parse_client_frame gives: the same fields, or the same code
+    and detail (the verifier relies on it)."""
+    try:
+        fields = msgpack.unpackb(data, max_map_len=0, max_ext_len=0)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return
+    assert _parsed(lambda: check_client_frame(fields, data)) == _parsed(
+        lambda: parse_client_frame(data)
+    )
+
+
+@given(st.lists(_wire_values | st.booleans() | st.floats(), max_size=12))
+def test_canonical_check_is_packb_of_the_decoded_value(value: list[object]) -> None:
+    """The canonical check's shared packer (strict types) re-encodes anything a
+    decoder returns as msgpack.packb does."""
+    data = bytes(msgpack.packb(value, use_bin_type=True))
+    decoded = msgpack.unpackb(data, max_map_len=0, max_ext_len=0)
+    assert _canonical(decoded) == msgpack.packb(decoded, use_bin_type=True) == data
 
 
 SECRET_MARK = "card 4111 1111 1111 1111"

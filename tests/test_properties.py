@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import msgpack
-from helpers import SCHEMES, STREAM, TAMPER_CODES, Pair, flip_bit
-from hypothesis import HealthCheck, given, settings
+from helpers import (
+    ISSUER,
+    REVOKED_CID,
+    SCHEMES,
+    STREAM,
+    TAMPER_CODES,
+    Pair,
+    client_frame,
+    encodings,
+    field_variants,
+    flip_bit,
+    other_credentials,
+    verify_both_paths,
+)
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from signedws.errors import Rejected
 from signedws.replay import advance, check
+from signedws.revocation import RevocationSet
 from signedws.signer import ServerMessage
 from signedws.verifier import Message
 
@@ -227,3 +241,72 @@ def test_verifier_replay_matches_the_set_model(window: int, order: list[int]) ->
         if expected:
             seen.add(n)
     assert pair.server.accepted == max(seen, default=0)
+
+
+# -- the verifier's per-connection fast path agrees with its full path -------------------
+
+
+def field_values(pair: Pair, index: int) -> st.SearchStrategy[object]:
+    """Values for element ``index`` of a client frame: `field_variants` (near
+    the genuine one, of other types, at the boundaries the checks test) or any
+    uint."""
+    variants = st.sampled_from(field_variants(pair, index))
+    return st.one_of(variants, variants, variants, st.integers(0, 2**64 - 1))
+
+
+def candidate_frame(pair: Pair, data: st.DataObject) -> bytes:
+    """A frame for a warmed pair: honest; bit-flipped; carrying another
+    credential (tagged by its own key); or honest but for one or a few
+    elements, perhaps one of them encoded non-canonically, tagged afresh (so
+    that only the check under test can refuse it) or with a forged tag."""
+    how = data.draw(
+        st.sampled_from(["honest", "flip", "credential", "field", "field", "fields"]), label="how"
+    )
+    payload = data.draw(st.one_of(st.none(), st.text(max_size=40), st.binary(max_size=300)))
+    if how == "credential":
+        credential = data.draw(st.sampled_from(other_credentials()), label="credential")
+        ctr = min(pair.next_counter(), 2**64 - 1)  # after 2**64 - 1: a replay
+        return pair.forge(credential=credential, payload=payload, ctr=ctr)
+    frame = pair.sign(payload)
+    if how == "honest":
+        return frame
+    if how == "flip":
+        return flip_bit(frame, data.draw(st.integers(0, len(frame) * 8 - 1), label="bit"))
+    fields = msgpack.unpackb(frame)[:9]
+    indices = st.sets(st.integers(0, 8), min_size=1, max_size=1 if how == "field" else 3)
+    for index in data.draw(indices, label="indices"):
+        fields[index] = data.draw(field_values(pair, index), label=f"field {index}")
+    parts = [encodings(value)[0] for value in fields]
+    if data.draw(st.integers(0, 3), label="re-encode") == 0:
+        index = data.draw(st.integers(0, 8), label="re-encoded field")
+        parts[index] = data.draw(st.sampled_from(encodings(fields[index])), label="encoding")
+    tagged = client_frame(fields, pair.secret, parts=parts)
+    if data.draw(st.integers(0, 5), label="forge") == 0:
+        size = len(msgpack.unpackb(frame)[9])
+        tag = data.draw(st.binary(min_size=size, max_size=size), label="tag")
+        return tagged[:-size] + tag
+    return tagged
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scheme=schemes, window=st.sampled_from([0, 8]), data=st.data())
+def test_fast_path_agrees_with_full_path(
+    scheme: tuple[str, str], window: int, data: st.DataObject
+) -> None:
+    """On a connection that accepted frames (so the verifier's per-connection
+    fast path applies), any frame at any time, honest or tampered, canonical or
+    not, gets the same message or the same code and detail, and leaves the same
+    state, as on a twin of the connection that takes the full path."""
+    pair = Pair(scheme[0], scheme[1], window=window)  # type: ignore[arg-type]
+    pair.verifier.revocations = RevocationSet([(ISSUER, REVOKED_CID)])
+    pair.warm_up()
+    for _ in range(data.draw(st.integers(1, 3), label="frames")):
+        frame = candidate_frame(pair, data)
+        skew = data.draw(
+            st.sampled_from([0, 0, 0, 0, -0.001, 1, -300, 300.001, 3600, 86400, -86400]),
+            label="skew",
+        )
+        result = verify_both_paths(
+            pair.verifier, frame, pair.server.state, now=pair.clock.now + skew
+        )
+        event(result.code.id if isinstance(result, Rejected) else "accepted")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import verify_both_paths
 
 from signedws.credential import (
     ClientCredential,
@@ -237,12 +238,18 @@ def state_snapshot(state: ConnectionState) -> tuple[object, ...]:
 
 
 def run_frame_steps(verifier: Verifier, state: ConnectionState, steps: list[Json]) -> None:
-    """Run frames.json steps on one connection; a rejection must change nothing."""
+    """Run frames.json steps on one connection; a rejection must change nothing.
+
+    Each frame is also verified on a `full_path_twin` of the state, which must
+    get the same answer (`verify_both_paths`).
+    """
     for index, step in enumerate(steps):
         if "replace_revocations" in step:
             verifier.revocations = revocations_of(step["replace_revocations"])
         before = state_snapshot(state)
-        result = verify_outcome(verifier, h(step["frame"]), state, step["now"])
+        # The fast path and the full path give the same answer (helpers.py).
+        got = verify_both_paths(verifier, h(step["frame"]), state, now=step["now"])
+        result = {"reject": got.code.id} if isinstance(got, Rejected) else message_result(got)
         assert (index, result) == (index, normalized(step["expect"]))
         if "reject" in result:
             assert state_snapshot(state) == before, f"step {index} changed the state"

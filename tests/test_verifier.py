@@ -27,17 +27,21 @@ from helpers import (
     NOW,
     NOW_MS,
     REG_KID,
+    REVOKED_CID,
     SCHEMES,
     SCOPES,
     STREAM,
     SUBJECT,
     TAMPER_CODES,
     CountingBackend,
+    FakeClock,
     Pair,
     Scheme,
     certificate,
     client_frame,
     encode_parts,
+    encodings,
+    field_variants,
     flip_bit,
     flip_byte,
     key_reference,
@@ -45,17 +49,24 @@ from helpers import (
     raw_certificate,
     seeded_random,
     token,
+    verify_both_paths,
 )
 
 from signedws import ed25519
 from signedws.credential import Ed25519Credential, Issuer, MACCredential, encode_key_reference
 from signedws.ed25519 import SMALL_ORDER_ENCODINGS, BackendName
 from signedws.envelope import SERVER_LABEL
-from signedws.errors import Code, UsageError
+from signedws.errors import Code, Rejected, UsageError
 from signedws.keyring import Keyring
 from signedws.keys import Ed25519PrivateKey, HMACKey
 from signedws.revocation import EMPTY, RevocationSet
-from signedws.verifier import ConnectionState, Message, VerifiedCredential, Verifier
+from signedws.verifier import (
+    MAX_FAILURE_CACHE_SIZE,
+    ConnectionState,
+    Message,
+    VerifiedCredential,
+    Verifier,
+)
 
 ED_SCHEMES = [(s, b) for s, b in SCHEMES if s != "mac"]
 P = 2**255 - 19
@@ -1181,6 +1192,301 @@ def test_refresh_to_another_scheme_on_the_same_binding_is_accepted() -> None:
     state = p.server.state.credential
     assert state is not None
     assert state.kind == 2
+
+
+# -- the per-connection fast path (module docstring) -----------------------------------------
+
+
+def _state_of(p: Pair) -> tuple[object, ...]:
+    s = p.server.state
+    return (s.highest, s.bitmap, s.principal, s.credential, s.valid_until_ms)
+
+
+def _restore(p: Pair, saved: tuple[object, ...]) -> None:
+    """Put the connection back as `_state_of` saw it (what a commit changes)."""
+    s = p.server.state
+    s.highest, s.bitmap, s.principal, s.credential, s.valid_until_ms = saved  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(("scheme", "backend"), SCHEMES, ids=[_ids(s) for s in SCHEMES])
+def test_fast_path_agrees_on_every_change_of_one_element(
+    scheme: Scheme, backend: BackendName
+) -> None:
+    """Each element of a frame, replaced by each of `field_variants` in each of
+    its MessagePack encodings and tagged afresh, gets the same answer on the
+    fast path as on the full path (`verify_both_paths`)."""
+    p = Pair(scheme, backend, window=8, revocations=RevocationSet([(ISSUER, REVOKED_CID)]))
+    p.warm_up()
+    start = _state_of(p)
+    seen: set[object] = set()
+    for index in range(9):
+        for value in field_variants(p, index):
+            for encoded in encodings(value):
+                _restore(p, start)
+                fields = msgpack.unpackb(p.sign("payload"))[:9]
+                fields[index] = value
+                parts = encode_parts(*fields)
+                parts[index] = encoded
+                frame = client_frame(fields, p.secret, parts=parts)
+                result = verify_both_paths(p.verifier, frame, p.server.state, now=NOW)
+                seen.add(result.code if isinstance(result, Rejected) else "accepted")
+    assert {"accepted", Code.MALFORMED, Code.UNSUPPORTED_VERSION, Code.REPLAY} <= seen
+    assert {Code.CREDENTIAL_MISMATCH, Code.CREDENTIAL_REVOKED, Code.AUDIENCE_MISMATCH} <= seen
+
+
+@pytest.mark.parametrize(("scheme", "backend"), SCHEMES, ids=[_ids(s) for s in SCHEMES])
+def test_fast_path_agrees_at_every_boundary_of_time(scheme: Scheme, backend: BackendName) -> None:
+    """An honest frame verified at each edge of the nonce's, the credential's
+    and the timestamp's validity gets the same answer on both paths."""
+    p = Pair(scheme, backend, window=8)
+    p.warm_up()
+    start = _state_of(p)
+    nonce_expiry = p.server.state.nonce_expires_ms / 1000
+    edges = [-86400, -3600, -330.001, -330, -300.001, -300, 0, 300, 300.001, 3599.999, 3600]
+    times = [NOW + e for e in edges] + [nonce_expiry - 0.001, nonce_expiry, 0.0, 1e-3]
+    codes = set()
+    for now in times:
+        _restore(p, start)
+        frame = p.sign()
+        result = verify_both_paths(p.verifier, frame, p.server.state, now=now)
+        codes.add(result.code if isinstance(result, Rejected) else "accepted")
+    assert "accepted" in codes
+    assert len(codes) >= 3
+
+
+def test_fast_path_refuses_a_negative_timestamp_near_the_epoch() -> None:
+    """A timestamp of -1 is malformed (step 4), not merely within max_skew of a
+    clock 100 s after the epoch, on the fast path as on the full path."""
+    p = Pair("mac", credential=token(now=0), clock=FakeClock(100.0))
+    p.accept()
+    result = verify_both_paths(p.verifier, p.forge(ts=-1), p.server.state, now=p.clock.now)
+    assert isinstance(result, Rejected)
+    assert (result.code, result.detail) == (Code.MALFORMED, "ts is not a uint")
+
+
+def _count_full_paths(p: Pair, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    full = p.verifier._verify_full
+
+    def counting(data: bytes, fields: object, state: ConnectionState, now_ms: int) -> Message:
+        calls.append(1)
+        return full(data, fields, state, now_ms)
+
+    monkeypatch.setattr(p.verifier, "_verify_full", counting)
+    return calls
+
+
+@pytest.mark.parametrize(("scheme", "backend"), SCHEMES, ids=[_ids(s) for s in SCHEMES])
+def test_next_frames_of_a_connection_take_the_fast_path(
+    scheme: Scheme, backend: BackendName, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first frame takes the full path, the next ones the fast path, until
+    the keyring changes, the cache is cleared or another credential comes."""
+    p = Pair(scheme, backend)
+    calls = _count_full_paths(p, monkeypatch)
+    p.accept()
+    assert len(calls) == 1
+    p.accept()
+    p.accept(None)
+    assert len(calls) == 1
+    p.keyring.add_hmac_key("https://unrelated.example.test", "k", HMACKey(b"\x05" * 32))
+    p.accept()
+    assert len(calls) == 2
+    p.accept()
+    assert len(calls) == 2
+    p.verifier.clear_cache()
+    p.accept()
+    assert len(calls) == 3
+    p.verifier.keyring = make_keyring()
+    p.accept()
+    p.accept()
+    assert len(calls) == 4
+    refreshed = token(cid="refreshed") if scheme == "mac" else certificate(cid="refreshed")
+    p.client.refresh(refreshed)
+    p.accept()
+    p.accept()
+    assert len(calls) == 5
+
+
+def test_fast_path_is_not_taken_on_another_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state whose credential another verifier authenticated goes the full
+    path: the cache epoch is the verifier's own."""
+    p = Pair("mac")
+    p.accept()
+    other = Verifier(make_keyring(), audience=AUDIENCE, fleet_key=FLEET_KEY, node_id=NODE_ID)
+    calls: list[int] = []
+    full = other._verify_full
+
+    def counting(data: bytes, fields: object, state: ConnectionState, now_ms: int) -> Message:
+        calls.append(1)
+        return full(data, fields, state, now_ms)
+
+    monkeypatch.setattr(other, "_verify_full", counting)
+    assert isinstance(other.verify(p.sign(), p.server.state, now=NOW), Message)
+    assert calls == [1]
+
+
+# -- the failure cache (invariant 6) --------------------------------------------------------
+
+
+def _unknown_token() -> MACCredential:
+    return token(issuer=Issuer(OTHER_ISSUER, "k", HMACKey(b"\x09" * 32)))
+
+
+def test_refused_credential_is_authenticated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A credential refused at step 7.3 is remembered: the same bytes again get
+    the same code and detail without being decoded and looked up again."""
+    p = Pair("mac")
+    auth = count_authentications(p, monkeypatch)
+    details = []
+    for _ in range(3):
+        result = p.deliver(p.forge(credential=_unknown_token()))
+        assert isinstance(result, Rejected)
+        assert result.code is Code.UNKNOWN_ISSUER
+        details.append(result.detail)
+    assert auth.calls == 1
+    assert details == [f"issuer {OTHER_ISSUER!r} is not trusted"] * 3
+    p.accept()  # the connection's own credential is unaffected
+
+
+@pytest.mark.parametrize(
+    ("first_kind", "second_kind", "code"),
+    [(1, 1, Code.UNKNOWN_ISSUER), (1, 2, Code.SCHEME_MISMATCH)],
+)
+def test_remembered_failure_keeps_the_scheme_check_first(
+    first_kind: int, second_kind: int, code: Code
+) -> None:
+    """A token refused in a `mac` frame, then sent in an `ed25519` frame, is
+    refused at step 7.2 (scheme_mismatch) as a fresh verifier would refuse it."""
+    cred = _unknown_token()
+    for fresh in (False, True):
+        p = Pair("mac")
+        if not fresh:
+            tag = bytes(96 - 32 * first_kind)
+            p.assert_rejected(
+                p.forge(credential=cred, kind=first_kind, tag=None if first_kind == 1 else tag),
+                Code.UNKNOWN_ISSUER if first_kind == 1 else Code.SCHEME_MISMATCH,
+                recover=False,
+            )
+        frame = p.forge(
+            credential=cred, kind=second_kind, tag=None if second_kind == 1 else bytes(64)
+        )
+        assert p.assert_rejected(frame, code, recover=False).code is code
+
+
+def test_malformed_credential_is_remembered_for_both_kinds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """credential_malformed (step 7.1) does not depend on the frame's kind."""
+    p = Pair("mac")
+    auth = count_authentications(p, monkeypatch)
+    for kind in (1, 2, 1):
+        frame = p.forge(cred=b"\x91\x01", kind=kind, tag=bytes(32 * kind))
+        p.assert_rejected(frame, Code.CREDENTIAL_MALFORMED, recover=False)
+    assert auth.calls == 1
+
+
+def test_scheme_mismatch_is_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A credential refused at step 7.2 says nothing about the other kind: it
+    is decoded again next time."""
+    p = Pair("mac")
+    auth = count_authentications(p, monkeypatch)
+    cred = token(cid="other")
+    for _ in range(2):
+        frame = p.forge(credential=cred, kind=2, tag=bytes(64))
+        p.assert_rejected(frame, Code.SCHEME_MISMATCH, recover=False)
+    assert auth.calls == 2
+    assert p.verifier._failures == {}
+
+
+def test_failure_cache_is_bounded_and_spares_the_credential_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refused credentials fill a cache of their own, at most min(cache_size,
+    MAX_FAILURE_CACHE_SIZE) entries, first in first out; authenticated
+    credentials stay cached."""
+    p = Pair("mac", cache_size=3)
+    p.accept()
+    cached = dict(p.verifier._cache)
+    issuer = Issuer(OTHER_ISSUER, "k", HMACKey(b"\x09" * 32))
+    rogues = [token(cid=f"rogue-{i}", issuer=issuer) for i in range(5)]
+    for rogue in rogues:
+        p.assert_rejected(p.forge(credential=rogue), Code.UNKNOWN_ISSUER, recover=False)
+    assert list(p.verifier._failures) == [r.token for r in rogues[2:]]
+    assert p.verifier._cache == cached
+    assert Verifier(make_keyring(), audience=AUDIENCE, fleet_key=FLEET_KEY)._failures_size == (
+        MAX_FAILURE_CACHE_SIZE
+    )
+    auth = count_authentications(p, monkeypatch)
+    p.assert_rejected(p.forge(credential=rogues[0]), Code.UNKNOWN_ISSUER, recover=False)
+    p.assert_rejected(p.forge(credential=rogues[4]), Code.UNKNOWN_ISSUER, recover=False)
+    assert auth.calls == 1
+
+
+@pytest.mark.parametrize("how", ["keyring change", "new keyring", "clear_cache"])
+def test_failure_cache_is_dropped_with_the_credential_cache(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keyring change, a new keyring and clear_cache forget refused
+    credentials too: once its issuer is trusted, a credential is accepted."""
+    p = Pair("mac")
+    secret = HMACKey(b"\x09" * 32)
+    cred = token(issuer=Issuer(OTHER_ISSUER, "k", secret), cid="later")
+    other = p.open(b"another connection")
+    signer = type(p.client).from_hello(
+        other.hello, cred, audience=AUDIENCE, now=NOW, stream=STREAM
+    )
+    with pytest.raises(Rejected, match="unknown_issuer"):
+        other.receive(signer.sign("x", now=NOW), now=NOW)
+    assert list(p.verifier._failures) == [cred.token]
+    auth = count_authentications(p, monkeypatch)
+    if how == "clear_cache":
+        p.verifier.clear_cache()
+        assert p.verifier._failures == {}
+        with pytest.raises(Rejected, match="unknown_issuer"):
+            other.receive(signer.sign("x", now=NOW), now=NOW)
+        assert auth.calls == 1
+        return
+    if how == "keyring change":
+        p.keyring.add_hmac_key(OTHER_ISSUER, "k", secret)
+    else:
+        keyring = make_keyring()
+        keyring.add_hmac_key(OTHER_ISSUER, "k", secret)
+        p.verifier.keyring = keyring
+    assert isinstance(other.receive(signer.sign("x", now=NOW), now=NOW), Message)
+    assert auth.calls == 1
+
+
+@pytest.mark.parametrize("outcome", ["accepted", "refused"])
+def test_nothing_is_cached_when_the_keyring_moves_during_authentication(
+    outcome: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credential authenticated (or refused) while the keyring changed is
+    answered for its frame but not cached: the next frame authenticates it
+    again, under the keyring as it is then."""
+    p = Pair("mac")
+    authenticate = p.verifier._authenticate
+    calls: list[int] = []
+
+    def racing(cred: bytes, kind: int) -> VerifiedCredential:
+        calls.append(1)
+        # Another thread changes the keyring meanwhile (and a third drops the cache).
+        p.keyring.add_hmac_key(f"https://unrelated-{len(calls)}.example.test", "k", FLEET_KEY)
+        p.verifier.clear_cache()
+        return authenticate(cred, kind)
+
+    monkeypatch.setattr(p.verifier, "_authenticate", racing)
+    if outcome == "accepted":
+        p.accept()
+        assert p.verifier._cache == {}
+        p.accept()
+    else:
+        for _ in range(2):
+            p.assert_rejected(
+                p.forge(credential=_unknown_token()), Code.UNKNOWN_ISSUER, recover=False
+            )
+        assert p.verifier._failures == {}
+    assert len(calls) == 2
 
 
 # -- DoS economics (§11.7) -------------------------------------------------------------
