@@ -266,9 +266,11 @@ class SignedWebSockets:
             one per guard if omitted.
         dedupe: deliver each ``(stream, seq)`` once (default). Off: deliver
             resends too, for applications that keep their own marks.
-        executor: where `ed25519` frames are verified; by default a thread
-            pool of ``verify_workers`` threads (default: the CPU count).
-        verify_workers: size of the default pool.
+        executor: where `ed25519` frames are verified, one frame per call.
+            By default a thread pool of ``verify_workers`` threads, each call
+            verifying the frames one connection has waiting, in order.
+        verify_workers: size of the default pool (default: the CPUs this
+            process may run on); 1 verifies on the event loop, without a pool.
         clock: the wall clock verification uses, seconds (for tests).
 
     Raises:

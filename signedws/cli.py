@@ -246,6 +246,7 @@ async def _serve(
     parent: int | None = None,
 ) -> None:
     from .asyncio import Reloader, serve  # noqa: PLC0415 - only this command needs websockets
+    from .connection import usable_cpus  # noqa: PLC0415
 
     parent = os.getppid() if parent is None else parent
 
@@ -278,7 +279,9 @@ async def _serve(
             idle_timeout=config.idle_timeout,
             max_connections=config.max_connections,
             ack_delay=config.ack_delay,
-            verify_workers=config.verify_workers,
+            # Under --workers, the CPUs are shared out among the processes.
+            verify_workers=config.verify_workers
+            or max(1, usable_cpus() // (config.workers if worker is not None else 1)),
             # Workers share the port: the kernel spreads connections over them.
             reuse_port=worker is not None,
             # asyncio's default of 100 drops SYNs under a burst of connects.

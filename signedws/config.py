@@ -35,7 +35,7 @@ none)::
     max_skew = 300.0                 # seconds of frame timestamp tolerance
     leeway = 30.0                    # seconds of tolerance on credential iat
     nonce_ttl = 86400                # seconds a connection nonce lives
-    verify_workers = 0               # Ed25519 verification threads (0: CPU count)
+    verify_workers = 0               # Ed25519 verify threads (0: CPUs per worker; 1: none)
 
     [redis]
     url = ""                         # redis://[:password@]host:port/db: revocations from

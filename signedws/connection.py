@@ -12,12 +12,17 @@ every adapter. Per connection, a `ServerConnection`:
 
 - sends the hello of a new core `ServerSession`;
 - runs a *pump* task that reads client messages and feeds them to
-  `ServerSession.receive`, `mac` frames inline and `ed25519` frames in a thread
-  pool (libsodium releases the GIL), awaiting each before reading the next;
-  drops resends already delivered (`StreamMarks`, SPEC.md §7.3); queues the
+  `ServerSession.receive`: `mac` frames inline; `ed25519` frames (~50 µs
+  each) in a thread pool, since libsodium and OpenSSL release the GIL. The
+  pump keeps reading while a connection's frames are in the pool: the frames
+  read meanwhile go in one job, verified in order by one thread, and the
+  results come back to the loop in bulk (`_Inbox`), so a busy connection
+  costs a hand-off per burst, not per frame;
+- drops resends already delivered (`StreamMarks`, SPEC.md §7.3), queues the
   rest for the application, and stops reading while ``max_queue`` messages
-  wait; schedules a coalesced acknowledgement; enforces the first-frame and
-  idle timeouts;
+  are queued or being verified;
+- schedules a coalesced acknowledgement and enforces the first-frame and
+  idle timeouts with one timer per connection, re-armed lazily;
 - is what the application's handler gets: `recv` returns verified
   `Message`\\ s and `send` builds server frames.
 
@@ -27,13 +32,19 @@ does not import it: it sits above the sans-I/O core, beside the adapters.
 Invariants:
 
 1. Frames of one connection are verified one at a time, in arrival order, and
-   reach the handler in that order. The verifier is shared and thread-safe
-   across connections.
+   reach the handler in that order: a connection has at most one job in the
+   pool, and frames read while it runs wait behind it. The verifier is shared
+   and thread-safe across connections. A job's cost is bounded
+   (`_BATCH_BYTES`), so one busy connection delays another's frames by about
+   a millisecond at most.
 2. Any rejection closes the connection with the code's close code and opaque
    reason, after exactly one WARNING line on the ``signedws.server`` logger
    naming the connection id, the code and the core's detail (`log_rejection`,
    the one place that maps a rejection to a log line and a close). No frame
-   byte, payload, token, key or signature is ever logged.
+   byte, payload, token, key or signature is ever logged. Frames read after a
+   rejected one are dropped unverified; frames read before the connection
+   closed are still verified, and the first rejection among them is the one
+   logged.
 3. Server frames are built and written under one lock per connection, so
    their counters reach the wire in order.
 4. Acknowledgements cover only frames the handler is done with (SPEC.md §7.3):
@@ -41,21 +52,25 @@ Invariants:
    control frames and dropped resends are done once nothing queued precedes
    them. Each advance is acknowledged within ``ack_delay``, by a pure
    acknowledgement or by a handler frame that carries the ack. The delivery
-   mark moves on the event loop only.
+   mark moves on the event loop only, never in a pool thread.
 5. The exceptions a handler sees when the connection is closed are its
    WebSocket library's own (`Transport.Closed`): an adapter mirrors upstream.
+6. A timeout is the time the pump waits for the next frame: from the hello
+   to the first frame (``first_frame_timeout``), then between frames
+   (``idle_timeout``); like ``asyncio.timeout`` around the read, it cancels
+   the read when it expires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
+import math
 import os
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar, Final, Protocol, Self
@@ -95,6 +110,17 @@ NORMAL_CLOSURE: Final = 1000
 INTERNAL_ERROR: Final = 1011
 
 logger = logging.getLogger("signedws.server")
+
+#: The most frame bytes one hand-off to the pool verifies (beyond its first
+#: frame). Pool threads take jobs first come, first served: a bound on each
+#: job's cost bounds how long one busy connection delays everyone else's
+#: frames (an Ed25519 check costs ~50 µs plus hashing the frame).
+_BATCH_BYTES: Final = 32768
+
+
+#: The first bytes of an `ed25519` client frame: ``data[:3] == _ED25519_PREFIX``
+#: is ``_unverified_kind(data) == KIND_CLIENT_ED25519`` in one comparison.
+_ED25519_PREFIX: Final = bytes((0x9A, 0x01, KIND_CLIENT_ED25519))
 
 
 def _unverified_kind(data: bytes) -> int | None:
@@ -241,7 +267,15 @@ class Service:
             stream_marks = StreamMarks()
         self.marks = stream_marks
         self._executor = executor
-        self._verify_workers = verify_workers or os.cpu_count() or 1
+        self._verify_workers = verify_workers or usable_cpus()
+        #: Whether `ed25519` frames leave the loop: with a caller's executor,
+        #: or a pool of more than one thread (one thread beside a busy loop
+        #: adds hand-offs and little parallelism; measured in benchmarks/e2e.py).
+        self.offload = executor is not None or self._verify_workers > 1
+        #: Frames verified per hand-off to the pool: as many as wait, for the
+        #: built-in pool; one for an executor given by the caller.
+        self.verify_batch = max_queue if executor is None else 1
+        self._inbox: _Inbox | None = None
         self.clock = clock
         self.slots: set[object] = set()
 
@@ -254,6 +288,14 @@ class Service:
                 max_workers=self._verify_workers, thread_name_prefix="signedws-verify"
             )
         return self._executor
+
+    def inbox(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
+        """Where the pool posts verification results for connections on
+        ``loop`` (a server runs on one loop; a new loop gets a new inbox)."""
+        inbox = self._inbox
+        if inbox is None or inbox.loop is not loop:
+            inbox = self._inbox = _Inbox(loop)
+        return inbox
 
     def admit(self, slot: object, connection_id: object) -> bool:
         """Take a connection slot for ``slot`` (any hashable the adapter
@@ -274,6 +316,46 @@ class Service:
         self.slots.discard(slot)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1  # pragma: no cover - not on Linux
+
+
+class _Inbox:
+    """Verification results on their way back to one event loop.
+
+    Pool threads `post`; the loop runs `_deliver` once for every result
+    posted since it last ran, so a burst of results costs one wake-up of the
+    loop, not one each.
+    """
+
+    __slots__ = ("_results", "_scheduled", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._results: deque[tuple[ServerConnection, list[Message | Exception]]] = deque()
+        self._scheduled = False
+
+    def post(self, connection: ServerConnection, results: list[Message | Exception]) -> None:
+        """From any thread: hand ``results`` to ``connection`` on its loop."""
+        self._results.append((connection, results))
+        # A race between two posts at most schedules `_deliver` twice; the
+        # flag is cleared before the deque is drained, so none is missed.
+        if not self._scheduled:
+            self._scheduled = True
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        self._scheduled = False
+        results = self._results
+        while results:
+            connection, outcome = results.popleft()
+            connection._verified(outcome)
+
+
 class Transport(Protocol):
     """What a WebSocket library gives a `ServerConnection`, after the handshake.
 
@@ -288,8 +370,9 @@ class Transport(Protocol):
     def id(self) -> object:
         """The connection id, as logged."""
 
-    async def receive(self) -> bytes | str:
-        """The next whole message: bytes for binary, str for text."""
+    def receive(self) -> Awaitable[bytes | str]:
+        """The next whole message: bytes for binary, str for text (an
+        awaitable: a coroutine method, or the library's own bound method)."""
 
     async def send(self, data: bytes) -> None:
         """Send a binary message."""
@@ -327,20 +410,36 @@ class ServerConnection:
         self._messages: deque[Message] = deque()
         # Delivery (SPEC.md §7.3): acks cover only frames the handler is done
         # with. The session's delivery mark moves here, on the loop, never in
-        # the verification thread.
+        # a verification thread; `_delivered` mirrors it.
         self._holding: Message | None = None
         self._last_accepted = 0
+        self._delivered = 0
         self.session.deliver(0)
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
+        # The handler waiting for a message, the pump waiting for room.
+        self._reader: asyncio.Future[None] | None = None
+        self._waker: asyncio.Future[None] | None = None
         self._accepted = asyncio.Event()
         self._closed = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._ack_handle: asyncio.TimerHandle | None = None
         self._ack_tasks: set[asyncio.Task[None]] = set()
         self._can_ack = True
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_task: asyncio.Task[None] | None = None
+        # Timeouts: one timer per connection, re-armed lazily (`_timer_due`).
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = math.inf
+        self._timeout: float | None = None
+        self._timeout_code = Code.FIRST_FRAME_TIMEOUT
+        self._receiving = False
+        # Why the pump must stop (a rejection, a timeout, an internal error),
+        # set by callbacks on the loop.
+        self._stop: Exception | None = None
+        # Frames off the loop: read, not yet verified (`_unverified`), then
+        # handed to the pool (`_in_flight`); `_backlog` counts both.
+        self._unverified: list[tuple[bytes, float]] = []
+        self._in_flight = 0
+        self._backlog = 0
 
     @property
     def id(self) -> object:
@@ -368,28 +467,47 @@ class ServerConnection:
             Exception: the WebSocket library's "connection closed" exception
                 (see the adapter) when the connection is closed.
         """
+        if self._messages:
+            return self._take()
         # Asking for the next message means the handler is done with the last.
         self._release()
         while not self._messages:
             if self._closed.is_set():
                 await self._transport.wait_closed()
                 raise self._transport.close_error()
-            self._readable.clear()
-            await self._readable.wait()
-        message = self._messages.popleft()
-        self._holding = message
-        if len(self._messages) < self._service.max_queue:
-            self._writable.set()
+            reader = self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await reader
+            finally:
+                self._reader = None
+        return self._take()
+
+    def _take(self) -> Message:
+        """Hand the handler the next queued message: it is done with the one
+        it held, and everything accepted before the new one (SPEC.md §7.3)."""
+        messages = self._messages
+        point = messages[0].counter - 1
+        if point > self._delivered:
+            self._deliver(point)
+        message = self._holding = messages.popleft()
+        if self._waker is not None:
+            self._wake_pump()
         return message
 
-    async def __aiter__(self) -> AsyncIterator[Message]:
+    def __aiter__(self) -> Self:
         """Iterate over verified messages until the connection closes, for any
         reason (a rejection was logged already)."""
-        while True:
-            try:
-                yield await self.recv()
-            except self._transport.Closed:
-                return
+        return self
+
+    async def __anext__(self) -> Message:
+        """The next verified message; the end of the iteration once the
+        connection is closed."""
+        if self._messages:
+            return self._take()
+        try:
+            return await self.recv()
+        except self._transport.Closed:
+            raise StopAsyncIteration from None
 
     # -- sending --------------------------------------------------------------------
 
@@ -445,8 +563,13 @@ class ServerConnection:
             point = self._messages[0].counter - 1
         else:
             point = self._last_accepted
-        if point > self.session.delivered:
-            self.session.deliver(point)
+        if point > self._delivered:
+            self._deliver(point)
+
+    def _deliver(self, point: int) -> None:
+        self._delivered = point
+        self.session.deliver(point)
+        if self._ack_handle is None:
             self._schedule_ack()
 
     def _schedule_ack(self) -> None:
@@ -485,75 +608,218 @@ class ServerConnection:
         log_rejection(self.id, exc.code, exc.detail)
         await self._transport.close(exc.code.close_code, exc.code.peer_reason)
 
-    async def _receive(self, data: bytes) -> Message:
+    def _accept(self, message: Message) -> None:
+        """A verified frame: queue it for the handler, or count it delivered."""
+        if not self._last_accepted:
+            self._accepted.set()
+        self._last_accepted = message.counter
+        if message.payload is None:
+            self._advance_delivery()  # nothing to deliver
+            return
+        marks = self._service.marks
+        if marks is not None and not marks.is_new(message):
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "connection=%s: dropped resent seq=%d, delivered before",
+                    self.id,
+                    message.seq,
+                )
+            self._advance_delivery()
+            return
+        self._messages.append(message)
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def _wake_pump(self) -> None:
+        waker = self._waker
+        if waker is not None and not waker.done():
+            waker.set_result(None)
+
+    async def _wait(self) -> None:
+        """Sleep until `_wake_pump` (room in the queue, verified frames, a stop)."""
+        waker = self._waker = asyncio.get_running_loop().create_future()
+        try:
+            await waker
+        finally:
+            self._waker = None
+
+    def _interrupt(self, reason: Exception) -> None:
+        """Stop the pump for ``reason`` (on the loop): it rejects or fails next."""
+        if self._stop is not None:
+            return
+        self._stop = reason
+        if self._receiving:
+            assert self._pump_task is not None  # noqa: S101 - it is receiving
+            self._pump_task.cancel()
+        else:
+            self._wake_pump()
+
+    def _timer_due(self) -> None:
+        """The connection's one timer: reject if the pump has waited for a
+        frame past its deadline, else re-arm for the current deadline."""
+        self._timer = None
+        if not self._receiving or self._stop is not None:
+            return  # the next receive re-arms it
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._timer_due)
+            return
+        self._interrupt(Rejected(self._timeout_code, f"no valid frame in {self._timeout:g} s"))
+
+    def _submit(self) -> None:
+        """Hand the frames waiting for verification to the pool, in one job."""
         service = self._service
-        now = service.clock()
-        if _unverified_kind(data) == KIND_CLIENT_ED25519:
-            # Ed25519 verification costs ~100 µs: run it where it does not
-            # block the loop. Awaiting it before reading on keeps order.
-            loop = asyncio.get_running_loop()
-            receive = functools.partial(self.session.receive, data, now=now)
-            return await loop.run_in_executor(service.executor, receive)
-        return self.session.receive(data, now=now)
+        batch = self._unverified
+        limit = service.verify_batch
+        count = size = 0
+        for data, _ in batch:
+            size += len(data)
+            if count == limit or (count and size > _BATCH_BYTES):
+                break
+            count += 1
+        if count < len(batch):
+            self._unverified = batch[count:]
+            batch = batch[:count]
+        else:
+            self._unverified = []
+        self._in_flight = len(batch)
+        assert self._loop is not None  # noqa: S101 - the pump runs
+        try:
+            service.executor.submit(self._verify, batch, service.inbox(self._loop))
+        except Exception as exc:
+            self._interrupt(exc)
+
+    def _verify(self, batch: list[tuple[bytes, float]], inbox: _Inbox) -> None:
+        """Verify ``batch`` in order, in a pool thread, and post the outcome:
+        the messages, then the exception that stopped it if any."""
+        receive = self.session.receive
+        results: list[Message | Exception] = []
+        try:
+            for data, now in batch:
+                results.append(receive(data, now=now))
+        except Exception as exc:
+            results.append(exc)
+        inbox.post(self, results)
+
+    def _verified(self, results: list[Message | Exception]) -> None:
+        """On the loop: a job's outcome, in order."""
+        self._in_flight = 0
+        if self._stop is not None or self._closed.is_set():
+            return
+        for result in results:
+            self._backlog -= 1
+            if type(result) is not Message:
+                assert isinstance(result, Exception)  # noqa: S101
+                self._interrupt(result)
+                return
+            self._accept(result)
+        if self._unverified:
+            self._submit()
+        self._wake_pump()
 
     async def _pump(self) -> None:
         service = self._service
         transport = self._transport
-        timeout, timeout_code = service.first_frame_timeout, Code.FIRST_FRAME_TIMEOUT
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101
+        receive = transport.receive
+        session_receive = self.session.receive
+        clock = service.clock
+        messages = self._messages
+        max_queue = service.max_queue
+        offload = service.offload
+        timeout = self._timeout = service.first_frame_timeout
+        first = True
         try:
             while True:
+                if timeout is not None:
+                    self._deadline = loop.time() + timeout
+                    if self._timer is None:
+                        self._timer = loop.call_at(self._deadline, self._timer_due)
+                self._receiving = True
                 try:
-                    async with asyncio.timeout(timeout):
-                        data = await transport.receive()
-                except TimeoutError:
-                    await self._reject(Rejected(timeout_code, f"no valid frame in {timeout:g} s"))
-                    return
+                    data = await receive()
+                except asyncio.CancelledError:
+                    if self._stop is None or task.uncancel():
+                        raise
+                    break
+                finally:
+                    self._receiving = False
+                if first:
+                    first = False
+                    timeout = self._timeout = service.idle_timeout
+                    self._timeout_code = Code.IDLE_TIMEOUT
+                    self._deadline = math.inf
+                    if self._timer is not None:  # deadlines may come sooner now
+                        self._timer.cancel()
+                        self._timer = None
                 if isinstance(data, str):
-                    await self._reject(Rejected(Code.MALFORMED, "text message; frames are binary"))
-                    return
-                try:
-                    message = await self._receive(data)
-                except Rejected as exc:
-                    await self._reject(exc)
-                    return
-                timeout, timeout_code = service.idle_timeout, Code.IDLE_TIMEOUT
-                self._accepted.set()
-                self._last_accepted = message.counter
-                if message.payload is None:
-                    self._advance_delivery()  # nothing to deliver
-                    continue
-                if service.marks is not None and not service.marks.is_new(message):
-                    logger.debug(
-                        "connection=%s: dropped resent seq=%d, delivered before",
-                        self.id,
-                        message.seq,
-                    )
-                    self._advance_delivery()
-                    continue
-                while len(self._messages) >= service.max_queue:
-                    self._writable.clear()
-                    await self._writable.wait()
-                self._messages.append(message)
-                self._readable.set()
+                    self._interrupt(Rejected(Code.MALFORMED, "text message; frames are binary"))
+                    break
+                if self._backlog or (offload and data[:3] == _ED25519_PREFIX):
+                    # Ed25519 verification costs ~50 µs: it runs in the pool,
+                    # not on the loop. Frames behind it wait their turn.
+                    self._unverified.append((data, clock()))
+                    self._backlog += 1
+                    if not self._in_flight:
+                        self._submit()
+                else:
+                    try:
+                        message = session_receive(data, now=clock())
+                    except Rejected as exc:
+                        self._interrupt(exc)
+                        break
+                    self._accept(message)
+                while len(messages) + self._backlog >= max_queue and self._stop is None:
+                    await self._wait()
+                if self._stop is not None:
+                    break
+            await self._stopped()
         except transport.Closed as exc:
-            if transport.refused_oversize(exc):
+            # Frames read before the close are still verified (and the first
+            # rejection among them is the one logged).
+            while self._backlog and self._stop is None:
+                await self._wait()
+            if self._stop is not None:
+                await self._stopped()
+            elif transport.refused_oversize(exc):
                 # The library refused the message while reading it.
                 limit = service.verifier.max_frame_size
                 log_rejection(
                     self.id, Code.FRAME_TOO_LARGE, f"message over {limit} bytes (close 1009)"
                 )
-        except Exception:
-            logger.exception("connection=%s: pump failed", self.id)
-            await transport.close(INTERNAL_ERROR, "internal error")
+        except Exception as exc:
+            await self._fail(exc)
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._closed.set()
-            self._readable.set()
+            reader = self._reader
+            if reader is not None and not reader.done():
+                reader.set_result(None)
+
+    async def _stopped(self) -> None:
+        """Act on `_stop`: log and close for a rejection, or for an error of
+        the pump's own (1011)."""
+        stop = self._stop
+        if isinstance(stop, Rejected):
+            await self._reject(stop)
+        elif stop is not None:
+            await self._fail(stop)
+
+    async def _fail(self, exc: BaseException) -> None:
+        logger.error("connection=%s: pump failed", self.id, exc_info=exc)
+        await self._transport.close(INTERNAL_ERROR, "internal error")
 
     # -- the connection's life, for adapters ----------------------------------------------
 
     async def _open(self) -> bool:
         """Send the hello and start the pump. False if the connection closed
         first: then every read raises at once."""
+        self._loop = asyncio.get_running_loop()
         try:
             await self._transport.send(self.session.hello)
         except self._transport.Closed:

@@ -45,17 +45,21 @@ class StreamMarks:
         its ``seq`` is above the highest delivered for its stream; the mark
         then moves to it.
         """
-        if not message.seq:
+        seq = message.seq
+        if not seq:
             return False
+        marks = self._marks
         key = (message.issuer, message.subject, message.stream)
-        mark = self._marks.get(key, 0)
-        if message.seq <= mark:
-            self._marks.move_to_end(key)
+        mark = marks.get(key)
+        if mark is None:
+            marks[key] = seq
+            if len(marks) > self.capacity:
+                marks.popitem(last=False)
+            return True
+        marks.move_to_end(key)  # the most recently active stream
+        if seq <= mark:
             return False
-        self._marks[key] = message.seq
-        self._marks.move_to_end(key)
-        if len(self._marks) > self.capacity:
-            self._marks.popitem(last=False)
+        marks[key] = seq
         return True
 
     def mark(self, issuer: str, subject: str, stream: bytes) -> int:

@@ -168,6 +168,16 @@ def test_service_marks_and_executor() -> None:
     given.shutdown()
 
 
+def test_service_offloads_only_with_a_pool_of_several_or_an_executor() -> None:
+    """Ed25519 frames leave the loop with a caller's executor or a pool of more
+    than one thread; a pool of one would add hand-offs beside a busy loop."""
+    assert not make_service(verify_workers=1).offload
+    assert make_service(verify_workers=2).offload
+    given = ThreadPoolExecutor(max_workers=1)
+    assert make_service(verify_workers=1, executor=given).offload
+    given.shutdown()
+
+
 def test_unverified_kind() -> None:
     """The kind sniff reads the kind of honest frames and nothing of others."""
     verifier = Verifier(make_keyring(), audience=AUDIENCE, fleet_key=FLEET_KEY)

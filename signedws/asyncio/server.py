@@ -84,13 +84,13 @@ class _Transport:
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
+        # websockets' own recv, without a coroutine of ours around it: the
+        # pump calls it once per frame.
+        self.receive: Callable[[], Awaitable[bytes | str]] = websocket.recv
 
     @property
     def id(self) -> object:
         return self.websocket.id
-
-    async def receive(self) -> bytes | str:
-        return await self.websocket.recv()
 
     async def send(self, data: bytes) -> None:
         await self.websocket.send(data)
@@ -258,9 +258,11 @@ def serve(
             one per call if omitted.
         dedupe: deliver each ``(stream, seq)`` once (default). Off: deliver
             resends too, for applications that keep their own marks.
-        executor: where `ed25519` frames are verified; by default a thread
-            pool of ``verify_workers`` threads (default: the CPU count).
-        verify_workers: size of the default pool.
+        executor: where `ed25519` frames are verified, one frame per call.
+            By default a thread pool of ``verify_workers`` threads, each call
+            verifying the frames one connection has waiting, in order.
+        verify_workers: size of the default pool (default: the CPUs this
+            process may run on); 1 verifies on the event loop, without a pool.
         process_request: as websockets' (runs before the Origin check).
         process_response: as websockets' (runs after the connection limit).
         clock: the wall clock verification uses, seconds (for tests).

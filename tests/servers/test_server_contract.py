@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +27,7 @@ import pytest
 from aio_support import (
     AUDIENCE,
     CLIENT_KEY,
+    FLEET_KEY,
     ISSUER,
     ORIGIN,
     SECRETS,
@@ -34,6 +36,7 @@ from aio_support import (
     certificate,
     closed_with,
     codes_logged,
+    make_keyring,
     make_verifier,
     raw,
     signer_for,
@@ -52,7 +55,7 @@ from test_gallery import (
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from signedws import Message, RevocationSet, ServerMessage, UsageError
+from signedws import ConnectionState, Message, RevocationSet, ServerMessage, UsageError, Verifier
 from signedws.asyncio import Backoff, ClientClosed, connect
 from signedws.connection import ServerConnection
 from signedws.envelope import decode_hello
@@ -777,6 +780,48 @@ def test_ed25519_frames_are_verified_off_the_loop(run: Any, kind: str) -> None:
         run(main())
     finally:
         executor.shutdown()
+
+
+class ThreadRecordingVerifier(Verifier):
+    """A verifier that records the thread each frame is verified on."""
+
+    threads: list[str]
+
+    def verify(self, data: bytes, state: ConnectionState, *, now: float) -> Message:
+        self.threads.append(threading.current_thread().name)
+        return super().verify(data, state, now=now)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ed25519_frames_verified_on_the_loop_with_one_worker(
+    run: Any, kind: str, workers: int
+) -> None:
+    """verify_workers=1 verifies ed25519 frames on the event loop's thread, no
+    pool; 2 verifies them in the pool. Either way every message arrives once,
+    in order."""
+    verifier = ThreadRecordingVerifier(make_keyring(), audience=AUDIENCE, fleet_key=FLEET_KEY)
+    verifier.threads = []
+    loop_threads: list[str] = []
+
+    async def main() -> None:
+        loop_threads.append(threading.current_thread().name)
+        async with start(kind, verifier=verifier, verify_workers=workers) as srv:
+            async with connect(
+                srv.uri, certificate("bob"), audience=AUDIENCE, server_keys=SERVER_KEYS
+            ) as client:
+                for i in range(40):
+                    await client.send(f"e{i}")
+                await client.drain()
+            assert srv.recorder.payloads("bob") == [f"e{i}" for i in range(40)]
+
+    run(main())
+    assert len(verifier.threads) >= 41  # 40 messages and the opening control frame
+    on_loop = {name for name in verifier.threads if name in loop_threads}
+    if workers == 1:
+        assert set(verifier.threads) == set(loop_threads)
+    else:
+        assert not on_loop
+        assert all(name.startswith("signedws-verify") for name in verifier.threads)
 
 
 def test_ed25519_connection_without_server_key(
