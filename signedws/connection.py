@@ -11,8 +11,11 @@ close, wait until closed -- and everything after that lives here, once, for
 every adapter. Per connection, a `ServerConnection`:
 
 - sends the hello of a new core `ServerSession`;
-- runs a *pump* task that reads client messages and feeds them to
-  `ServerSession.receive`: `mac` frames inline; `ed25519` frames (~50 µs
+- takes client messages as the transport hands them over (a *push*
+  transport, `PushTransport`: websockets, from inside its reader, with no
+  queue or task switch per message) or runs a *pump* task that reads them (a
+  `PullTransport`: ASGI), and verifies them (SPEC.md §6.4, the verifier
+  `ServerSession.receive` calls): `mac` frames inline; `ed25519` frames (~50 µs
   each) in a thread pool, since libsodium and OpenSSL release the GIL. The
   pump keeps reading while a connection's frames are in the pool: the frames
   read meanwhile go in one job, verified in order by one thread, and the
@@ -20,7 +23,8 @@ every adapter. Per connection, a `ServerConnection`:
   costs a hand-off per burst, not per frame;
 - drops resends already delivered (`StreamMarks`, SPEC.md §7.3), queues the
   rest for the application, and stops reading while ``max_queue`` messages
-  are queued or being verified;
+  are queued or being verified (a push transport pauses the socket; what one
+  read already holds still comes);
 - schedules a coalesced acknowledgement and enforces the first-frame and
   idle timeouts with one timer per connection, re-armed lazily;
 - is what the application's handler gets: `recv` returns verified
@@ -73,7 +77,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, Final, Protocol, Self
+from typing import ClassVar, Final, Protocol, Self, cast, runtime_checkable
 
 from .envelope import KIND_CLIENT_ED25519
 from .errors import Code, Rejected, UsageError
@@ -88,7 +92,10 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_QUEUE",
     "SUBPROTOCOL",
+    "FrameSink",
     "OriginPolicy",
+    "PullTransport",
+    "PushTransport",
     "ServerConnection",
     "Service",
     "Transport",
@@ -359,6 +366,12 @@ class _Inbox:
 class Transport(Protocol):
     """What a WebSocket library gives a `ServerConnection`, after the handshake.
 
+    Client messages come one of two ways. A *pull* transport has ``receive``,
+    which a pump task awaits message after message. A *push* transport (a
+    `PushTransport`) calls the connection's `FrameSink` methods itself, as it
+    parses messages off the socket, and pauses reading when asked: no queue and
+    no task switch per message between the library and signedws.
+
     ``receive`` and ``send`` raise `Closed` once the connection is closed, for
     any reason; ``close`` never raises for a connection already closed.
     """
@@ -369,10 +382,6 @@ class Transport(Protocol):
     @property
     def id(self) -> object:
         """The connection id, as logged."""
-
-    def receive(self) -> Awaitable[bytes | str]:
-        """The next whole message: bytes for binary, str for text (an
-        awaitable: a coroutine method, or the library's own bound method)."""
 
     async def send(self, data: bytes) -> None:
         """Send a binary message."""
@@ -392,6 +401,42 @@ class Transport(Protocol):
         over its size limit while reading it (close code 1009, SPEC.md §9)."""
 
 
+class PullTransport(Transport, Protocol):
+    """A `Transport` read message by message (see `Transport`)."""
+
+    def receive(self) -> Awaitable[bytes | str]:
+        """The next whole message: bytes for binary, str for text (an
+        awaitable: a coroutine method, or the library's own bound method)."""
+
+
+class FrameSink(Protocol):
+    """What a `PushTransport` feeds: a `ServerConnection`, on the event loop."""
+
+    def frame_received(self, data: bytes | str) -> None:
+        """One whole client message: bytes for binary, str for text. Never raises."""
+
+    def connection_ended(self) -> None:
+        """The connection is closed (after the library's closing handshake or a
+        network failure): no more messages will come. Never raises."""
+
+
+@runtime_checkable
+class PushTransport(Transport, Protocol):
+    """A `Transport` that delivers messages itself (see `Transport`)."""
+
+    def attach(self, sink: FrameSink) -> None:
+        """Deliver every client message from now on (and those that arrived
+        before, in order) to ``sink``, then tell it when the connection ends.
+        If it ended already, `FrameSink.connection_ended` is called at once."""
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (idempotent): the peer is slowed down
+        by TCP flow control. Messages already read are still delivered."""
+
+    def resume_reading(self) -> None:
+        """Read from the socket again (idempotent)."""
+
+
 class ServerConnection:
     """One authenticated connection, as the application handler sees it.
 
@@ -401,12 +446,17 @@ class ServerConnection:
     adapter subclasses it to expose its library's WebSocket object.
     """
 
-    def __init__(self, service: Service, transport: Transport) -> None:
+    def __init__(self, service: Service, transport: PullTransport | PushTransport) -> None:
         self._service = service
         self._transport = transport
         self.session = ServerSession(
             service.verifier, now=service.clock(), server_key=service.server_key
         )
+        # `ServerSession.receive`, without its call: the hot path.
+        self._verify_frame = service.verifier.verify
+        self._state = self.session.state
+        self._clock = service.clock
+        self._offload = service.offload
         self._messages: deque[Message] = deque()
         # Delivery (SPEC.md §7.3): acks cover only frames the handler is done
         # with. The session's delivery mark moves here, on the loop, never in
@@ -432,6 +482,13 @@ class ServerConnection:
         self._timeout: float | None = None
         self._timeout_code = Code.FIRST_FRAME_TIMEOUT
         self._receiving = False
+        self._first = True
+        # A push transport (`PushTransport`) feeds `frame_received`, paused
+        # while the queue is full; a pull transport is read by `_pump`.
+        self._push = False
+        self._paused = False
+        self._finished = False
+        self._stop_task: asyncio.Task[None] | None = None
         # Why the pump must stop (a rejection, a timeout, an internal error),
         # set by callbacks on the loop.
         self._stop: Exception | None = None
@@ -485,12 +542,10 @@ class ServerConnection:
     def _take(self) -> Message:
         """Hand the handler the next queued message: it is done with the one
         it held, and everything accepted before the new one (SPEC.md §7.3)."""
-        messages = self._messages
-        point = messages[0].counter - 1
-        if point > self._delivered:
-            self._deliver(point)
-        message = self._holding = messages.popleft()
-        if self._waker is not None:
+        message = self._holding = self._messages.popleft()
+        if self._ack_handle is None:
+            self._schedule_ack()
+        if self._waker is not None or self._paused:
             self._wake_pump()
         return message
 
@@ -537,6 +592,7 @@ class ServerConnection:
                 await self._transport.wait_closed()
                 raise self._transport.close_error()
         async with self._send_lock:
+            self._sync_delivery()
             frame = self.session.send(payload, now=self._service.clock())
             await self._transport.send(frame)
 
@@ -556,7 +612,14 @@ class ServerConnection:
         self._advance_delivery()
 
     def _advance_delivery(self) -> None:
-        """Move the delivery mark up to the first message the handler still owes."""
+        """The delivery mark may have moved: have it acknowledged."""
+        if self._ack_handle is None:
+            self._schedule_ack()
+
+    def _sync_delivery(self) -> None:
+        """Move the session's delivery mark up to the first message the handler
+        still owes. Computed when a frame is built (`send`, `_send_ack`), not
+        as each message is taken: the same mark, for one call per frame sent."""
         if self._holding is not None:
             point = self._holding.counter - 1
         elif self._messages:
@@ -564,13 +627,8 @@ class ServerConnection:
         else:
             point = self._last_accepted
         if point > self._delivered:
-            self._deliver(point)
-
-    def _deliver(self, point: int) -> None:
-        self._delivered = point
-        self.session.deliver(point)
-        if self._ack_handle is None:
-            self._schedule_ack()
+            self._delivered = point
+            self.session.deliver(point)
 
     def _schedule_ack(self) -> None:
         delay = self._service.ack_delay
@@ -587,6 +645,7 @@ class ServerConnection:
 
     async def _send_ack(self) -> None:
         async with self._send_lock:
+            self._sync_delivery()
             if not self.session.ack_pending or self._closed.is_set():
                 return
             try:
@@ -632,9 +691,31 @@ class ServerConnection:
             reader.set_result(None)
 
     def _wake_pump(self) -> None:
+        """Room in the queue, verified frames or a stop: wake the pump (pull),
+        or read again if there is room (push)."""
         waker = self._waker
         if waker is not None and not waker.done():
             waker.set_result(None)
+        if (
+            self._paused
+            and self._stop is None
+            and len(self._messages) + self._backlog < self._service.max_queue
+        ):
+            self._paused = False
+            self._receiving = True
+            self._arm_timer()
+            cast(PushTransport, self._transport).resume_reading()
+
+    def _arm_timer(self) -> None:
+        """The pump waits for a frame from now on: set the deadline, and the
+        timer if none is pending (an earlier one re-arms itself when due)."""
+        timeout = self._timeout
+        if timeout is not None:
+            loop = self._loop
+            assert loop is not None  # noqa: S101 - the connection is open
+            self._deadline = loop.time() + timeout
+            if self._timer is None:
+                self._timer = loop.call_at(self._deadline, self._timer_due)
 
     async def _wait(self) -> None:
         """Sleep until `_wake_pump` (room in the queue, verified frames, a stop)."""
@@ -649,7 +730,10 @@ class ServerConnection:
         if self._stop is not None:
             return
         self._stop = reason
-        if self._receiving:
+        if self._push:
+            self._receiving = False
+            self._stop_task = asyncio.get_running_loop().create_task(self._stopped())
+        elif self._receiving:
             assert self._pump_task is not None  # noqa: S101 - it is receiving
             self._pump_task.cancel()
         else:
@@ -718,26 +802,105 @@ class ServerConnection:
             self._submit()
         self._wake_pump()
 
-    async def _pump(self) -> None:
-        service = self._service
+    def _frame(self, data: bytes | str) -> None:
+        """One whole client message, just read (on the loop): verify it here,
+        or queue it for the pool behind the frames already there."""
+        if self._first:
+            self._first = False
+            self._timeout = self._service.idle_timeout
+            self._timeout_code = Code.IDLE_TIMEOUT
+            self._deadline = math.inf
+            if self._timer is not None:  # deadlines may come sooner now
+                self._timer.cancel()
+                self._timer = None
+        if isinstance(data, str):
+            self._interrupt(Rejected(Code.MALFORMED, "text message; frames are binary"))
+        elif self._backlog or (self._service.offload and data[:3] == _ED25519_PREFIX):
+            # Ed25519 verification costs ~50 µs: it runs in the pool, not on
+            # the loop. Frames behind it wait their turn.
+            self._unverified.append((data, self._service.clock()))
+            self._backlog += 1
+            if not self._in_flight:
+                self._submit()
+        else:
+            try:
+                message = self._verify_frame(data, self._state, now=self._service.clock())
+            except Rejected as exc:
+                self._interrupt(exc)
+                return
+            self._accept(message)
+
+    # -- a push transport's calls (`FrameSink`) --------------------------------------
+
+    def frame_received(self, data: bytes | str) -> None:
+        """From a push transport: one whole client message (see `FrameSink`)."""
+        if self._stop is not None or self._finished:
+            return  # after a rejection, frames are dropped unverified
+        try:
+            if (
+                self._first
+                or self._backlog
+                or type(data) is not bytes
+                or (self._offload and data[:3] == _ED25519_PREFIX)
+            ):
+                self._frame(data)
+            else:  # `_frame`'s last branch, inlined: most frames
+                self._accept(self._verify_frame(data, self._state, now=self._clock()))
+        except Rejected as exc:
+            self._interrupt(exc)
+            return
+        except Exception as exc:  # a fault of ours: never into the library's reader
+            self._interrupt(exc)
+            return
+        if self._stop is None and not self._paused:
+            if len(self._messages) + self._backlog >= self._service.max_queue:
+                # Frames already read still come; the queue may pass max_queue
+                # by what one read of the socket holds, as websockets' would.
+                self._paused = True
+                self._receiving = False
+                cast(PushTransport, self._transport).pause_reading()
+            else:
+                self._arm_timer()
+
+    def connection_ended(self) -> None:
+        """From a push transport: the connection is closed (see `FrameSink`)."""
+        self._receiving = False
+        self._paused = False
+        loop = self._loop
+        assert loop is not None  # noqa: S101 - attached by `_open`
+        task = loop.create_task(self._ended())
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
+    async def _ended(self) -> None:
+        """As `_pump` when reading raised `Closed`: verify what was read, log
+        a rejection or a refused oversize message, then mark closed."""
         transport = self._transport
-        loop = asyncio.get_running_loop()
+        try:
+            if not self._finished:
+                while self._backlog and self._stop is None:
+                    await self._wait()
+                stopping = self._stop_task
+                if stopping is not None:
+                    await stopping
+                elif transport.refused_oversize(transport.close_error()):
+                    self._log_oversize()
+        finally:
+            self._close_pump()
+
+    # -- the pull pump -------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        transport = self._transport
         task = asyncio.current_task()
         assert task is not None  # noqa: S101
-        receive = transport.receive
-        session_receive = self.session.receive
-        clock = service.clock
+        receive = cast(PullTransport, transport).receive
         messages = self._messages
-        max_queue = service.max_queue
-        offload = service.offload
-        timeout = self._timeout = service.first_frame_timeout
-        first = True
+        max_queue = self._service.max_queue
+        frame = self._frame
         try:
             while True:
-                if timeout is not None:
-                    self._deadline = loop.time() + timeout
-                    if self._timer is None:
-                        self._timer = loop.call_at(self._deadline, self._timer_due)
+                self._arm_timer()
                 self._receiving = True
                 try:
                     data = await receive()
@@ -747,31 +910,7 @@ class ServerConnection:
                     break
                 finally:
                     self._receiving = False
-                if first:
-                    first = False
-                    timeout = self._timeout = service.idle_timeout
-                    self._timeout_code = Code.IDLE_TIMEOUT
-                    self._deadline = math.inf
-                    if self._timer is not None:  # deadlines may come sooner now
-                        self._timer.cancel()
-                        self._timer = None
-                if isinstance(data, str):
-                    self._interrupt(Rejected(Code.MALFORMED, "text message; frames are binary"))
-                    break
-                if self._backlog or (offload and data[:3] == _ED25519_PREFIX):
-                    # Ed25519 verification costs ~50 µs: it runs in the pool,
-                    # not on the loop. Frames behind it wait their turn.
-                    self._unverified.append((data, clock()))
-                    self._backlog += 1
-                    if not self._in_flight:
-                        self._submit()
-                else:
-                    try:
-                        message = session_receive(data, now=clock())
-                    except Rejected as exc:
-                        self._interrupt(exc)
-                        break
-                    self._accept(message)
+                frame(data)
                 while len(messages) + self._backlog >= max_queue and self._stop is None:
                     await self._wait()
                 if self._stop is not None:
@@ -785,21 +924,26 @@ class ServerConnection:
             if self._stop is not None:
                 await self._stopped()
             elif transport.refused_oversize(exc):
-                # The library refused the message while reading it.
-                limit = service.verifier.max_frame_size
-                log_rejection(
-                    self.id, Code.FRAME_TOO_LARGE, f"message over {limit} bytes (close 1009)"
-                )
+                self._log_oversize()
         except Exception as exc:
             await self._fail(exc)
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._closed.set()
-            reader = self._reader
-            if reader is not None and not reader.done():
-                reader.set_result(None)
+            self._close_pump()
+
+    def _log_oversize(self) -> None:
+        """The library refused a message over its size limit while reading it."""
+        limit = self._service.verifier.max_frame_size
+        log_rejection(self.id, Code.FRAME_TOO_LARGE, f"message over {limit} bytes (close 1009)")
+
+    def _close_pump(self) -> None:
+        """No more frames: stop the timer, mark closed, wake the handler."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._closed.set()
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
 
     async def _stopped(self) -> None:
         """Act on `_stop`: log and close for a rejection, or for an error of
@@ -820,12 +964,22 @@ class ServerConnection:
         """Send the hello and start the pump. False if the connection closed
         first: then every read raises at once."""
         self._loop = asyncio.get_running_loop()
+        transport = self._transport
+        self._timeout = self._service.first_frame_timeout
+        if isinstance(transport, PushTransport):
+            # Attached before the hello goes out: a frame sent before it (it
+            # cannot carry the nonce) is refused like any other.
+            self._push = self._receiving = True
+            self._arm_timer()
+            transport.attach(self)
         try:
-            await self._transport.send(self.session.hello)
-        except self._transport.Closed:
-            self._closed.set()
+            await transport.send(self.session.hello)
+        except transport.Closed:
+            self._finished = True
+            self._close_pump()
             return False
-        self._pump_task = asyncio.create_task(self._pump())
+        if not self._push:
+            self._pump_task = asyncio.create_task(self._pump())
         return True
 
     async def _finish(self) -> None:
@@ -843,6 +997,9 @@ class ServerConnection:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
+        elif self._push:
+            self._finished = True  # frames still coming are dropped
+            self._close_pump()
         for task in list(self._ack_tasks):
             task.cancel()
 

@@ -37,7 +37,7 @@ holds what steps 7.1-7.3 gave for that credential: all that is per connection
 or per credential is known before the frame arrives. `verify` first tests the
 frame against it in one condition that holds only if steps 2-8 and 10 all pass
 (the comments in `verify` say, line by line, which step each test stands for):
-byte comparisons with ``state.credential.cred`` and ``state.nonce`` take the
+byte comparisons with ``state.credential.head`` and ``state.nonce`` take the
 place of the nonce check and of the cache look-up (which hashes the
 credential: ~80 ns for a token); the binding holds by construction (the commit
 that made ``vc`` the state's credential bound the state to ``vc.principal``);
@@ -125,6 +125,8 @@ MAX_FAILURE_CACHE_SIZE: Final = 256
 # The hot path's module-level names (a global load is cheaper than an attribute).
 _unpackb: Final = msgpack.unpackb
 _canonical: Final = envelope._canonical
+#: A client frame's first byte in canonical form: a fixarray of 10 elements.
+_FRAME_ARRAY: Final = b"\x9a"
 _DECODE_ERRORS: Final = envelope._DECODE_ERRORS
 _undecodable: Final = envelope._undecodable
 _compare_digest: Final = hmac.compare_digest
@@ -177,10 +179,10 @@ class VerifiedCredential:
     __slots__ = (
         "aud_ok",
         "cid",
-        "cred",
         "epoch",
         "exp_ms",
         "frame_key",
+        "head",
         "iat",
         "iat_ms",
         "iss",
@@ -236,8 +238,12 @@ class VerifiedCredential:
         # (`HMACKey.prefixed_mac`): copied per frame.
         self.mac_state = mac_state
         self.prepared = prepared
-        # The exact credential bytes, for the per-connection fast path.
-        self.cred = cred
+        # For the per-connection fast path: the first bytes of every canonical
+        # frame with this kind and these exact credential bytes (the array
+        # header, version 1, the kind, then ``cred`` as a bin: SPEC.md §6.1
+        # elements 0-2). MessagePack decodes a prefix the one way, so a frame
+        # that begins with them decodes to exactly these three elements.
+        self.head = _FRAME_ARRAY + bytes((envelope.VERSION, kind)) + _canonical(cred)
         self.tag_size = 32 if kind == KIND_CLIENT_MAC else 64
         # The verifier's cache epoch this was authenticated in (set by the
         # verifier): the fast path uses it only while the epoch is current.
@@ -611,7 +617,7 @@ class Verifier:
         vc = state.credential
         if vc is not None:
             try:  # a list of 10 for any frame worth a look; else the full path says why
-                _, kind, cred, nonce, ctr, ts, stream, seq, payload, tag = fields
+                _, kind, _, nonce, ctr, ts, stream, seq, payload, tag = fields
             except (TypeError, ValueError):
                 return self._verify_full(data, fields, state, now_ms)
             # The per-connection fast path (see the module docstring): the
@@ -633,15 +639,11 @@ class Verifier:
                 # 4 (ctr: uint >= 1, as H >= 0) and 6 (ctr > H passes).
                 and type(ctr) is int
                 and ctr > state.highest
-                # 3 (version: the uint 1) and 4 (kind: a client kind) and 7.2
-                # (kind goes with vc's type): in canonical form (checked
-                # last) the array's header is the one byte 0x9a, and version
-                # and kind are the single bytes after it.
-                and data[1] == 1
-                and data[2] == vc.kind
-                # 4 (cred: bin <= 4096 bytes, as vc.cred passed step 4) and
-                # 7.1-7.3: these exact bytes authenticated to vc ...
-                and cred == vc.cred
+                # 3 (version: the uint 1), 4 (kind: a client kind; cred: bin
+                # <= 4096 bytes), 7.2 (kind goes with vc's type) and 7.1-7.3:
+                # the frame begins with version 1, vc's kind and the exact
+                # credential bytes that authenticated to vc ...
+                and data.startswith(vc.head)
                 # ... in the current epoch of the cache, under an unchanged
                 # keyring: a cache look-up would give vc or an equal result.
                 and vc.epoch is self._epoch

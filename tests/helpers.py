@@ -185,7 +185,7 @@ def _outcome(verifier: Verifier, data: bytes, state: ConnectionState, now: float
         state.highest,
         state.bitmap,
         state.principal,
-        None if current is None else current.cred,
+        None if current is None else current.head,
         state.valid_until_ms,
     )
 

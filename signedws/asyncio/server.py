@@ -13,12 +13,25 @@ and binds each accepted websockets connection to a transport-independent
 (verification, delivery, acknowledgements, timeouts; see its module) and is
 what the handler gets.
 
+websockets' connections are made by `_SignedWebSocket`, a subclass (its
+``create_connection`` hook): it hands each data message to the signedws
+connection as soon as websockets has parsed it off the socket, inside
+websockets' own ``data_received``, instead of queueing it for ``recv``
+(a *push* transport, `signedws.connection.PushTransport`). Verification then
+costs no queue, future or task switch per message; the signedws connection
+pauses reading while its queue is full, as websockets' ``max_queue`` would.
+
 Invariants (beyond those of `signedws.connection`):
 
 1. A connection slot is held from the handshake response until the TCP
    connection is gone, whether or not the handshake completes.
 2. The handler sees websockets' own exceptions: `recv` raises
    ``ConnectionClosed`` once the connection is closed.
+3. Messages reach the signedws connection whole and in order: fragments are
+   joined (websockets bounds the joined size by ``max_size``), a text message
+   is passed on as a str at its first fragment, control frames stay
+   websockets' own. Messages that arrive before the signedws connection is
+   attached are held, with reading paused, and passed on when it attaches.
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ from websockets.asyncio.server import Server
 from websockets.asyncio.server import ServerConnection as WebSocket
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed, InvalidOrigin, NegotiationError
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.typing import Origin, Subprotocol
 
@@ -47,6 +60,7 @@ from ..connection import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_QUEUE,
     SUBPROTOCOL,
+    FrameSink,
     OriginPolicy,
     Service,
     log_refusal,
@@ -74,19 +88,97 @@ ProcessResponse = Callable[
 ]
 
 #: Keyword arguments of websockets' ``serve`` that signedws sets itself.
-_RESERVED: Final = frozenset({"subprotocols", "select_subprotocol", "max_size", "origins"})
+_RESERVED: Final = frozenset(
+    {"subprotocols", "select_subprotocol", "max_size", "origins", "create_connection"}
+)
+
+
+# Enum members, looked up once: ``Opcode.BINARY`` costs a class attribute
+# look-up per frame.
+_BINARY: Final = Opcode.BINARY
+_CONT: Final = Opcode.CONT
+_TEXT: Final = Opcode.TEXT
+
+
+class _SignedWebSocket(WebSocket):
+    """websockets' server connection, handing whole data messages to a
+    `FrameSink` as they are parsed (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sink: FrameSink | None = None
+        self._early: list[bytes | str] = []
+        self._message: bytearray | None = None  # a fragmented binary message
+
+    def process_event(self, event: Any) -> None:
+        if type(event) is not Frame or self.request is None:
+            super().process_event(event)  # the handshake request
+            return
+        opcode = event.opcode
+        if opcode is _BINARY:
+            if event.fin:
+                data = event.data
+                sink = self.sink
+                if sink is not None:  # `_message_received`, inlined: most messages
+                    sink.frame_received(data if type(data) is bytes else bytes(data))
+                else:
+                    self._message_received(bytes(data))
+            else:
+                self._message = bytearray(event.data)
+        elif opcode is _CONT:
+            message = self._message
+            if message is not None:  # else the rest of a text message, refused already
+                message += event.data
+                if event.fin:
+                    self._message = None
+                    self._message_received(bytes(message))
+        elif opcode is _TEXT:
+            # Never a signedws frame: the sink refuses it at once, unread.
+            self._message_received("")
+        else:
+            super().process_event(event)  # control frames: pongs for keepalive
+
+    def _message_received(self, data: bytes | str) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink.frame_received(data)
+        else:
+            self._early.append(data)
+            self.transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.sink is not None:
+            self.sink.connection_ended()
+
+    def attach(self, sink: FrameSink) -> None:
+        """Start handing messages to ``sink`` (see `PushTransport.attach`)."""
+        self.sink = sink
+        early, self._early = self._early, []
+        for data in early:
+            sink.frame_received(data)
+        if early and self.sink is sink:
+            self.transport.resume_reading()  # unless the sink paused it since
+        if self.connection_lost_waiter.done():
+            sink.connection_ended()
 
 
 class _Transport:
-    """A websockets connection as a `signedws.connection.Transport`."""
+    """A websockets connection as a `signedws.connection.PushTransport`."""
 
     Closed: ClassVar[type[Exception]] = ConnectionClosed
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: _SignedWebSocket) -> None:
         self.websocket = websocket
-        # websockets' own recv, without a coroutine of ours around it: the
-        # pump calls it once per frame.
-        self.receive: Callable[[], Awaitable[bytes | str]] = websocket.recv
+
+    def attach(self, sink: FrameSink) -> None:
+        self.websocket.attach(sink)
+
+    def pause_reading(self) -> None:
+        self.websocket.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.websocket.transport.resume_reading()
 
     @property
     def id(self) -> object:
@@ -121,7 +213,7 @@ class ServerConnection(connection.ServerConnection):
     """
 
     def __init__(self, service: Service, websocket: WebSocket) -> None:
-        super().__init__(service, _Transport(websocket))
+        super().__init__(service, _Transport(cast(_SignedWebSocket, websocket)))
         #: The underlying websockets connection (for its request, addresses,
         #: id; don't read or write messages on it directly).
         self.websocket = websocket
@@ -306,5 +398,6 @@ def serve(
         max_size=verifier.max_frame_size,
         process_request=process_request,
         process_response=service.process_response,
+        create_connection=_SignedWebSocket,
         **kwargs,
     )

@@ -5,7 +5,9 @@ servers in tests/servers/test_server_contract.py."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
@@ -18,8 +20,10 @@ from aio_support import (
     make_verifier,
     raw,
     running,
+    signer_for,
     token,
 )
+from websockets.frames import Frame, Opcode
 
 from signedws import UsageError
 from signedws.asyncio import ServerConnection, connect, serve
@@ -65,6 +69,71 @@ def test_text_message_is_malformed(run: Any, caplog: pytest.LogCaptureFixture) -
 
     run(main())
     assert codes_logged(caplog) == ["malformed"]
+
+
+def test_fragmented_messages(run: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A frame sent in fragments is joined and verified like a whole one, in
+    order with the others; a fragmented text message is refused as malformed
+    at its first fragment."""
+    caplog.set_level(logging.INFO, logger="signedws")
+    recorder = Recorder()
+
+    async def main() -> None:
+        async with running(recorder) as srv:
+            async with raw(srv.uri) as (ws, hello):
+                signer = signer_for(hello, token("alice"))
+                first = signer.sign("one", now=time.time())
+                await ws.send([first[:5], first[5:100], first[100:]])
+                await ws.send(signer.sign("two", now=time.time()))
+                third = signer.sign("three", now=time.time())
+                await ws.send(iter([third[:1], third[1:]]))
+                await ws.send(["not ", "a ", "frame"])
+                assert await closed_with(ws) == 4400
+            assert recorder.payloads("alice") == ["one", "two", "three"]
+
+    run(main())
+    assert codes_logged(caplog) == ["malformed"]
+
+
+def test_frame_before_the_hello_is_refused(run: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A frame that arrives with the handshake request, before the hello is
+    sent, is held until the connection is set up and then refused (it cannot
+    carry the connection's nonce); nothing is delivered."""
+    caplog.set_level(logging.INFO, logger="signedws")
+    recorder = Recorder()
+
+    async def main() -> None:
+        async with running(recorder) as srv:
+            async with raw(srv.uri) as (_, hello):  # another connection's nonce
+                frame = signer_for(hello, token("alice")).sign("early", now=time.time())
+            port = int(srv.uri.rsplit(":", 1)[1].split("/")[0])
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            request = (
+                "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: signedws.v1\r\n\r\n"
+            )
+            wire = Frame(Opcode.BINARY, frame).serialize(mask=True)
+            writer.write(request.encode() + wire)  # one write: one read on the server
+            # The response, the hello, then a close frame (0x88, a length
+            # byte, then the close code): read until the close code is in.
+            close = b"\x88" + bytes((2 + len("unauthorized"),))
+            received = b""
+            async with asyncio.timeout(5):
+                while close not in received:
+                    chunk = await reader.read(4096)
+                    assert chunk, received
+                    received += chunk
+                while len(received) < received.index(close) + 4:
+                    received += await reader.read(4096)
+            writer.close()
+            assert received.startswith(b"HTTP/1.1 101")
+            at = received.index(close) + 2
+            assert int.from_bytes(received[at : at + 2], "big") == 4401
+            assert recorder.payloads("alice") == []
+
+    run(main())
+    assert codes_logged(caplog) == ["nonce_mismatch"]
 
 
 class CountingExecutor(Executor):

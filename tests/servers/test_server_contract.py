@@ -461,6 +461,41 @@ def test_handler_error_closes_with_1011(run: Any, kind: str) -> None:
     run(main())
 
 
+class FaultyVerifier(Verifier):
+    """A verifier with a bug: it raises something other than Rejected."""
+
+    def verify(self, data: bytes, state: ConnectionState, *, now: float) -> Message:
+        if state.highest >= 1:  # after the opening control frame
+            raise RuntimeError("verifier bug")
+        return super().verify(data, state, now=now)
+
+
+def test_internal_fault_closes_with_1011(
+    run: Any, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception of the server's own while it verifies a frame (not a
+    rejection) closes that connection with 1011, logs an error with the
+    traceback and no frame bytes, and delivers nothing; the server goes on."""
+    caplog.set_level(logging.INFO, logger="signedws")
+    verifier = FaultyVerifier(make_keyring(), audience=AUDIENCE, fleet_key=FLEET_KEY)
+
+    async def main() -> None:
+        async with start(kind, verifier=verifier) as srv:
+            for _ in range(2):
+                async with raw(srv.uri) as (ws, hello):
+                    signer = signer_for(hello, token())
+                    await ws.send(signer.sign(None, now=time.time()))
+                    await ws.send(signer.sign("secret-payload", now=time.time()))
+                    assert await closed_with(ws) == 1011
+            assert srv.recorder.payloads("alice") == []
+
+    run(main())
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage().split(": ")[1] for r in errors] == ["pump failed"] * 2
+    assert all(r.exc_info and r.exc_info[0] is RuntimeError for r in errors)
+    assert "secret-payload" not in caplog.text
+
+
 # -- rejections -----------------------------------------------------------------------------
 
 
