@@ -20,6 +20,11 @@ more, all on 127.0.0.1:
   (the same process on both CPUs: the adapter's thread offload) and
   ``ed25519-2cpu-reuseport`` (two server processes, one per CPU, sharing the
   port with SO_REUSEPORT).
+- Diagnostics, to say what bounds a ratio: ``*-core`` runs verify the same
+  frames in a minimal handler on websockets' public API (``recv``, verify,
+  count); ``mac-floor`` verifies each frame inside websockets' reader as soon
+  as it is parsed and only counts it (no queue, delivery, deduplication or
+  acknowledgement): no adapter on websockets can cost less.
 
 The load generator must not be what is measured: after the handshake (and,
 for signedws, the hello) each client pre-signs its frames and pre-encodes them
@@ -122,7 +127,7 @@ def rss_bytes() -> int:
 
 @dataclass
 class ServerSpec:
-    mode: str  # "baseline" | "adapter" (signedws.asyncio.serve) | "core" (see _core_handler)
+    mode: str  # "baseline" | "adapter" (signedws.asyncio.serve) | "core" | "floor" (diagnostics)
     port: int
     cpus: list[int] | None
     verify_workers: int | None = None
@@ -164,6 +169,16 @@ async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
     if spec.mode == "baseline":
         server = websockets.asyncio.server.serve(
             count_messages, HOST, spec.port, max_size=65536, **common
+        )
+    elif spec.mode == "floor":
+        server = websockets.asyncio.server.serve(
+            _floor_handler(verifier, server_key),
+            HOST,
+            spec.port,
+            subprotocols=["signedws.v1"],  # type: ignore[list-item]
+            max_size=verifier.max_frame_size,
+            create_connection=_floor_connection(),
+            **common,
         )
     elif spec.mode == "core":
         server = websockets.asyncio.server.serve(
@@ -232,6 +247,43 @@ async def _core_handler(websocket: Any, verifier: Any, server_key: Any) -> None:
 
 
 CORE_COUNT = 0
+
+
+def _floor_connection() -> type:
+    """The least a signedws server can cost on websockets: each binary frame
+    is verified inside websockets' reader, as soon as it is parsed, and
+    counted; nothing is queued, delivered, deduplicated or acknowledged. The
+    bound of what any adapter on websockets can reach with this verifier."""
+    from websockets.asyncio.server import ServerConnection  # noqa: PLC0415
+    from websockets.frames import Frame, Opcode  # noqa: PLC0415
+
+    binary = Opcode.BINARY
+
+    class FloorConnection(ServerConnection):
+        session: Any = None
+
+        def process_event(self, event: Any) -> None:
+            global CORE_COUNT  # noqa: PLW0603 - one counter per server process
+            session = self.session
+            if session is not None and type(event) is Frame and event.opcode is binary:
+                session.receive(event.data, now=time.time())
+                CORE_COUNT += 1
+            else:
+                super().process_event(event)
+
+    return FloorConnection
+
+
+def _floor_handler(verifier: Any, server_key: Any) -> Callable[[Any], Any]:
+    from signedws import ServerSession  # noqa: PLC0415
+
+    async def handler(websocket: Any) -> None:
+        session = ServerSession(verifier, now=time.time(), server_key=server_key)
+        await websocket.send(session.hello)
+        websocket.session = session
+        await websocket.wait_closed()
+
+    return handler
 
 
 def _memory_report() -> dict[str, Any]:
@@ -466,8 +518,8 @@ def _ask(pipe: Pipe) -> tuple[int, float, float]:
 
 
 def runs(*, quick: bool) -> list[Run]:
-    """The throughput runs. ``*-core`` runs are diagnostics: the same frames
-    verified by a minimal loop on websockets (`_core_handler`), no adapter."""
+    """The throughput runs. ``*-core`` and ``*-floor`` runs are diagnostics
+    (see the module docstring): `_core_handler` and `_floor_connection`."""
     port = free_port
     one: list[int] | None = [0]
     two: list[int] | None = [0, 1]
@@ -498,6 +550,15 @@ def runs(*, quick: bool) -> list[Run]:
             other,
             reference="baseline",
             frames_per_connection=frames(64_000),
+        ),
+        Run(
+            "mac-floor",
+            "mac",
+            "websockets + verification inside its reader, nothing else, CPU 0",
+            [ServerSpec("floor", port(), one)],
+            other,
+            reference="baseline",
+            frames_per_connection=frames(80_000),
         ),
         Run(
             "mac-core",

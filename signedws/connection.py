@@ -70,9 +70,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -478,7 +478,10 @@ class ServerConnection:
         self._pump_task: asyncio.Task[None] | None = None
         # Timeouts: one timer per connection, re-armed lazily (`_timer_due`).
         self._timer: asyncio.TimerHandle | None = None
-        self._deadline = math.inf
+        # The pump has waited for a frame since then (on `_now`'s clock, the
+        # loop's): the deadline is that plus the current timeout.
+        self._waiting_since = 0.0
+        self._now: Callable[[], float] = time.monotonic
         self._timeout: float | None = None
         self._timeout_code = Code.FIRST_FRAME_TIMEOUT
         self._receiving = False
@@ -542,10 +545,13 @@ class ServerConnection:
     def _take(self) -> Message:
         """Hand the handler the next queued message: it is done with the one
         it held, and everything accepted before the new one (SPEC.md §7.3)."""
-        message = self._holding = self._messages.popleft()
+        messages = self._messages
+        message = self._holding = messages.popleft()
         if self._ack_handle is None:
             self._schedule_ack()
-        if self._waker is not None or self._paused:
+        if self._waker is not None or (
+            self._paused and len(messages) + self._backlog < self._service.max_queue
+        ):
             self._wake_pump()
         return message
 
@@ -711,11 +717,11 @@ class ServerConnection:
         timer if none is pending (an earlier one re-arms itself when due)."""
         timeout = self._timeout
         if timeout is not None:
-            loop = self._loop
-            assert loop is not None  # noqa: S101 - the connection is open
-            self._deadline = loop.time() + timeout
+            now = self._waiting_since = self._now()
             if self._timer is None:
-                self._timer = loop.call_at(self._deadline, self._timer_due)
+                loop = self._loop
+                assert loop is not None  # noqa: S101 - the connection is open
+                self._timer = loop.call_at(now + timeout, self._timer_due)
 
     async def _wait(self) -> None:
         """Sleep until `_wake_pump` (room in the queue, verified frames, a stop)."""
@@ -746,8 +752,11 @@ class ServerConnection:
         if not self._receiving or self._stop is not None:
             return  # the next receive re-arms it
         loop = asyncio.get_running_loop()
-        if loop.time() < self._deadline:
-            self._timer = loop.call_at(self._deadline, self._timer_due)
+        timeout = self._timeout
+        assert timeout is not None  # noqa: S101 - armed with one; cancelled when it changes
+        deadline = self._waiting_since + timeout
+        if loop.time() < deadline:
+            self._timer = loop.call_at(deadline, self._timer_due)
             return
         self._interrupt(Rejected(self._timeout_code, f"no valid frame in {self._timeout:g} s"))
 
@@ -809,7 +818,6 @@ class ServerConnection:
             self._first = False
             self._timeout = self._service.idle_timeout
             self._timeout_code = Code.IDLE_TIMEOUT
-            self._deadline = math.inf
             if self._timer is not None:  # deadlines may come sooner now
                 self._timer.cancel()
                 self._timer = None
@@ -859,6 +867,8 @@ class ServerConnection:
                 self._paused = True
                 self._receiving = False
                 cast(PushTransport, self._transport).pause_reading()
+            elif self._timer is not None:  # `_arm_timer`, inlined: most frames
+                self._waiting_since = self._now()
             else:
                 self._arm_timer()
 
@@ -963,7 +973,10 @@ class ServerConnection:
     async def _open(self) -> bool:
         """Send the hello and start the pump. False if the connection closed
         first: then every read raises at once."""
-        self._loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        # The loop's clock without its method call, where it is time.monotonic.
+        if type(loop).time is not asyncio.BaseEventLoop.time:
+            self._now = loop.time
         transport = self._transport
         self._timeout = self._service.first_frame_timeout
         if isinstance(transport, PushTransport):
