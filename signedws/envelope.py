@@ -289,53 +289,21 @@ def parse_client_frame(data: bytes) -> ClientFields:
         fields = _unpackb(data, max_map_len=0, max_ext_len=0)
     except _DECODE_ERRORS as exc:
         raise _undecodable(Code.MALFORMED, exc) from None
-    # `decode_canonical` and `_check_client_fields` in one: the condition
-    # holds exactly when every one of their checks passes. Anything else takes
-    # the long way, which raises the rejection of the first check that fails.
-    # `check_client_frame` repeats it for the verifier, which decodes first;
-    # it is repeated rather than called to save the call here, where the
-    # benchmarks take the cost of a decode (the reference of cheap rejections).
-    if type(fields) is list and len(fields) == 10 and _canonical(fields) == data:
-        version, kind, cred, nonce, ctr, ts, stream, seq, payload, tag = fields
-        if (
-            type(version) is int
-            and version == VERSION
-            and type(kind) is int
-            and kind in _CLIENT_KINDS
-            and type(cred) is bytes
-            and len(cred) <= MAX_CREDENTIAL_SIZE
-            and type(ctr) is int
-            and ctr >= 1
-            and type(seq) is int
-            and (
-                ((type(payload) is str or type(payload) is bytes) and seq > 0)
-                or (payload is None and seq == 0)
-            )
-            and type(nonce) is bytes
-            and len(nonce) == NONCE_SIZE
-            and type(ts) is int
-            and ts >= 0
-            and type(stream) is bytes
-            and len(stream) == STREAM_SIZE
-            and type(tag) is bytes
-            and len(tag) == (32 if kind == KIND_CLIENT_MAC else 64)
-        ):
-            return (kind, cred, nonce, ctr, ts, stream, seq, payload, tag)
-        return _check_client_fields(fields)  # canonical, 10 elements: a field is wrong
-    return _check_client_fields(_canonical_array(fields, data, Code.MALFORMED))
+    return check_client_frame(fields, data)
 
 
 def check_client_frame(fields: object, data: bytes) -> ClientFields:
     """`parse_client_frame` past the decoding: ``fields`` is what ``data`` decoded to.
 
     For the verifier, which decodes ``data`` itself (with the same call as
-    `parse_client_frame`) to try its per-connection fast path first. The
-    checks and their order are `parse_client_frame`'s, and the tests hold the
-    two to the same answer for every input.
+    `parse_client_frame`) to try its per-connection fast path first.
 
     Raises:
         Rejected: `malformed` or `unsupported_version`.
     """
+    # `decode_canonical` and `_check_client_fields` in one: the condition
+    # holds exactly when every one of their checks passes. Anything else takes
+    # the long way, which raises the rejection of the first check that fails.
     if type(fields) is list and len(fields) == 10 and _canonical(fields) == data:
         version, kind, cred, nonce, ctr, ts, stream, seq, payload, tag = fields
         if (
