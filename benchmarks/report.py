@@ -14,6 +14,10 @@ section whose file is missing (say, ``e2e.json`` on a machine where only
 ``compare.py`` ran) is carried over as it was, marked as such, and so is the
 fleet section between ``<!-- fleet:begin -->`` and ``<!-- fleet:end -->``,
 which belongs to ``benchmarks/fleet.py``.
+
+It also writes README.md's headline figures, between ``<!-- bench:begin -->``
+and ``<!-- bench:end -->``, when this run has both ``compare.py``'s and
+``e2e.py``'s JSON: README quotes the run, nobody types its numbers.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ COMPARE_JSON: Final = OUT_DIR / "compare.json"
 E2E_JSON: Final = OUT_DIR / "e2e.json"
 HOTPATH_JSON: Final = OUT_DIR / "hotpath.json"
 RESULTS_MD: Final = HERE / "RESULTS.md"
+README_MD: Final = ROOT / "README.md"
+#: The markers README.md's headline figures are written between.
+README_BEGIN: Final = "<!-- bench:begin -->"
+README_END: Final = "<!-- bench:end -->"
+#: How the compare.py peer rows name their library.
+_PEER_NAMES: Final = {"pyjwt": "PyJWT", "joserfc": "joserfc", "authlib": "Authlib"}
 #: The markers `benchmarks/fleet.py` writes its section between.
 FLEET_BEGIN: Final = "<!-- fleet:begin -->"
 FLEET_END: Final = "<!-- fleet:end -->"
@@ -399,6 +409,67 @@ def render(
     return "\n".join(out) + "\n"
 
 
+def _peer(target: dict[str, Any]) -> str:
+    """The library of the peer row a target names, e.g. ``(jwt.authlib.HS256)``."""
+    row = target["target"].split("(", 1)[1].split(")", 1)[0]
+    return _PEER_NAMES.get(row.split(".")[1], row)
+
+
+def readme_block(compare: dict[str, Any], e2e: dict[str, Any]) -> str:
+    """README.md's headline figures, from one run of each script."""
+    targets = {t["target"].split(" (")[0].split(" / ")[0]: t for t in compare["targets"]}
+    rows = {row["name"]: row for row in compare["rows"]}
+    mac, ed = targets["mac verify"], targets["ed25519 verify"]
+    hs, eddsa = targets["fastest JWT HS256 peer"], targets["fastest JWT EdDSA peer"]
+    rejections = [t["value"] for name, t in targets.items() if name.startswith("reject.")]
+    runs = {run["name"]: run for run in e2e["throughput"]}
+    env = compare.get("environment") or {}
+    by_target = {t["target"]: t for t in e2e["targets"]}
+    threads = by_target["ed25519, both CPUs (adapter thread pool) / one CPU"]["value"]
+    reuse = by_target["ed25519, both CPUs (two processes, SO_REUSEPORT) / one CPU"]["value"]
+    floor = runs.get("mac-floor", {}).get("vs_reference")
+    lines = [
+        README_BEGIN,
+        f"Its last run ({env.get('date', '?')}, commit {env.get('commit', '?')}; "
+        f"{env.get('cpus', '?')}-CPU {env.get('cpu', 'machine')}, {env.get('python', '?')}):",
+        "",
+        f"- `mac` verify: {_ns(rows['signedws.mac']['median_ns'])} a frame, "
+        f"{_ratio(mac['value'])} its floor (msgpack decode plus HMAC-SHA256 from a "
+        f"precomputed keyed state), {_ratio(hs['value'])} faster than the fastest "
+        f"DPoP-style HS256 proof JWT ({_peer(hs)}).",
+        f"- `ed25519` verify: {_ratio(ed['value'])} the libsodium floor, "
+        f"{_ratio(eddsa['value'])} faster than the fastest EdDSA proof JWT "
+        f"({_peer(eddsa)}, on OpenSSL).",
+        "- Refusing garbage, another connection's frame, a replay or an unknown "
+        f"credential costs {min(rejections):.1f}-{max(rejections):.1f}x the envelope "
+        "decode: no MAC or signature is computed for them.",
+        f"- End to end on one CPU: {runs['mac']['frames_per_second']:,.0f} `mac` "
+        f"frames/s, {_ratio(runs['mac']['vs_reference'])} of bare `websockets` with a "
+        "counting handler"
+        + (
+            f" (verifying inside websockets' reader and doing nothing else reaches "
+            f"{_ratio(floor)}: no adapter on websockets can do better)"
+            if floor is not None
+            else ""
+        )
+        + f". `ed25519` scales {_ratio(reuse)} on two server processes "
+        f"(`--workers 2`, SO_REUSEPORT), {_ratio(threads)} with the thread pool of "
+        f"one process. {e2e['memory']['verifier_state_bytes']:.0f} bytes of verifier "
+        "state per idle connection.",
+        README_END,
+    ]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with what stands between the README markers replaced by
+    ``block`` (markers included); unchanged if the markers are missing."""
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        return text
+    return text[:start] + block + text[end + len(README_END) :]
+
+
 def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -414,6 +485,11 @@ def main(argv: list[str] | None = None) -> int:
     text = render(_load(args.compare), _load(args.e2e), _load(args.hotpath), previous)
     args.out.write_text(text)
     print(f"wrote {args.out}")
+    compare, e2e = _load(args.compare), _load(args.e2e)
+    if compare and e2e and args.out == RESULTS_MD:
+        readme = README_MD.read_text()
+        README_MD.write_text(replace_block(readme, readme_block(compare, e2e)))
+        print(f"wrote {README_MD.name}'s figures")
     return 0
 
 

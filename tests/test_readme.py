@@ -35,3 +35,14 @@ def test_snippets_are_short() -> None:
     for name in ("server.py", "client.py"):
         code = [line for line in example_body(name).splitlines() if line.strip()]
         assert len(code) < 20, name
+
+
+def test_performance_figures_are_written_by_the_report() -> None:
+    """README's performance figures stand between the markers that
+    benchmarks/report.py rewrites from the last `make bench` (never typed)."""
+    section = README.split("## Performance", 1)[1].split("\n## ", 1)[0]
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    assert section.count(begin) == section.count(end) == 1
+    figures = section.split(begin, 1)[1].split(end, 1)[0]
+    outside = section.replace(figures, "")
+    assert not re.search(r"\d\.\d+x|\d+ ns|frames/s", outside)
