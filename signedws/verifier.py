@@ -74,6 +74,7 @@ from collections.abc import Callable
 from typing import Final, NamedTuple, NoReturn
 
 import msgpack
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hmac as c_hmac
 
 from . import ed25519, envelope, replay
@@ -129,7 +130,6 @@ _canonical: Final = envelope._canonical
 _FRAME_ARRAY: Final = b"\x9a"
 _DECODE_ERRORS: Final = envelope._DECODE_ERRORS
 _undecodable: Final = envelope._undecodable
-_compare_digest: Final = hmac.compare_digest
 _trunc: Final = math.trunc
 _SUSPECT_LAST_BYTES: Final = ed25519._SUSPECT_LAST_BYTES
 _S_TOP_BELOW_L: Final = ed25519._S_TOP_BELOW_L
@@ -682,8 +682,10 @@ class Verifier:
                 if kind == KIND_CLIENT_MAC:
                     mac = vc.mac_state.copy()  # type: ignore[union-attr]
                     mac.update(data[:-34])
-                    if not _compare_digest(mac.finalize(), tag):
-                        raise Rejected(Code.BAD_TAG, "cid={!r} ctr={}", vc.cid, ctr)
+                    try:
+                        mac.verify(tag)  # constant-time comparison
+                    except InvalidSignature:
+                        raise Rejected(Code.BAD_TAG, "cid={!r} ctr={}", vc.cid, ctr) from None
                 else:
                     # `ed25519.check_signature`'s own shortcut, inlined: most
                     # signatures need neither its call nor its integer work.
@@ -750,8 +752,10 @@ class Verifier:
         if kind == KIND_CLIENT_MAC:
             mac = vc.mac_state.copy()  # type: ignore[union-attr]
             mac.update(data[:-34])
-            if not _compare_digest(mac.finalize(), tag):
-                raise Rejected(Code.BAD_TAG, "cid={!r} ctr={}", vc.cid, ctr)
+            try:
+                mac.verify(tag)  # constant-time comparison
+            except InvalidSignature:
+                raise Rejected(Code.BAD_TAG, "cid={!r} ctr={}", vc.cid, ctr) from None
         else:
             self._check_signature(vc, ctr, tag)
             if not self.backend.verify(vc.prepared, tag, self._client_prefix + data[:-66]):
