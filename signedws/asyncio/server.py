@@ -194,7 +194,8 @@ class _Transport:
         await self.websocket.wait_closed()
 
     def close_error(self) -> Exception:
-        return self.websocket.close_exc
+        # The protocol's: websockets 17's ``Connection.close_exc`` is newer.
+        return self.websocket.protocol.close_exc
 
     def refused_oversize(self, exc: Exception) -> bool:
         sent = cast(ConnectionClosed, exc).sent
