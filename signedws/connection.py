@@ -82,7 +82,7 @@ from typing import ClassVar, Final, Protocol, Self, cast, runtime_checkable
 from .envelope import KIND_CLIENT_ED25519
 from .errors import Code, Rejected, UsageError
 from .session import ServerKey, ServerSession
-from .stream import StreamMarks
+from .stream import StreamMarks, stream_key
 from .verifier import Message, Verifier
 
 __all__ = [
@@ -458,6 +458,9 @@ class ServerConnection:
         self._clock = service.clock
         self._offload = service.offload
         self._messages: deque[Message] = deque()
+        # The stream of the connection's last message and its `stream_key`.
+        self._key_stream: bytes | None = None
+        self._key = b""
         # Delivery (SPEC.md §7.3): acks cover only frames the handler is done
         # with. The session's delivery mark moves here, on the loop, never in
         # a verification thread; `_delivered` mirrors it.
@@ -682,7 +685,7 @@ class ServerConnection:
             self._advance_delivery()  # nothing to deliver
             return
         marks = self._service.marks
-        if marks is not None and not marks.is_new(message):
+        if marks is not None and not marks.advance(self._stream_key(message), message.seq):
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "connection=%s: dropped resent seq=%d, delivered before",
@@ -695,6 +698,14 @@ class ServerConnection:
         reader = self._reader
         if reader is not None and not reader.done():
             reader.set_result(None)
+
+    def _stream_key(self, message: Message) -> bytes:
+        """``message``'s `stream_key`, made once per stream of the connection
+        (its frames all carry its one principal, SPEC.md §4.5)."""
+        if message.stream != self._key_stream:
+            self._key_stream = message.stream
+            self._key = stream_key(message.issuer, message.subject, message.stream)
+        return self._key
 
     def _wake_pump(self) -> None:
         """Room in the queue, verified frames or a stop: wake the pump (pull),
@@ -893,6 +904,7 @@ class ServerConnection:
                 stopping = self._stop_task
                 if stopping is not None:
                     await stopping
+                    self._stop_task = None  # it held this connection
                 elif transport.refused_oversize(transport.close_error()):
                     self._log_oversize()
         finally:

@@ -22,9 +22,18 @@ from typing import Final
 from .errors import UsageError
 from .verifier import Message
 
-__all__ = ["DEFAULT_CAPACITY", "StreamMarks"]
+__all__ = ["DEFAULT_CAPACITY", "StreamMarks", "stream_key"]
 
 DEFAULT_CAPACITY: Final = 65536
+
+
+def stream_key(issuer: str, subject: str, stream: bytes) -> bytes:
+    """The key a stream's mark is kept under: the issuer, the subject (each
+    UTF-8 with a 4-byte length, so no two triples share a key) and the stream.
+    A bytes object caches its hash: a caller that makes the key once per
+    stream (a connection) pays for no hashing per message."""
+    iss, sub = issuer.encode(), subject.encode()
+    return b"".join((len(iss).to_bytes(4, "big"), iss, len(sub).to_bytes(4, "big"), sub, stream))
 
 
 class StreamMarks:
@@ -36,7 +45,7 @@ class StreamMarks:
         if type(capacity) is not int or capacity < 1:
             raise UsageError("capacity must be a positive integer")
         self.capacity = capacity
-        self._marks: OrderedDict[tuple[str, str, bytes], int] = OrderedDict()
+        self._marks: OrderedDict[bytes, int] = OrderedDict()
 
     def is_new(self, message: Message) -> bool:
         """Record ``message`` and say whether it should be delivered.
@@ -48,23 +57,25 @@ class StreamMarks:
         seq = message.seq
         if not seq:
             return False
+        return self.advance(stream_key(message.issuer, message.subject, message.stream), seq)
+
+    def advance(self, key: bytes, seq: int) -> bool:
+        """`is_new` for a data frame (``seq`` >= 1) of the stream ``key``
+        (from `stream_key`), for callers that keep the key of a stream."""
         marks = self._marks
-        key = (message.issuer, message.subject, message.stream)
-        mark = marks.get(key)
-        if mark is None:
-            marks[key] = seq
-            if len(marks) > self.capacity:
-                marks.popitem(last=False)
-            return True
-        marks.move_to_end(key)  # the most recently active stream
+        # Popped and put back: the stream becomes the most recently active.
+        mark = marks.pop(key, 0)
         if seq <= mark:
+            marks[key] = mark
             return False
         marks[key] = seq
+        if not mark and len(marks) > self.capacity:
+            marks.popitem(last=False)
         return True
 
     def mark(self, issuer: str, subject: str, stream: bytes) -> int:
         """The highest ``seq`` delivered for a stream (0 if unknown)."""
-        return self._marks.get((issuer, subject, stream), 0)
+        return self._marks.get(stream_key(issuer, subject, stream), 0)
 
     def __len__(self) -> int:
         return len(self._marks)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from signedws.errors import UsageError
-from signedws.stream import StreamMarks
+from signedws.stream import StreamMarks, stream_key
 from signedws.verifier import Message
 
 STREAM_A = bytes(16)
@@ -80,3 +80,30 @@ def test_capacity_must_be_positive(capacity: object) -> None:
     """An invalid capacity is a usage error."""
     with pytest.raises(UsageError):
         StreamMarks(capacity)  # type: ignore[arg-type]
+
+
+def test_stream_keys_are_unambiguous() -> None:
+    """Issuer, subject and stream are length-prefixed: no two triples share a key."""
+    triples = [
+        ("ab", "c", STREAM_A),
+        ("a", "bc", STREAM_A),
+        ("a", "b", b"c" + STREAM_A[1:]),
+        ("login", "alice", STREAM_A),
+        ("login", "alice", STREAM_B),
+        ("", "loginalice", STREAM_A),
+    ]
+    assert len({stream_key(*triple) for triple in triples}) == len(triples)
+    assert stream_key("é", "x", STREAM_A) == stream_key("é", "x", bytes(STREAM_A))
+
+
+def test_advance_is_is_new_under_a_kept_key() -> None:
+    """advance(key, seq) answers as is_new for the message of that stream, and
+    shares its marks."""
+    marks = StreamMarks()
+    key = stream_key("login", "alice", STREAM_A)
+    assert marks.advance(key, 1)
+    assert not marks.is_new(message(1))
+    assert marks.is_new(message(2))
+    assert not marks.advance(key, 2)
+    assert marks.advance(key, 9)
+    assert marks.mark("login", "alice", STREAM_A) == 9

@@ -148,8 +148,12 @@ class _SignedWebSocket(WebSocket):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self.sink is not None:
-            self.sink.connection_ended()
+        # Let go of the sink: it holds this connection (through its
+        # transport), and a reference cycle would keep both, buffers and all,
+        # until a full garbage collection.
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.connection_ended()
 
     def attach(self, sink: FrameSink) -> None:
         """Start handing messages to ``sink`` (see `PushTransport.attach`)."""
@@ -160,6 +164,7 @@ class _SignedWebSocket(WebSocket):
         if early and self.sink is sink:
             self.transport.resume_reading()  # unless the sink paused it since
         if self.connection_lost_waiter.done():
+            self.sink = None  # as in `connection_lost`
             sink.connection_ended()
 
 
