@@ -746,6 +746,14 @@ class ServerConnection:
         """Stop the pump for ``reason`` (on the loop): it rejects or fails next."""
         if self._stop is not None:
             return
+        if isinstance(reason, Rejected):
+            # A rejection is logged by code and detail, never with a stack.
+            # Its traceback, and that of the exception it was raised from
+            # (say msgpack's), would hold the frames they passed through and
+            # their locals (the frame's bytes; under a push transport, the
+            # library's whole read buffer) as long as this connection object.
+            reason.__traceback__ = None
+            reason.__context__ = reason.__cause__ = None
         self._stop = reason
         if self._push:
             self._receiving = False
@@ -974,7 +982,10 @@ class ServerConnection:
         if isinstance(stop, Rejected):
             await self._reject(stop)
         elif stop is not None:
-            await self._fail(stop)
+            try:
+                await self._fail(stop)
+            finally:
+                stop.__traceback__ = None  # logged: let go of its frames (see `_interrupt`)
 
     async def _fail(self, exc: BaseException) -> None:
         logger.error("connection=%s: pump failed", self.id, exc_info=exc)

@@ -6,8 +6,10 @@ servers in tests/servers/test_server_contract.py."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
+import weakref
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
@@ -23,6 +25,7 @@ from aio_support import (
     signer_for,
     token,
 )
+from websockets.asyncio.client import connect as ws_connect
 from websockets.frames import Frame, Opcode
 
 from signedws import UsageError
@@ -130,6 +133,42 @@ def test_frame_before_the_hello_is_refused(run: Any, caplog: pytest.LogCaptureFi
 
     run(main())
     assert codes_logged(caplog) == ["nonce_mismatch"]
+
+
+def test_rejected_connections_are_freed_without_the_cycle_collector(run: Any) -> None:
+    """A connection refused for garbage holds no reference cycle through its
+    rejection (its traceback, or that of the msgpack error it came from, would
+    hold the frames of websockets' reader and its read buffer): with the cycle
+    collector off, the signedws connection objects are freed once closed."""
+    refs: list[weakref.ref[ServerConnection]] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        refs.append(weakref.ref(connection))
+        async for _ in connection:
+            pass
+
+    async def main() -> None:
+        async with serve(
+            handler, "127.0.0.1", 0, verifier=make_verifier(), origins=[], allow_no_origin=True
+        ) as server:
+            port = server.sockets[0].getsockname()[1]
+            for garbage in (b"\xc1", b"\x9a\x01" + bytes(30), b"\x93\x01\x02\x03" + bytes(9)):
+                async with ws_connect(
+                    f"ws://127.0.0.1:{port}", subprotocols=["signedws.v1"]
+                ) as ws:
+                    await ws.recv()
+                    await ws.send(garbage)
+                    assert await closed_with(ws) == 4400
+            await asyncio.sleep(0.1)
+
+    gc.collect()
+    gc.disable()
+    try:
+        run(main())
+        assert len(refs) == 3
+        assert [ref() for ref in refs] == [None, None, None]
+    finally:
+        gc.enable()
 
 
 class CountingExecutor(Executor):
