@@ -53,10 +53,10 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .credential import ClientCredential, Ed25519Credential, MACCredential
 from .errors import KeyFormatError, UsageError
@@ -311,6 +311,9 @@ def worker_node_id(node_id: bytes | None, worker: int) -> bytes | None:
     return hashlib.sha256(label).digest()[:8]
 
 
+_T = TypeVar("_T")
+
+
 def _read_json(path: Path, what: str) -> Mapping[str, object]:
     try:
         document = json.loads(path.read_text())
@@ -324,18 +327,23 @@ def _read_json(path: Path, what: str) -> Mapping[str, object]:
     return document
 
 
+def _load_json(path: str | Path, what: str, parse: Callable[[Mapping[str, object]], _T]) -> _T:
+    """``parse`` of the JSON object in ``path``; errors name ``what`` and the path."""
+    path = Path(path)
+    document = _read_json(path, what)
+    try:
+        return parse(document)
+    except KeyFormatError as exc:
+        raise KeyFormatError(f"{what} {str(path)!r}: {exc}") from None
+
+
 def load_keyring(path: str | Path) -> Keyring:
     """A keyring from its JSON file (`Keyring.from_dict`).
 
     Raises:
         KeyFormatError: if the file cannot be read or is invalid.
     """
-    path = Path(path)
-    document = _read_json(path, "keyring")
-    try:
-        return Keyring.from_dict(document)
-    except KeyFormatError as exc:
-        raise KeyFormatError(f"keyring {str(path)!r}: {exc}") from None
+    return _load_json(path, "keyring", Keyring.from_dict)
 
 
 def load_revocations(path: str | Path) -> RevocationSet:
@@ -344,12 +352,7 @@ def load_revocations(path: str | Path) -> RevocationSet:
     Raises:
         KeyFormatError: if the file cannot be read or is invalid.
     """
-    path = Path(path)
-    document = _read_json(path, "revocation file")
-    try:
-        return RevocationSet.from_dict(document)
-    except KeyFormatError as exc:
-        raise KeyFormatError(f"revocation file {str(path)!r}: {exc}") from None
+    return _load_json(path, "revocation file", RevocationSet.from_dict)
 
 
 def load_fleet_key(path: str | Path) -> HMACKey:

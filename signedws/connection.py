@@ -184,6 +184,14 @@ class OriginPolicy:
         """The policy for ``origins`` (strings or compiled patterns) and, if
         ``allow_no_origin``, clients without an Origin.
 
+        Args:
+            origins: the ``Origin`` values browsers may connect from, as
+                strings (compared exactly) or compiled patterns (matched in
+                full); any other Origin is refused with HTTP 403 before the
+                upgrade (SPEC.md §11.2).
+            allow_no_origin: accept clients that send no Origin (non-browser
+                clients). Off unless asked for (SPEC.md §11.2).
+
         Raises:
             UsageError: for an origin that is neither (None included: that is
                 ``allow_no_origin``), or a policy that would admit nobody.
@@ -225,8 +233,34 @@ class Service:
     """What every connection of one server shares: the configuration, the
     verifier, the stream marks, the thread pool and the connection slots.
 
-    Adapters build one per server from their keyword arguments, whose
-    meanings and defaults they document.
+    Adapters build one per server from their keyword arguments, with the
+    defaults in their signatures; the meanings are documented here, once.
+
+    Args:
+        verifier: the core verifier (keyring, audience, fleet key, revocation
+            set, replay window, ``max_frame_size``).
+        server_key: the key `ed25519` server frames are signed with; without
+            one, `ed25519` connections get no server frames (not even acks).
+        first_frame_timeout: seconds from the hello to the first valid frame
+            (close 4408, ``first_frame_timeout``). None: no limit.
+        idle_timeout: seconds between valid frames after the first (close
+            4408, ``idle_timeout``). None: no limit.
+        max_connections: open connections beyond which handshakes are refused
+            with HTTP 503 (``server_busy``).
+        ack_delay: seconds after a delivered frame within which a pure
+            acknowledgement is sent if the handler sent nothing (acks are
+            coalesced). None: only handler frames carry acks.
+        max_queue: verified messages buffered for the handler before the
+            server stops reading from the connection.
+        stream_marks: the per-stream high-water marks (SPEC.md §7.3).
+        dedupe: deliver each ``(stream, seq)`` once (default). Off: deliver
+            resends too, for applications that keep their own marks.
+        executor: where `ed25519` frames are verified, one frame per call.
+            By default a thread pool of ``verify_workers`` threads, each call
+            verifying the frames one connection has waiting, in order.
+        verify_workers: size of the default pool (None: the CPUs this
+            process may run on); 1 verifies on the event loop, without a pool.
+        clock: the wall clock verification uses, seconds (for tests).
 
     Raises:
         UsageError: for a verifier that is not a `Verifier` or an invalid limit.

@@ -5,7 +5,9 @@ Nothing here is random and nothing reads a clock, so every test is reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -46,3 +48,26 @@ def issuer_key() -> Ed25519PrivateKey:
 def client_key() -> Ed25519PrivateKey:
     """A fixed Ed25519 client key, distinct from the issuer key."""
     return Ed25519PrivateKey(bytes([7]) * 32)
+
+
+@pytest.fixture
+def run_timeout() -> float:
+    """Seconds a `run` coroutine may take by default (a directory's conftest
+    may override it)."""
+    return 20.0
+
+
+@pytest.fixture
+def run(run_timeout: float) -> Callable[..., Any]:
+    """Run a coroutine in a new event loop, within a time limit: the asyncio,
+    server, fleet and adversarial tests are plain functions that call
+    ``run(coro)``, no asyncio plugin is needed, and no test can hang."""
+
+    def run(coro: Coroutine[Any, Any, Any], timeout: float = run_timeout) -> Any:
+        async def bounded() -> Any:
+            async with asyncio.timeout(timeout):
+                return await coro
+
+        return asyncio.run(bounded())
+
+    return run

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from example_support import run_example_client
 
 import signedws.cli
 import signedws.config
@@ -574,27 +575,7 @@ def test_examples_run(tmp_path: Path) -> None:
     server = subprocess.Popen(
         [sys.executable, "server.py"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            result = subprocess.run(
-                [sys.executable, "client.py"],
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=20,
-                check=False,
-            )
-            if result.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)  # the server is still starting
-        assert result.returncode == 0, result.stderr
-        assert result.stdout == "alice said hello\n"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        if server.stderr is not None:
-            server.stderr.close()
+    assert run_example_client(server, tmp_path) == "alice said hello\n"
 
 
 # -- fleets: node ids, workers, revoke, nonce checks (issue 7) ----------------------------

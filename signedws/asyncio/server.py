@@ -333,41 +333,21 @@ def serve(
             set, replay window, ``max_frame_size``). Its ``max_frame_size``
             (65536 by default) is announced in the hello and enforced by
             websockets before a message is read (close code 1009).
-        origins: the ``Origin`` values browsers may connect from, as strings or
-            compiled patterns; any other Origin is refused with HTTP 403
-            before the upgrade (SPEC.md §11.2). Required: pass ``[]`` for a
-            server that accepts no browser.
-        allow_no_origin: accept clients that send no Origin (non-browser
-            clients). Off unless asked for (SPEC.md §11.2).
-        server_key: the key `ed25519` server frames are signed with; without
-            one, `ed25519` connections get no server frames (not even acks).
-        first_frame_timeout: seconds from the hello to the first valid frame
-            (close 4408, ``first_frame_timeout``). None: no limit.
-        idle_timeout: seconds between valid frames after the first (close
-            4408, ``idle_timeout``). None: no limit.
-        max_connections: beyond it, handshakes are refused with HTTP 503
-            (``server_busy``).
-        ack_delay: seconds after an accepted frame within which a pure
-            acknowledgement is sent if the handler sent nothing (acks are
-            coalesced). None: only handler frames carry acks.
-        max_queue: verified messages buffered for the handler before the
-            server stops reading from the connection.
-        stream_marks: the per-stream high-water marks (SPEC.md §7.3); a new
-            one per call if omitted.
-        dedupe: deliver each ``(stream, seq)`` once (default). Off: deliver
-            resends too, for applications that keep their own marks.
-        executor: where `ed25519` frames are verified, one frame per call.
-            By default a thread pool of ``verify_workers`` threads, each call
-            verifying the frames one connection has waiting, in order.
-        verify_workers: size of the default pool (default: the CPUs this
-            process may run on); 1 verifies on the event loop, without a pool.
+        origins, allow_no_origin: who may connect, by ``Origin`` (see
+            `signedws.connection.OriginPolicy.build`). Required: pass ``[]``
+            for a server that accepts no browser.
+        server_key, first_frame_timeout, idle_timeout, max_connections,
+        ack_delay, max_queue, stream_marks, dedupe, executor, verify_workers:
+            as `signedws.connection.Service` documents them (the defaults
+            are in this signature). ``stream_marks`` is new per call if
+            omitted.
         process_request: as websockets' (runs before the Origin check).
         process_response: as websockets' (runs after the connection limit).
-        clock: the wall clock verification uses, seconds (for tests).
+        clock: as `signedws.connection.Service` documents it.
         **kwargs: passed to `websockets.asyncio.server.serve` (``ssl``,
             ``ping_interval``, ``compression``, ``logger`` ...), except the
             keywords signedws sets: ``subprotocols``, ``select_subprotocol``,
-            ``max_size`` and ``origins``.
+            ``max_size``, ``origins`` and ``create_connection``.
 
     Raises:
         UsageError: for an invalid limit, an Origin list containing None (use

@@ -12,9 +12,7 @@ this directory passed.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +27,9 @@ _seconds: list[float] = []
 
 
 @pytest.fixture
-def run() -> Callable[..., Any]:
-    """Run a coroutine in a new event loop, within a time limit (no plugin)."""
-
-    def run(coro: Coroutine[Any, Any, Any], timeout: float = 60.0) -> Any:
-        async def bounded() -> Any:
-            async with asyncio.timeout(timeout):
-                return await coro
-
-        return asyncio.run(bounded())
-
-    return run
+def run_timeout() -> float:
+    """This directory's default time limit for `run` (see tests/conftest.py)."""
+    return 60.0
 
 
 def _ours(report: pytest.TestReport) -> bool:

@@ -5,29 +5,9 @@ This directory has no ``__init__.py`` on purpose: under pytest's default
 top-level ``asyncio`` and shadow the standard library. Shared helpers live in
 ``aio_support.py`` beside this file.
 
-Tests are plain functions that call ``run(coro)``, which runs the coroutine in
-a fresh event loop under a time limit: no asyncio plugin is needed, and no
-test can hang.
+Tests are plain functions that call ``run(coro)`` (the fixture of
+tests/conftest.py), which runs the coroutine in a fresh event loop under a time
+limit: no asyncio plugin is needed, and no test can hang.
 """
 
 from __future__ import annotations
-
-import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any
-
-import pytest
-
-
-@pytest.fixture
-def run() -> Callable[..., Any]:
-    """Run a coroutine in a new event loop, within a time limit."""
-
-    def run(coro: Coroutine[Any, Any, Any], timeout: float = 20.0) -> Any:
-        async def bounded() -> Any:
-            async with asyncio.timeout(timeout):
-                return await coro
-
-        return asyncio.run(bounded())
-
-    return run

@@ -125,35 +125,6 @@ def test_repeated_drops_lose_nothing_and_duplicate_nothing(run: Any) -> None:
     run(main())
 
 
-def test_refresh_without_reconnect(run: Any) -> None:
-    """The refresh callback runs before expiry; later frames carry the new
-    credential on the same connection."""
-    fresh = token(lifetime=3600, credential_id="fresh")
-    refreshed = asyncio.Event()
-
-    async def refresh() -> Any:
-        refreshed.set()
-        return fresh
-
-    async def main() -> None:
-        async with running() as srv:
-            old = token(lifetime=60, credential_id="old")
-            async with connect(
-                srv.uri, old, audience=AUDIENCE, refresh=refresh, refresh_margin=59.99
-            ) as client:
-                await asyncio.wait_for(refreshed.wait(), 5)
-                await asyncio.sleep(0)
-                assert client.credential is fresh
-                await client.send("after refresh")
-                await client.drain()
-                assert client.connections == 1
-            assert len(srv.recorder.connections) == 1
-            (message,) = srv.recorder.messages
-            assert message.credential_id == "fresh"
-
-    run(main())
-
-
 def test_refresh_on_4419_then_reconnect(run: Any, caplog: pytest.LogCaptureFixture) -> None:
     """A credential the server finds expired (4419) is refreshed, then the client
     reconnects and resends."""

@@ -10,7 +10,6 @@ import gc
 import logging
 import time
 import weakref
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -169,21 +168,6 @@ def test_rejected_connections_are_freed_without_the_cycle_collector(run: Any) ->
         assert [ref() for ref in refs] == [None, None, None]
     finally:
         gc.enable()
-
-
-class CountingExecutor(Executor):
-    """An executor that counts submissions and runs them on real threads."""
-
-    def __init__(self) -> None:
-        self.submitted = 0
-        self._pool = ThreadPoolExecutor(max_workers=2)
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.submitted += 1
-        return self._pool.submit(fn, *args, **kwargs)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 def test_connection_properties_and_process_response(run: Any) -> None:

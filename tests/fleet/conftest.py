@@ -10,22 +10,10 @@ locally, the tests that need them are skipped with the reason; under
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any
-
 import pytest
 
 
 @pytest.fixture
-def run() -> Callable[..., Any]:
-    """Run a coroutine in a new event loop, within a time limit."""
-
-    def run(coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
-        async def bounded() -> Any:
-            async with asyncio.timeout(timeout):
-                return await coro
-
-        return asyncio.run(bounded())
-
-    return run
+def run_timeout() -> float:
+    """This directory's default time limit for `run` (see tests/conftest.py)."""
+    return 30.0

@@ -6,35 +6,17 @@ No ``__init__.py`` here, as in ``tests/asyncio``: pytest puts this directory on
 the asyncio tests' fixed keys, helpers and attack gallery, so this directory
 puts ``tests/asyncio`` on ``sys.path`` too.
 
-Tests are plain functions that call ``run(coro)``, which runs the coroutine in
-a fresh event loop under a time limit: uvicorn runs as tasks of that same loop,
-so a test reaches its server's objects directly, and no test can hang.
+Tests are plain functions that call ``run(coro)`` (the fixture of
+tests/conftest.py), which runs the coroutine in a fresh event loop under a time
+limit: uvicorn runs as tasks of that same loop, so a test reaches its server's
+objects directly, and no test can hang.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 _ASYNCIO_TESTS = str(Path(__file__).resolve().parents[1] / "asyncio")
 if _ASYNCIO_TESTS not in sys.path:
     sys.path.insert(0, _ASYNCIO_TESTS)
-
-
-@pytest.fixture
-def run() -> Callable[..., Any]:
-    """Run a coroutine in a new event loop, within a time limit."""
-
-    def run(coro: Coroutine[Any, Any, Any], timeout: float = 20.0) -> Any:
-        async def bounded() -> Any:
-            async with asyncio.timeout(timeout):
-                return await coro
-
-        return asyncio.run(bounded())
-
-    return run

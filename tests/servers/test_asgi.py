@@ -12,12 +12,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 from aio_support import AUDIENCE, Recorder, closed_with, codes_logged, make_verifier, raw, token
+from example_support import run_example_client
 from fastapi import Depends, FastAPI
 from server_support import ASGI_KINDS, PATH, start, uvicorn_server, without_denial_extension
 from starlette.applications import Starlette
@@ -262,24 +262,4 @@ def test_fastapi_example_runs(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--host", "127.0.0.1"]
     command += ["--port", port, "--ws-max-size", "65536"]
     server = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)  # noqa: S603
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            result = subprocess.run(
-                [sys.executable, "client.py"],
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=20,
-                check=False,
-            )
-            if result.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)  # the server is still starting
-        assert result.returncode == 0, result.stderr
-        assert result.stdout == "alice said hello\n"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        if server.stderr is not None:
-            server.stderr.close()
+    assert run_example_client(server, tmp_path) == "alice said hello\n"

@@ -4,9 +4,9 @@ adapter in a FastAPI app (both under uvicorn), all on 127.0.0.1.
 
 The clients are the same for every server: `signedws.asyncio.connect`, the
 JavaScript client (``clients/js``, under Node) and plain websockets clients
-that craft attacks. The attack gallery is the asyncio
-tests' own list (`test_gallery.GALLERY`), so a row added there is played here
-against every server, with the same close code and the same logged code.
+that craft attacks. The attack gallery is `tests/asyncio/gallery.py`'s
+list, so a row added there is played here against every server, with the
+same close code and the same logged code.
 """
 
 from __future__ import annotations
@@ -42,16 +42,16 @@ from aio_support import (
     signer_for,
     token,
 )
-from server_support import KINDS, start
-from test_gallery import (
+from gallery import (
     GALLERY,
     HONEST_FIRST,
     REVOKED_CID,
     SECRET_PAYLOAD,
     Attack,
-    _forms,
+    forms,
     used_credentials,
 )
+from server_support import KINDS, start
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
@@ -554,8 +554,9 @@ def test_no_secret_in_any_log_line(run: Any, kind: str, caplog: pytest.LogCaptur
     for i, credential in enumerate(used_credentials):
         secrets_seen[f"token {i}"] = credential.token
         secrets_seen[f"frame key {i}"] = credential.frame_key.to_bytes()
+        secrets_seen[f"token tag {i}"] = credential.token[-32:]
     for name, secret in secrets_seen.items():
-        for form in _forms(secret):
+        for form in forms(secret):
             assert form not in text, name
     assert SECRET_PAYLOAD not in text
 
