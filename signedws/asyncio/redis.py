@@ -58,7 +58,7 @@ import logging
 import secrets
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -433,8 +433,11 @@ class RedisRevocations:
                         await self._resync(store)
                     next_check = loop.time() + self.check_interval
         finally:
+            # redis-py types PubSub.aclose from 8.x on and leaves it untyped before:
+            # bind it to a typed callable so the call checks under both.
+            close_pubsub: Callable[[], Awaitable[None]] = pubsub.aclose
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await close_pubsub()
 
     async def _apply(self, store: RedisRevocationStore, data: object) -> None:
         try:
