@@ -3,18 +3,60 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+
+# Every dependency of every extra, pinned with hashes (`make lock` writes it with uv;
+# the library's own dependencies in pyproject.toml stay ranges). `make` installs
+# from it with plain pip, so a fresh clone gets what main was tested with.
+LOCK := requirements.lock
 
 # The core modules held to 100% branch coverage (adapters have their own tests).
 CORE := errors envelope ed25519 keys credential keyring revocation replay nonce \
         verifier signer session stream
 comma := ,
 
-.PHONY: demo test lint typecheck pytest coverage vectors clean fuzz security-report bench
+.PHONY: demo test lint typecheck pytest coverage vectors clean fuzz security-report bench \
+        lock lock-upgrade test-latest js-deps
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --require-hashes -r $(LOCK)
+	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Regenerate the lock from pyproject.toml, keeping today's pins where they still fit
+# (`make lock-upgrade`: the newest releases that fit). uv resolves for every platform
+# and Python >= 3.11 at once (--universal) and records every file's hash.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --all-extras --universal \
+	--generate-hashes --python-version 3.11 --no-header --quiet -o $(LOCK)
+lock: $(STAMP)
+	$(UV_COMPILE)
+lock-upgrade: $(STAMP)
+	$(UV_COMPILE) --upgrade
+
+# The suite against the newest release of every dependency, in a throwaway venv,
+# so that upstream breakage is found on purpose (it may fail; the lock is untouched).
+LATEST ?= $(or $(TMPDIR),/tmp)/signedws-latest-venv
+test-latest: $(STAMP)
+	rm -rf $(LATEST)
+	$(BIN)/uv venv --quiet --python $(PYTHON) $(LATEST)
+	$(BIN)/uv pip install --quiet --python $(LATEST)/bin/python --upgrade pip \
+	  -r pyproject.toml --all-extras
+	$(BIN)/uv pip install --quiet --python $(LATEST)/bin/python --no-deps -e .
+	touch $(LATEST)/.installed
+	@echo "== newest releases:"; $(BIN)/uv pip list --python $(LATEST)/bin/python --format=freeze \
+	  | grep -i -E '^(cryptography|msgpack|pynacl|websockets|starlette|fastapi|uvicorn|redis|mypy|ruff|pytest)=' || true
+	$(MAKE) --no-print-directory test VENV=$(LATEST)
+
+# The JavaScript client's packages, from its lockfile, wherever Node is installed
+# (tests/test_js_client.py skips loudly without them, and fails under CI=true).
+js-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+	  if [ ! -f clients/js/node_modules/.package-lock.json ] || \
+	     [ clients/js/package-lock.json -nt clients/js/node_modules/.package-lock.json ]; then \
+	    (cd clients/js && npm ci --no-audit --no-fund --loglevel=error); \
+	  fi; \
+	else echo "npm not found: the JavaScript client's tests will be skipped"; fi
 
 demo: $(STAMP)
 	$(BIN)/signedws demo
@@ -29,7 +71,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy signedws
 	MYPYPATH=tests:tests/adversarial:fuzz $(BIN)/mypy --strict tests/adversarial fuzz
 
-pytest: $(STAMP)
+pytest: $(STAMP) js-deps
 	$(BIN)/python -m pytest --cov=signedws --cov-branch --cov-report= $(PYTEST_ARGS)
 
 coverage: $(STAMP)
@@ -55,12 +97,7 @@ security-report: $(STAMP)
 # Benchmarks (benchmarks/, never run by `make test`): the pytest-benchmark suite,
 # compare.py (the verifier beside its floors and the JWT peers) and e2e.py (real
 # websockets servers), then benchmarks/RESULTS.md. About five minutes.
-BENCH_STAMP := $(VENV)/.bench-installed
-$(BENCH_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
-	touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP)
+bench: $(STAMP)
 	mkdir -p .benchmarks
 	$(BIN)/python -m pytest benchmarks/ -p no:cacheprovider --benchmark-only \
 	  --benchmark-json=.benchmarks/hotpath.json --benchmark-columns=median,min,rounds
@@ -69,4 +106,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/report.py
 
 clean:
-	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache build dist

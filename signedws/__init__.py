@@ -40,7 +40,7 @@ from .signer import ServerMessage, Signer
 from .stream import StreamMarks
 from .verifier import ConnectionState, Message, Verifier
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Claims",

@@ -17,7 +17,7 @@ Rules 1-4 are checked here, in front of the backend, on bytes alone: no curve
 arithmetic is done in this module. Rule 5 is delegated to libsodium (PyNaCl,
 the default) or OpenSSL (cryptography); both use the cofactorless equation, so
 with rules 1-4 in front they give the same answer for every input. The public
-vector suites in ``../shared/vectors`` pin that in the tests.
+vector suites (tests/test_ed25519.py, tests/test_public_vectors.py) pin that.
 
 Checks on A happen once per key (`check_public_key`), checks on R and S once per
 signature (`check_signature`). For almost every signature those are two byte

@@ -9,15 +9,18 @@ import time
 from pathlib import Path
 
 
-def run_example_client(server: subprocess.Popen[str], cwd: Path) -> str:
-    """Run ``client.py`` in ``cwd`` until it succeeds against ``server`` (up
-    to 10 s while the server starts), stop the server, and return the
-    client's output. Fails the test with the client's stderr otherwise."""
+def run_example_client(
+    server: subprocess.Popen[str], cwd: Path, python: str = sys.executable
+) -> str:
+    """Run ``client.py`` in ``cwd`` with ``python`` until it succeeds against
+    ``server`` (up to 10 s while the server starts), stop the server, and
+    return the client's output. Fails the test with the client's stderr
+    otherwise."""
     try:
         deadline = time.monotonic() + 10
         while True:
-            result = subprocess.run(
-                [sys.executable, "client.py"],
+            result = subprocess.run(  # noqa: S603 - our example, fixed arguments
+                [python, "client.py"],
                 cwd=cwd,
                 capture_output=True,
                 text=True,

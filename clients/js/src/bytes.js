@@ -130,3 +130,16 @@ export function toBytes(data) {
   }
   throw new UsageError('expected bytes (a Uint8Array or an ArrayBuffer)');
 }
+
+/**
+ * `bytes` as WebCrypto's `BufferSource`, for the type checker only. TypeScript
+ * types a `Uint8Array` over `ArrayBufferLike`, which admits a `SharedArrayBuffer`
+ * that WebCrypto refuses; the library's arrays are all backed by an
+ * `ArrayBuffer` (a caller's shared one would make WebCrypto throw a TypeError).
+ *
+ * @param {Uint8Array} bytes
+ * @returns {BufferSource}
+ */
+export function bufferSource(bytes) {
+  return /** @type {BufferSource} */ (bytes);
+}

@@ -9,7 +9,7 @@
  * @module signedws/keys
  */
 
-import { concat, equalBytes, randomBytes, toHex, utf8 } from './bytes.js';
+import { bufferSource, concat, equalBytes, randomBytes, toHex, utf8 } from './bytes.js';
 import { checkPublicKey, checkSignature } from './ed25519.js';
 import { UsageError } from './errors.js';
 
@@ -57,9 +57,9 @@ export class HMACKey {
     if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
       throw new UsageError('an HMAC key is a non-empty Uint8Array');
     }
-    const key = await subtle().importKey('raw', bytes, HMAC, extractable, ['sign', 'verify']);
+    const key = await subtle().importKey('raw', bufferSource(bytes), HMAC, extractable, ['sign', 'verify']);
     const hkdf = derivable
-      ? await subtle().importKey('raw', bytes, 'HKDF', false, ['deriveBits'])
+      ? await subtle().importKey('raw', bufferSource(bytes), 'HKDF', false, ['deriveBits'])
       : null;
     return new HMACKey(key, hkdf);
   }
@@ -84,7 +84,7 @@ export class HMACKey {
    * @returns {Promise<Uint8Array>}
    */
   async mac(data) {
-    return new Uint8Array(await subtle().sign('HMAC', this.cryptoKey, data));
+    return new Uint8Array(await subtle().sign('HMAC', this.cryptoKey, bufferSource(data)));
   }
 
   /**
@@ -95,7 +95,7 @@ export class HMACKey {
    * @returns {Promise<boolean>}
    */
   async verify(tag, data) {
-    return subtle().verify('HMAC', this.cryptoKey, tag, data);
+    return subtle().verify('HMAC', this.cryptoKey, bufferSource(tag), bufferSource(data));
   }
 
   /**
@@ -112,7 +112,7 @@ export class HMACKey {
         name: 'HKDF',
         hash: 'SHA-256',
         salt: new Uint8Array(0),
-        info: typeof info === 'string' ? utf8(info) : info,
+        info: bufferSource(typeof info === 'string' ? utf8(info) : info),
       },
       this._hkdf,
       256,
@@ -173,7 +173,7 @@ export class Ed25519PublicKey {
     }
     const key = await this._imported;
     if (key === null) return false; // not a point on the curve
-    return subtle().verify(ED25519, key, signature, message);
+    return subtle().verify(ED25519, key, bufferSource(signature), bufferSource(message));
   }
 
   /**
@@ -245,12 +245,12 @@ export class Ed25519PrivateKey {
     const pkcs8 = concat(PKCS8_SEED_PREFIX, seed);
     // WebCrypto cannot derive the public key from a non-extractable private
     // key: import once as extractable to read it, keep the other import.
-    const readable = await subtle().importKey('pkcs8', pkcs8, ED25519, true, ['sign']);
+    const readable = await subtle().importKey('pkcs8', bufferSource(pkcs8), ED25519, true, ['sign']);
     const jwk = await subtle().exportKey('jwk', readable);
     const publicKey = new Ed25519PublicKey(fromBase64Url(/** @type {string} */ (jwk.x)));
     const key = extractable
       ? readable
-      : await subtle().importKey('pkcs8', pkcs8, ED25519, false, ['sign']);
+      : await subtle().importKey('pkcs8', bufferSource(pkcs8), ED25519, false, ['sign']);
     return new Ed25519PrivateKey(key, publicKey);
   }
 
@@ -266,7 +266,7 @@ export class Ed25519PrivateKey {
    * @returns {Promise<Uint8Array>} the 64-byte signature
    */
   async sign(message) {
-    return new Uint8Array(await subtle().sign(ED25519, this.cryptoKey, message));
+    return new Uint8Array(await subtle().sign(ED25519, this.cryptoKey, bufferSource(message)));
   }
 
   toString() {
