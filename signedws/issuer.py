@@ -70,6 +70,7 @@ __all__ = [
     "jwks",
     "keys_from_jwks",
     "pop_input",
+    "verify_proof",
 ]
 
 CHALLENGE_KEY_INFO: Final = b"signedws/v1 challenge-key"
@@ -379,6 +380,30 @@ class ChallengeKey:
 def pop_input(issuer: str, challenge: bytes) -> bytes:
     """The bytes a client signs to prove possession (SPEC.md §13.3)."""
     return POP_LABEL + length_prefixed(issuer.encode()) + challenge
+
+
+def verify_proof(
+    challenge_key: ChallengeKey,
+    challenge: bytes,
+    public_key: Ed25519PublicKey,
+    signature: bytes,
+    *,
+    issuer: str,
+    subject: str,
+    now: float,
+) -> ChallengeInfo:
+    """SPEC.md §13.3 checking steps 1 to 5 (step 6, replay, is
+    `SpentChallenges.spend`).
+
+    Raises:
+        IssuanceError: the first failing step's code.
+    """
+    info = challenge_key.check(challenge, public_key, issuer=issuer, subject=subject, now=now)
+    if len(signature) != 64 or not public_key.verify(signature, pop_input(issuer, challenge)):
+        raise IssuanceError(
+            "proof_invalid", 400, "the signature over the challenge does not verify"
+        )
+    return info
 
 
 class SpentChallenges:
@@ -751,15 +776,15 @@ class IssuerService:
         public_key = _public_key(body)
         challenge = _b64_field(body, "challenge")
         signature = _b64_field(body, "signature")
-        info = self.challenge_key.check(
-            challenge, public_key, issuer=issuer.name, subject=principal.subject, now=now
+        info = verify_proof(
+            self.challenge_key,
+            challenge,
+            public_key,
+            signature,
+            issuer=issuer.name,
+            subject=principal.subject,
+            now=now,
         )
-        if len(signature) != 64 or not public_key.verify(
-            signature, pop_input(issuer.name, challenge)
-        ):
-            raise IssuanceError(
-                "proof_invalid", 400, "the signature over the challenge does not verify"
-            )
         scopes, lifetime = _requested(body)
         granted = self.policy.scopes(principal, scopes)
         lifetime = self.policy.lifetime(principal, scheme="ed25519", now=now, requested=lifetime)
