@@ -11,16 +11,11 @@ tests' helpers (``aio_support``) are put there too.
 
 from __future__ import annotations
 
-import base64
 import json
 import select
-import shutil
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,64 +25,13 @@ _ASYNCIO_TESTS = str(_HERE.parent / "asyncio")
 if _ASYNCIO_TESTS not in sys.path:
     sys.path.insert(0, _ASYNCIO_TESTS)
 
-OP_DIR = _HERE / "op"
-CLIENT_ID = "app"
-CLIENT_SECRET = "app-secret"
-API = "https://api.example"
-
-
-@dataclass
-class OpenIDProvider:
-    """The running provider."""
-
-    issuer: str
-    process: subprocess.Popen[str]
-
-    @property
-    def jwks_url(self) -> str:
-        return f"{self.issuer}/jwks"
-
-    def token(self, *, resource: str = API, scope: str = "chat:read chat:write") -> str:
-        """An access token (JWT) by the client credentials grant."""
-        body = urllib.parse.urlencode(
-            {"grant_type": "client_credentials", "scope": scope, "resource": resource}
-        ).encode()
-        basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        request = urllib.request.Request(  # noqa: S310 - loopback http
-            f"{self.issuer}/token",
-            data=body,
-            headers={"Authorization": f"Basic {basic}"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            document = json.loads(response.read())
-        token = document["access_token"]
-        assert isinstance(token, str)
-        return token
-
-    def rotate(self) -> str:
-        """Rotate the provider's ES256 signing key; the new key id."""
-        request = urllib.request.Request(  # noqa: S310 - loopback http
-            f"{self.issuer}/_test/rotate", data=b"", method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            kid = json.loads(response.read())["kid"]
-        assert isinstance(kid, str)
-        return kid
-
-
-def _op_missing() -> str | None:
-    if shutil.which("node") is None:
-        return "node is not installed (apt-get install nodejs npm)"
-    if not (OP_DIR / "node_modules" / "oidc-provider").is_dir():
-        return "oidc-provider is not installed: run `npm ci --prefix tests/issuer/op`"
-    return None
+from issuer_support import OP_DIR, OpenIDProvider, op_missing  # noqa: E402 - after the path
 
 
 @pytest.fixture(scope="module")
 def op() -> Iterator[OpenIDProvider]:
     """A fresh provider per test module (rotation changes its keys)."""
-    missing = _op_missing()
+    missing = op_missing()
     if missing is not None:
         pytest.skip(missing)
     process = subprocess.Popen(
