@@ -129,7 +129,8 @@ export class IssuerClient {
       ...(scopes !== undefined ? { scopes: [...new Set(scopes)].sort() } : {}),
       ...(lifetime !== undefined ? { lifetime } : {}),
     };
-    /** @private */ this._fetch = fetchFn;
+    // Called unbound: a browser refuses window.fetch invoked on another object.
+    /** @private */ this._fetch = (/** @type {any[]} */ ...args) => fetchFn(...args);
     /** @private */ this._credentials = credentials;
     /** The last credential response (without its secrets: see `credential`). */
     this.lastResponse = null;
@@ -171,7 +172,8 @@ export class IssuerClient {
         cache: 'no-store',
       });
     } catch (error) {
-      throw new IssuerRefused(null, 'unreachable', /** @type {Error} */ (error).name);
+      const { name, message } = /** @type {Error} */ (error);
+      throw new IssuerRefused(null, 'unreachable', `${name}: ${message}`);
     }
     let document = null;
     try {
