@@ -96,7 +96,8 @@ class BearerTokenAuthenticator:
     fetched again when a token names an unknown ``kid`` — rotation — at most
     once per ``jwks_refresh_cooldown`` seconds). Checks: the ``alg`` is in
     ``algorithms`` (never ``none`` or an HMAC algorithm: the keys are public),
-    and matches the key's own ``alg`` if it has one; the signature; ``iss``
+    and matches the key's own ``alg`` if it has one; a ``kid`` naming a key of
+    the provider's set; the signature; ``iss``
     equals ``issuer``; ``aud`` contains ``audience``; ``exp`` is present and
     not past (``leeway`` seconds of tolerance); ``nbf`` if present; the
     ``typ`` header, if ``token_types`` is given.
@@ -207,9 +208,11 @@ class BearerTokenAuthenticator:
             raise _unauthenticated(
                 "token_invalid", "the token's key is not in the identity provider's key set"
             ) from None
-        key_alg = getattr(key, "algorithm_name", None)
-        jwk_alg = key._jwk_data.get("alg") if hasattr(key, "_jwk_data") else None
-        if (jwk_alg is not None and jwk_alg != alg) or key_alg not in (None, alg):
+        # A JWK that names its algorithm is used for that one only (RFC 7517
+        # §4.4). PyJWK keeps the JWK's members in _jwk_data (no public
+        # accessor); its algorithm_name is a guess when the JWK has no alg.
+        jwk_alg = getattr(key, "_jwk_data", {}).get("alg")
+        if jwk_alg is not None and jwk_alg != alg:
             raise _unauthenticated("token_algorithm", f"the token's key is not for {alg!r}")
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -358,6 +361,11 @@ def issuer_app(
             except IssuanceError as exc:
                 logger.info("issuer %s refused: %s (%s)", what, exc.code, exc.detail)
                 return _error(exc)
+            except Exception as exc:
+                # A bug (in an authenticate hook, say): its type only, since its
+                # message or traceback could hold what the request carried.
+                logger.error("issuer %s failed: %s", what, type(exc).__name__)  # noqa: TRY400
+                return _error(IssuanceError("internal_error", 500, "the issuer failed"))
             if "cid" in document:
                 logger.info(
                     "issued %s credential sub=%r cid=%r exp=%d",

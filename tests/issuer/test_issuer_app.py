@@ -1,0 +1,108 @@
+"""The issuer app with an application's own ``authenticate`` hook (a session
+cookie), under a real uvicorn: CSRF defences (Origin, JSON only), credentialed
+CORS, JSON errors for everything. No identity provider needed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from issuer_support import _http
+from starlette.requests import Request
+
+from signedws.asyncio.issuer import issuer_app
+from signedws.issuer import IssuanceError, IssuancePolicy, IssuerService, Principal
+from signedws.keys import HMACKey
+
+ORIGIN = "https://app.example"
+SESSIONS = {"s3cr3t-session": Principal("carol", frozenset({"chat:read"}))}
+
+
+async def session_cookie(request: Request) -> Principal:
+    principal = SESSIONS.get(request.cookies.get("session", ""))
+    if principal is None:
+        raise IssuanceError("unauthenticated", 401, "log in first")
+    return principal
+
+
+async def broken(request: Request) -> Principal:
+    raise RuntimeError(f"oops {request.cookies.get('session')}")
+
+
+def serve(run: Any, check: Any, authenticate: Any = session_cookie) -> None:
+    import uvicorn
+
+    service = IssuerService.build(
+        IssuancePolicy(("wss://api.example/ws",)), mac_key=("app", "h1", HMACKey(bytes(32)))
+    )
+    app = issuer_app(service, authenticate=authenticate, origins=[ORIGIN], allow_credentials=True)
+
+    async def main() -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup()
+        try:
+            port = server.servers[0].sockets[0].getsockname()[1]
+            await asyncio.to_thread(check, f"http://127.0.0.1:{port}")
+        finally:
+            await server.shutdown()
+
+    run(main())
+
+
+def test_cookie_login_csrf_and_cors(run: Any) -> None:
+    cookie = {"Cookie": "session=s3cr3t-session"}
+
+    def check(url: str) -> None:
+        mac = f"{url}/credentials/mac"
+        status, headers, body = _http("POST", mac, {}, cookie)
+        assert (status, body["subject"], body["scopes"]) == (200, "carol", ["chat:read"])
+        assert headers["cache-control"] == "no-store"
+        # Cross-site request forgery: another site's page posting with the cookie.
+        status, _, body = _http("POST", mac, {}, {**cookie, "Origin": "https://evil.example"})
+        assert (status, body["error"]) == (403, "origin_forbidden")
+        # A form post (no preflight) is refused even without an Origin header.
+        form = {**cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        status, _, body = _http("POST", mac, b"a=b", form)
+        assert (status, body["error"]) == (415, "unsupported_media_type")
+        # The allowed origin, with credentialed CORS.
+        status, headers, body = _http("POST", mac, {}, {**cookie, "Origin": ORIGIN})
+        assert status == 200
+        assert headers["access-control-allow-origin"] == ORIGIN
+        assert headers["access-control-allow-credentials"] == "true"
+        # The page's own origin is always allowed.
+        status, _, _ = _http("POST", mac, {}, {**cookie, "Origin": url})
+        assert status == 200
+        status, _, body = _http("POST", mac, {}, {"Cookie": "session=nope"})
+        assert (status, body["error"]) == (401, "unauthenticated")
+        # No ed25519 issuer here.
+        status, _, body = _http("POST", f"{url}/credentials/ed25519", {}, cookie)
+        assert (status, body["error"]) == (404, "scheme_unavailable")
+        status, _, body = _http("GET", mac, headers=cookie)
+        assert (status, body["error"]) == (405, "method_not_allowed")
+        status, _, body = _http("GET", f"{url}/challenge?public_key=AA&x=1", headers=cookie)
+        assert (status, body["error"]) == (400, "invalid_request")
+        status, _, body = _http("POST", mac, b"[1]", cookie)
+        assert (status, body["error"]) == (400, "invalid_request")
+        status, _, jwks = _http("GET", f"{url}/jwks.json")
+        assert (status, jwks) == (200, {"keys": []})
+
+    serve(run, check)
+
+
+def test_a_failing_hook_is_a_json_500_without_its_message(run: Any, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+
+    def check(url: str) -> None:
+        status, _, body = _http(
+            "POST", f"{url}/credentials/mac", {}, {"Cookie": "session=s3cr3t-session"}
+        )
+        assert (status, body["error"]) == (500, "internal_error")
+
+    serve(run, check, authenticate=broken)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "issuer mac failed: RuntimeError" in logged
+    assert "s3cr3t" not in logged
