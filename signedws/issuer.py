@@ -199,11 +199,14 @@ class IssuancePolicy:
         ``scheme``, shortened by ``requested`` and by the login's expiry.
 
         Raises:
-            IssuanceError: ``login_expiring`` if the login expires within
-                ``min_lifetime``.
+            IssuanceError: ``invalid_request`` if ``requested`` is under
+                ``min_lifetime``; ``login_expiring`` if the login expires
+                within it.
         """
         lifetime = self.mac_lifetime if scheme == "mac" else self.ed25519_lifetime
         if requested is not None:
+            if requested < self.min_lifetime:
+                raise _bad_request(f"'lifetime' is below this issuer's {self.min_lifetime} s")
             lifetime = min(lifetime, requested)
         if principal.expires is not None:
             left = principal.expires - math.floor(now)

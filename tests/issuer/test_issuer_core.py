@@ -254,7 +254,13 @@ def test_lifetime_is_bounded_by_config_request_and_login() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"scopes": "chat:read"}, {"scopes": [1]}, {"lifetime": 0}, {"lifetime": "9"}],
+    [
+        {"scopes": "chat:read"},
+        {"scopes": [1]},
+        {"lifetime": 0},
+        {"lifetime": "9"},
+        {"lifetime": 9},
+    ],
 )
 def test_bad_requests_are_refused(body: dict) -> None:
     refused("invalid_request", service().issue_mac, ALICE, body, now=NOW)
