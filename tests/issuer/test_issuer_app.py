@@ -106,3 +106,27 @@ def test_a_failing_hook_is_a_json_500_without_its_message(run: Any, caplog: Any)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "issuer mac failed: RuntimeError" in logged
     assert "s3cr3t" not in logged
+
+
+def test_connect_takes_a_credential_or_an_issuer() -> None:
+    import pytest
+
+    from signedws.asyncio import connect
+    from signedws.asyncio.issuer_client import IssuerClient
+    from signedws.errors import UsageError
+
+    issuer = IssuerClient("http://127.0.0.1:9/signedws", login_token="t")
+    with pytest.raises(UsageError, match="credential or an issuer"):
+        connect("ws://127.0.0.1:9/ws", audience="a")
+    credential = issuer_credential()
+    with pytest.raises(UsageError, match="credential or an issuer"):
+        connect("ws://127.0.0.1:9/ws", credential, issuer=issuer, audience="a")
+
+
+def issuer_credential() -> Any:
+    from signedws.issuer import credential_from_response
+
+    service = IssuerService.build(
+        IssuancePolicy(("a",)), mac_key=("app", "h1", HMACKey(bytes(32)))
+    )
+    return credential_from_response(service.issue_mac(Principal("p"), {}, now=1_700_000_000))
