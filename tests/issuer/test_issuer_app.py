@@ -130,3 +130,82 @@ def issuer_credential() -> Any:
         IssuancePolicy(("a",)), mac_key=("app", "h1", HMACKey(bytes(32)))
     )
     return credential_from_response(service.issue_mac(Principal("p"), {}, now=1_700_000_000))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _jws(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    import json
+
+    from signedws.keys import b64url_encode
+
+    def part(value: dict[str, Any]) -> str:
+        return b64url_encode(json.dumps(value).encode())
+
+    return f"{part(header)}.{part(claims)}.{b64url_encode(bytes(64))}"
+
+
+def test_provider_unreachable_is_503(run: Any) -> None:
+    import pytest
+
+    from signedws.asyncio.issuer import BearerTokenAuthenticator
+
+    login = BearerTokenAuthenticator(
+        jwks_url=f"http://127.0.0.1:{_free_port()}/jwks",  # nothing listens there
+        issuer="https://login.example",
+        audience="api",
+        jwks_timeout=2.0,
+    )
+    token = _jws({"alg": "ES256", "kid": "k1"}, {"sub": "x"})
+    with pytest.raises(IssuanceError) as info:
+        run(login.principal(token))
+    assert (info.value.code, info.value.status) == ("login_unavailable", 503)
+    for header, code in (
+        ({"alg": "ES256"}, "token_invalid"),  # no kid
+        ({"alg": "HS256", "kid": "k1"}, "token_algorithm"),
+        ({"alg": "none", "kid": "k1"}, "token_algorithm"),
+    ):
+        with pytest.raises(IssuanceError) as info:
+            run(login.principal(_jws(header, {"sub": "x"})))
+        assert info.value.code == code
+
+
+def test_claims_map_to_the_principal() -> None:
+    import pytest
+
+    from signedws.asyncio.issuer import BearerTokenAuthenticator
+
+    now = 1_700_000_000
+    login = BearerTokenAuthenticator(
+        jwks_url="http://127.0.0.1:9/jwks",
+        issuer="https://login.example",
+        audience="api",
+        subject_claim="email",
+        scopes_claim="scp",
+        scope_map={"chat.all": ["chat:read", "chat:write"], "read": "chat:read"},
+        leeway=0,
+        clock=lambda: now,
+    )
+    principal = login._principal(
+        {"email": "eve@example", "scp": ["chat.all", "openid"], "exp": now + 60}
+    )
+    assert principal == Principal(
+        "eve@example", frozenset({"chat:read", "chat:write"}), expires=now + 60
+    )
+    for claims, code in (
+        ({"email": "e", "exp": now}, "token_expired"),
+        ({"email": "e", "exp": now + 60, "nbf": now + 5}, "token_invalid"),
+        ({"exp": now + 60}, "token_invalid"),
+        ({"email": "e", "exp": now + 60, "scp": {"a": 1}}, "token_invalid"),
+        ({"email": "e", "exp": "soon"}, "token_invalid"),
+    ):
+        with pytest.raises(IssuanceError) as info:
+            login._principal(claims)
+        assert info.value.code == code, claims
