@@ -1,4 +1,4 @@
-"""The ``signedws`` command line: keygen, issue, serve, revoke, inspect, demo.
+"""The ``signedws`` command line: keygen, issue, serve, issuer, revoke, inspect, demo.
 
 Each command is a thin shell over the core (and, for ``serve`` and ``demo``,
 the asyncio adapter, imported only when they run). Secrets go to files created
@@ -248,6 +248,11 @@ async def _serve(
     from .asyncio import Reloader, serve  # noqa: PLC0415 - only this command needs websockets
     from .connection import usable_cpus  # noqa: PLC0415
 
+    if config.issuer is not None:  # the issuer on the same port, under uvicorn (SPEC.md §13)
+        from .asyncio.issuer_serve import serve_with_issuer  # noqa: PLC0415
+
+        await serve_with_issuer(config, verifier, handler, redis=_redis_revocations)
+        return
     parent = os.getppid() if parent is None else parent
 
     server_key = load_server_key(config.server_key) if config.server_key else None
@@ -477,6 +482,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return asyncio.run(_supervise(args, config))
     handler = resolve_handler(config.handler)
     asyncio.run(_serve(config, verifier, handler, worker=args.worker, parent=args.parent))
+    return 0
+
+
+def cmd_issuer(args: argparse.Namespace) -> int:
+    """Run the credential issuer alone, from a TOML configuration's [issuer]."""
+    logging.basicConfig(level=args.log_level, format=_LOG_FORMAT, stream=sys.stderr)
+    from .asyncio.issuer_serve import run_issuer  # noqa: PLC0415 - Starlette, PyJWT, uvicorn
+
+    asyncio.run(run_issuer(load_config(args.config)))
     return 0
 
 
@@ -827,6 +841,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     serve.set_defaults(run=cmd_serve)
+
+    issuer = commands.add_parser(
+        "issuer",
+        help="run the credential issuer alone from a TOML config's [issuer]",
+        description="Run the credential issuer service (SPEC.md §13) alone on "
+        "[issuer].host and [issuer].port. 'signedws serve' runs it on the server's own "
+        "port when the config has an [issuer] table.",
+    )
+    issuer.add_argument("--config", required=True, help="TOML configuration file")
+    issuer.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    issuer.set_defaults(run=cmd_issuer)
 
     inspect = commands.add_parser(
         "inspect",

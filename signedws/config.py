@@ -45,6 +45,9 @@ none)::
 
 With ``workers`` above 1, each worker process gets its own node id: random, or
 derived from ``node_id`` and the worker's index (`worker_node_id`).
+
+An optional ``[issuer]`` table serves the credential issuer (SPEC.md §13) on
+the server's port; `signedws.issuer_config` documents its keys.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from typing import Any, Final, TypeVar
 
 from .credential import ClientCredential, Ed25519Credential, MACCredential
 from .errors import KeyFormatError, UsageError
+from .issuer_config import IssuerConfig, parse_issuer_table
 from .keyring import Keyring
 from .keys import Ed25519PrivateKey, HMACKey, b64url_decode, load_key
 from .revocation import RevocationSet
@@ -141,6 +145,7 @@ class ServerConfig:
     redis_url: str | None = None
     redis_prefix: str = "signedws"
     redis_check_interval: float = 5.0
+    issuer: IssuerConfig | None = None  # [issuer] (signedws.issuer_config)
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes`` (command-line overrides), checked as a file is.
@@ -184,7 +189,7 @@ def load_config(path: str | Path) -> ServerConfig:
         raise UsageError(f"config: cannot read {str(path)!r}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config: {str(path)!r} is not valid TOML: {exc}") from None
-    unknown = set(document) - set(_SECTIONS)
+    unknown = set(document) - set(_SECTIONS) - {"issuer"}  # [issuer]: signedws.issuer_config
     if unknown:
         raise UsageError(f"config: unknown sections {sorted(unknown)}")
     values: dict[str, Any] = {}
@@ -251,6 +256,8 @@ def load_config(path: str | Path) -> ServerConfig:
         kwargs["redis_prefix"] = get("prefix", str)
     if "check_interval" in values:
         kwargs["redis_check_interval"] = float(get("check_interval", (int, float)))
+    if "issuer" in document:
+        kwargs["issuer"] = parse_issuer_table(document["issuer"], base)
     config = ServerConfig(**kwargs)
     _check_ranges(config)
     return config
@@ -279,6 +286,8 @@ def _check_ranges(config: ServerConfig) -> None:
         raise UsageError(
             "config: one revocation source: [keys].revocations (a file) or [redis].url"
         )
+    if config.issuer is not None and config.workers > 1:
+        raise UsageError("config: [issuer] runs with [server].workers = 1")
     if not config.redis_prefix:
         raise UsageError("config: [redis].prefix must not be empty")
     if not config.redis_check_interval > 0:

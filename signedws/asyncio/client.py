@@ -52,6 +52,7 @@ from ..keys import Ed25519PublicKey
 from ..signer import ServerMessage, Signer
 from ._outbox import Outbox
 from ._reconnect import Action, Backoff, close_action, codes_for_close, status_action
+from .issuer_client import _AWAITING_ISSUER, IssuerClient, from_issuer
 from .server import SUBPROTOCOL
 
 __all__ = [
@@ -652,6 +653,9 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
             after a 4419 close); later frames carry the new credential, on the
             same connection.
         refresh_margin: seconds before expiry to refresh.
+        issuer: instead of ``credential``, an `IssuerClient`: the first
+            credential (and, for `ed25519`, the server keys) come from it, and
+            it is the ``refresh`` callback (SPEC.md §13).
         reconnect: reconnect after a transient failure (default). Off: the
             client ends at the first drop.
         backoff: delays between reconnection attempts.
@@ -682,9 +686,10 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
     def __init__(
         self,
         uri: str,
-        credential: ClientCredential,
+        credential: ClientCredential | None = None,
         *,
         audience: str,
+        issuer: IssuerClient | None = None,
         server_keys: Mapping[str, Ed25519PublicKey] | None = None,
         refresh: Refresh | None = None,
         refresh_margin: float = DEFAULT_REFRESH_MARGIN,
@@ -700,12 +705,16 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
         random: Callable[[], float] = _system_random.random,
         **websockets_kwargs: Any,
     ) -> None:
+        if (credential is None) == (issuer is None):
+            raise UsageError("connect takes a credential or an issuer (one of the two)")
+        self._issuer = issuer
+        self._server_keys = server_keys
         self.client = ClientConnection(
             uri,
-            credential,
+            credential or _AWAITING_ISSUER,
             audience=audience,
             server_keys=server_keys,
-            refresh=refresh,
+            refresh=refresh or (issuer.credential if issuer is not None else None),
             refresh_margin=refresh_margin,
             reconnect=reconnect,
             backoff=backoff,
@@ -720,11 +729,16 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
             websockets_kwargs=websockets_kwargs,
         )
 
+    async def _start(self) -> ClientConnection:
+        if self._issuer is not None:  # the first credential and server keys (SPEC.md §13)
+            await from_issuer(self.client, self._issuer, self._server_keys is None)
+        return await self.client._start()
+
     def __await__(self) -> Generator[Any, None, ClientConnection]:
-        return self.client._start().__await__()
+        return self._start().__await__()
 
     async def __aenter__(self) -> ClientConnection:
-        return await self.client._start()
+        return await self._start()
 
     async def __aexit__(
         self,

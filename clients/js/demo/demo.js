@@ -120,7 +120,63 @@ async function close() {
   await state.client?.close();
 }
 
-window.demo = { enrol, connect: open, send, echoes, keyInfo, close, config };
+/**
+ * The application's login: here the page is handed an access token of the
+ * OpenID Provider (a real app gets it from its login flow). It never goes to
+ * the WebSocket: only to the issuer, in an Authorization header.
+ */
+function login(accessToken) {
+  state.loginToken = accessToken;
+  log('logged in (the app\'s own access token)', 'ok');
+}
+
+/**
+ * Connect through the issuer service (SPEC.md §13): the client gets its
+ * credential from the issuer with the login token, and refreshes it there
+ * before it expires, on the same connection.
+ */
+async function connectIssuer(scheme = 'mac', { lifetime, refreshMargin } = {}) {
+  if (!config.issuer_url) throw new Error('the demo runs without an issuer (serve.py --oidc-issuer)');
+  state.refreshes = 0;
+  state.client = await connect(config.ws_url, {
+    issuer: config.issuer_url,
+    loginToken: async () => state.loginToken,
+    scheme,
+    keyName: 'demo-issuer',
+    ...(lifetime !== undefined ? { lifetime } : {}),
+    ...(refreshMargin !== undefined ? { refreshMargin } : {}),
+    audience: config.audience,
+  });
+  state.client.addEventListener('refresh', (event) => {
+    state.refreshes += 1;
+    log(`credential refreshed through the issuer: ${event.detail.credential.cid}`, 'ok');
+  });
+  log(`connected through the issuer (${scheme}) as ${state.client.credential.claims.sub}`, 'ok');
+  const client = state.client;
+  (async () => {
+    try {
+      for await (const payload of client) {
+        state.received.push(payload);
+        log(`verified echo: ${payload}`, 'ok');
+      }
+    } catch (error) {
+      log(`closed: ${error.message}`, 'bad');
+    }
+  })();
+  return { cid: client.credential.cid, scheme, extractable: scheme === 'ed25519' ? client.credential.privateKey.cryptoKey.extractable : null };
+}
+
+/** Resolves with the credential id once `count` refreshes happened. */
+async function refreshed(count = 1, timeout = 10000) {
+  const start = Date.now();
+  while ((state.refreshes ?? 0) < count) {
+    if (Date.now() - start > timeout) throw new Error(`only ${state.refreshes} refreshes`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return state.client.credential.cid;
+}
+
+window.demo = { enrol, connect: open, send, echoes, keyInfo, close, config, login, connectIssuer, refreshed };
 
 $('enrol-ed25519').onclick = () => enrol('ed25519').catch((e) => log(e.message, 'bad'));
 $('enrol-mac').onclick = () => enrol('mac').catch((e) => log(e.message, 'bad'));

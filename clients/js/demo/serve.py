@@ -75,7 +75,10 @@ class Demo:
         keyring = Keyring()
         keyring.add_hmac_key(ISSUER, "mac-1", hmac_secret)
         keyring.add_ed25519_key(ISSUER, "ed-1", issuer_key.public_key())
-        self.verifier = Verifier(keyring, audience=audience, fleet_key=HMACKey.generate())
+        self.fleet_key = HMACKey.generate()
+        self.verifier = Verifier(keyring, audience=audience, fleet_key=self.fleet_key)
+        self.hmac_secret, self.issuer_key = hmac_secret, issuer_key
+        self.issuer_url = ""  # the real issuer service (SPEC.md §13), with --oidc-issuer
         self.server_key = ServerKey(SERVER_KID, Ed25519PrivateKey.generate())
         self.ws_url = ""
         self._events: list[dict[str, Any]] = []
@@ -96,6 +99,7 @@ class Demo:
             "ws_url": self.ws_url,
             "audience": self.audience,
             "server_keys": {SERVER_KID: public},
+            "issuer_url": self.issuer_url,
         }
 
     def enrol(self, scheme: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -233,6 +237,41 @@ def start_http(demo: Demo, host: str, port: int) -> ThreadingHTTPServer:
     return server
 
 
+async def start_issuer(demo: Demo, args: argparse.Namespace, origin: str) -> Any:
+    """The real issuer service (signedws.asyncio.issuer) under uvicorn, on its
+    own port, for the page's origin (CORS): it mints with the demo's keys for
+    callers holding an access token of the OpenID Provider ``--oidc-issuer``."""
+    # Only this option needs uvicorn, Starlette and PyJWT (signedws[issuer]).
+    import uvicorn  # noqa: PLC0415
+
+    from signedws.asyncio.issuer import BearerTokenAuthenticator, issuer_app  # noqa: PLC0415
+    from signedws.issuer import IssuancePolicy, IssuerService  # noqa: PLC0415
+
+    lifetime = demo.lifetime
+
+    service = IssuerService.build(
+        IssuancePolicy((demo.audience,), mac_lifetime=lifetime, ed25519_lifetime=lifetime),
+        mac_key=(ISSUER, "mac-1", demo.hmac_secret),
+        ed25519_key=(ISSUER, "ed-1", demo.issuer_key),
+        fleet_key=("demo-fleet", demo.fleet_key),
+        server_keys=[demo.server_key],
+    )
+    login = BearerTokenAuthenticator(
+        jwks_url=args.oidc_jwks_url or f"{args.oidc_issuer}/jwks",
+        issuer=args.oidc_issuer,
+        audience=args.oidc_audience,
+        jwks_refresh_cooldown=0.0,
+    )
+    app = issuer_app(service, authenticate=login, origins=[origin])
+    config = uvicorn.Config(app, host=args.host, port=0, lifespan="off", log_config=None)
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup()
+    demo.issuer_url = f"http://{args.host}:{server.servers[0].sockets[0].getsockname()[1]}"
+    return server
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -245,6 +284,12 @@ async def main() -> None:
     parser.add_argument("--lifetime", type=int, default=900, help="credential lifetime, seconds")
     parser.add_argument("--ack-delay", type=float, default=0.02, help="seconds")
     parser.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--oidc-issuer",
+        help="also run the real issuer service, accepting this OpenID Provider's access tokens",
+    )
+    parser.add_argument("--oidc-audience", help="the aud of those tokens (with --oidc-issuer)")
+    parser.add_argument("--oidc-jwks-url", help="the provider's JWKS URL (with --oidc-issuer)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -269,6 +314,7 @@ async def main() -> None:
     ) as server:
         ws_port = server.sockets[0].getsockname()[1]
         demo.ws_url = f"ws://{args.host}:{ws_port}/"
+        issuer = await start_issuer(demo, args, origin) if args.oidc_issuer else None
         where = {
             "http": origin,
             "ws": demo.ws_url,
@@ -277,10 +323,14 @@ async def main() -> None:
         }
         if foreign is not None:
             where["foreign"] = f"http://{args.host}:{foreign.server_address[1]}"
+        if issuer is not None:
+            where["issuer"] = demo.issuer_url
         print(json.dumps(where), flush=True)
         try:
             await asyncio.Future()
         finally:
+            if issuer is not None:
+                await issuer.shutdown()
             origin_server.shutdown()
             if foreign is not None:
                 foreign.shutdown()

@@ -42,6 +42,7 @@ import { randomBytes } from './bytes.js';
 import { Ed25519Credential, MACCredential } from './credential.js';
 import { DEFAULT_MAX_SERVER_FRAME_SIZE, STREAM_SIZE, SUBPROTOCOL, TYPE_KEY_REFERENCE } from './envelope.js';
 import { Code, Rejected, SignedWSError, UsageError, codesForClose } from './errors.js';
+import { fromIssuer, isIssuerOptions } from './issuer.js';
 import { Outbox } from './outbox.js';
 import { Action, Backoff, closeAction } from './reconnect.js';
 import { Signer, serverKeyMap } from './signer.js';
@@ -821,15 +822,21 @@ export class ClientConnection extends EventTarget {
  * The first connection is attempted once: its failure rejects. After it, the
  * client reconnects by itself as the close code says.
  *
+ * Or let an issuer service (SPEC.md §13) provide and refresh the credential:
+ * `connect(url, { issuer: '/signedws', loginToken: async () => token, audience })`
+ * (see `signedws/issuer`).
+ *
  * @param {string} url the server's `ws://` or `wss://` URL (nothing secret in it)
- * @param {ClientCredential} credential
- * @param {ConnectOptions} options
+ * @param {ClientCredential | (ConnectOptions & import('./issuer.js').IssuerOptions & {issuer: string})} credential
+ *   the credential, or issuer options (then `options` is not used)
+ * @param {ConnectOptions} [options]
  * @returns {Promise<ClientConnection>}
  * @throws {HandshakeFailed} the handshake failed (e.g. HTTP 403 for the Origin)
  * @throws {Rejected} the hello is invalid or names another audience
  * @throws {UsageError} for invalid arguments
  */
 export async function connect(url, credential, options) {
+  if (isIssuerOptions(credential)) ({ credential, options } = await fromIssuer(credential)); // SPEC.md §13
   return new ClientConnection(url, credential, options)._start();
 }
 

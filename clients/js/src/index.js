@@ -46,3 +46,4 @@ export {
   connect,
 } from './client.js';
 export { deleteKeyPair, loadKeyPair, loadOrCreateKeyPair, saveKeyPair } from './keystore.js';
+export { IssuerClient, IssuerRefused, popInput, serverKeysFromJwks } from './issuer.js';
