@@ -49,14 +49,18 @@ test-latest: $(STAMP)
 	$(MAKE) --no-print-directory test VENV=$(LATEST)
 
 # The JavaScript client's packages, from its lockfile, wherever Node is installed
-# (tests/test_js_client.py skips loudly without them, and fails under CI=true).
+# (tests/test_js_client.py skips loudly without them, and fails under CI=true),
+# and the OpenID Provider's that the issuer tests run (tests/issuer/op).
+JS_PACKAGES := clients/js tests/issuer/op
 js-deps:
 	@if command -v npm >/dev/null 2>&1; then \
-	  if [ ! -f clients/js/node_modules/.package-lock.json ] || \
-	     [ clients/js/package-lock.json -nt clients/js/node_modules/.package-lock.json ]; then \
-	    (cd clients/js && npm ci --no-audit --no-fund --loglevel=error); \
-	  fi; \
-	else echo "npm not found: the JavaScript client's tests will be skipped"; fi
+	  for dir in $(JS_PACKAGES); do \
+	    if [ ! -f $$dir/node_modules/.package-lock.json ] || \
+	       [ $$dir/package-lock.json -nt $$dir/node_modules/.package-lock.json ]; then \
+	      (cd $$dir && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+	    fi; \
+	  done; \
+	else echo "npm not found: the JavaScript client's and the issuer's Node tests will be skipped"; fi
 
 demo: $(STAMP)
 	$(BIN)/signedws demo
@@ -81,6 +85,7 @@ coverage: $(STAMP)
 # Regenerate the conformance vectors (tests only read them).
 vectors: $(STAMP)
 	$(BIN)/python vectors/generate.py
+	$(BIN)/python vectors/gen_issuance.py
 
 # The long fuzzing run (make test runs a bounded one): atheris over decode +
 # verify, its corpus kept in fuzz/corpus between runs; crashes land in fuzz/.

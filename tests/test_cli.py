@@ -81,7 +81,8 @@ def mode(path: Path) -> int:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["keygen"], ["issue"], ["serve"], ["revoke"], ["inspect"], ["demo"]]
+    "command",
+    [[], ["keygen"], ["issue"], ["serve"], ["issuer"], ["revoke"], ["inspect"], ["demo"]],
 )
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     """--help works for the program and every command, and exits 0."""

@@ -25,7 +25,7 @@ _ASYNCIO_TESTS = str(_HERE.parent / "asyncio")
 if _ASYNCIO_TESTS not in sys.path:
     sys.path.insert(0, _ASYNCIO_TESTS)
 
-from issuer_support import OP_DIR, OpenIDProvider, op_missing  # noqa: E402 - after the path
+from issuer_support import OP_DIR, OpenIDProvider, missing_tool, op_missing  # noqa: E402 - after the path
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def op() -> Iterator[OpenIDProvider]:
     """A fresh provider per test module (rotation changes its keys)."""
     missing = op_missing()
     if missing is not None:
-        pytest.skip(missing)
+        missing_tool(missing)
     process = subprocess.Popen(
         ["node", "op.mjs"],  # noqa: S607 - node from PATH, checked above
         cwd=OP_DIR,

@@ -18,8 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-from issuer_support import API, OpenIDProvider
+from issuer_support import API, OpenIDProvider, missing_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -29,9 +28,9 @@ CHROMIUM = Path(os.environ.get("SIGNEDWS_CHROMIUM", "/usr/bin/chromium"))
 
 def test_demo_page_through_the_issuer(op: OpenIDProvider) -> None:
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        missing_tool(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     if not (JS / "node_modules" / "playwright-core").is_dir():
-        pytest.skip("clients/js/node_modules is missing: run `npm ci --prefix clients/js`")
+        missing_tool("clients/js/node_modules is missing: run `npm ci --prefix clients/js`")
     node = shutil.which("node")
     assert node is not None  # the op fixture skipped otherwise
     demo = subprocess.Popen(  # noqa: S603 - fixed arguments

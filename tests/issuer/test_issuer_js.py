@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aio_support import AUDIENCE, Recorder, running
-from issuer_support import OpenIDProvider, issuing
+from issuer_support import OpenIDProvider, issuing, missing_tool
 
 HERE = Path(__file__).resolve().parent
 JS = HERE.parents[1] / "clients" / "js"
@@ -24,7 +24,7 @@ JS = HERE.parents[1] / "clients" / "js"
 @pytest.mark.parametrize("scheme", ["mac", "ed25519"])
 def test_js_client_via_issuer(op: OpenIDProvider, run: Any, scheme: str) -> None:
     if not (JS / "node_modules" / "@msgpack" / "msgpack").is_dir():
-        pytest.skip("clients/js/node_modules is missing: run `npm ci --prefix clients/js`")
+        missing_tool("clients/js/node_modules is missing: run `npm ci --prefix clients/js`")
     node = shutil.which("node")
     assert node is not None  # the op fixture skipped otherwise
     token = op.token()

@@ -27,7 +27,7 @@ from aio_support import (
     Recorder,
     running,
 )
-from issuer_support import API, OpenIDProvider
+from issuer_support import API, ORIGIN, OpenIDProvider, _http, bearer, http, issuing, refused_with
 
 from signedws import Ed25519PrivateKey
 from signedws.asyncio import connect
@@ -36,10 +36,6 @@ from signedws.asyncio.issuer_client import IssuerClient, IssuerRefused
 from signedws.errors import UsageError
 from signedws.issuer import RateLimiter, pop_input
 from signedws.keys import b64url_decode, b64url_encode
-
-pytest.importorskip("jwt")
-
-from issuer_support import ORIGIN, _http, bearer, http, issuing, refused_with
 
 # -- the whole story ---------------------------------------------------------------------
 

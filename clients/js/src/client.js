@@ -837,6 +837,7 @@ export class ClientConnection extends EventTarget {
  */
 export async function connect(url, credential, options) {
   if (isIssuerOptions(credential)) ({ credential, options } = await fromIssuer(credential)); // SPEC.md §13
+  if (options === undefined) throw new UsageError('connect(url, credential, options): options are required');
   return new ClientConnection(url, credential, options)._start();
 }
 

@@ -130,7 +130,7 @@ export class IssuerClient {
       ...(lifetime !== undefined ? { lifetime } : {}),
     };
     // Called unbound: a browser refuses window.fetch invoked on another object.
-    /** @private */ this._fetch = (/** @type {any[]} */ ...args) => fetchFn(...args);
+    /** @private @type {typeof fetch} */ this._fetch = (input, init) => fetchFn(input, init);
     /** @private */ this._credentials = credentials;
     /** The last credential response (without its secrets: see `credential`). */
     this.lastResponse = null;
@@ -253,7 +253,7 @@ export class IssuerClient {
  * Whether `connect`'s second argument is issuer options rather than a credential.
  *
  * @param {unknown} value
- * @returns {boolean}
+ * @returns {value is IssuerOptions & {issuer: string | IssuerClient}}
  */
 export function isIssuerOptions(value) {
   return value !== null && typeof value === 'object' && 'issuer' in value;
