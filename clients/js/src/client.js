@@ -54,6 +54,13 @@ export const DEFAULT_KEEPALIVE = 60;
 export const DEFAULT_MAX_PENDING = 1024;
 export const DEFAULT_MAX_QUEUE = 1024;
 export const DEFAULT_OPEN_TIMEOUT = 10;
+export const DEFAULT_MAX_REPEATS = 5;
+/**
+ * A connection that stayed open this long (seconds) made progress, even if
+ * nothing was acknowledged or received on it (a quiet listener dropped by a
+ * proxy).
+ */
+export const STABLE_SECONDS = 30;
 
 const OPEN = 1;
 /** The longest single timer, seconds (setTimeout's limit is 2^31 - 1 ms). */
@@ -92,11 +99,38 @@ export class ConnectionLost extends SignedWSError {
   /**
    * @param {number | null} closeCode the last connection's close code
    * @param {number} [attempts] reconnection attempts made
+   * @param {string} [reason] the last connection's close reason
    */
-  constructor(closeCode, attempts = 0) {
+  constructor(closeCode, attempts = 0, reason = '') {
     super(`connection lost (close code ${closeCode}) after ${attempts} reconnection attempts`);
     this.closeCode = closeCode;
     this.attempts = attempts;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Connections kept ending the same way with no progress in between (SPEC.md
+ * §7.3): `maxRepeats` connections in a row were closed with the same close
+ * code and reason before anything was acknowledged or received on them.
+ * Retrying would fail again; the client gave up instead of waiting forever.
+ * Unacknowledged messages stay in `unacknowledged`.
+ */
+export class RepeatedFailure extends ConnectionLost {
+  /**
+   * @param {number | null} closeCode how each of those connections ended
+   * @param {string} reason its close reason
+   * @param {number} attempts how many connections in a row ended that way
+   */
+  constructor(closeCode, reason, attempts) {
+    super(closeCode, attempts, reason);
+    this.message =
+      `${attempts} connections in a row closed with close code ${closeCode} ` +
+      `(${reason || 'no reason'}) before any progress: giving up`;
+    /** The rejection codes the close code and reason may stand for (§9). */
+    this.codes = closeCode === null ? [] : codesForClose(closeCode, reason || null);
+    /** The rejection code, when only one fits. */
+    this.code = this.codes.length === 1 ? this.codes[0] : null;
   }
 }
 
@@ -151,6 +185,10 @@ class Lock {
  * @property {Backoff} [backoff] delays between reconnection attempts
  * @property {number | null} [maxAttempts] reconnection attempts per drop
  *   before giving up with `ConnectionLost` (null: no limit)
+ * @property {number | null} [maxRepeats] give up with `RepeatedFailure` once
+ *   this many connections in a row ended the same way (same close code and
+ *   reason) with nothing acknowledged or received on them (null: no limit;
+ *   the backoff still grows with each repeat)
  * @property {number | null} [keepalive] send a control frame after this many
  *   seconds without sending (null: never)
  * @property {number} [maxPending] unacknowledged messages beyond which `send` waits
@@ -186,6 +224,7 @@ export class ClientConnection extends EventTarget {
       reconnect = true,
       backoff = new Backoff(),
       maxAttempts = null,
+      maxRepeats = DEFAULT_MAX_REPEATS,
       keepalive = DEFAULT_KEEPALIVE,
       maxPending = DEFAULT_MAX_PENDING,
       maxQueue = DEFAULT_MAX_QUEUE,
@@ -206,6 +245,9 @@ export class ClientConnection extends EventTarget {
       if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} must be a positive integer`);
     }
     if (maxAttempts !== null && !(maxAttempts >= 0)) throw new UsageError('maxAttempts must not be negative');
+    if (maxRepeats !== null && !(Number.isInteger(maxRepeats) && maxRepeats >= 1)) {
+      throw new UsageError('maxRepeats must be a positive integer (or null)');
+    }
     if (keepalive !== null && !(keepalive > 0)) throw new UsageError('keepalive must be positive (or null)');
     if (!(refreshMargin >= 0)) throw new UsageError('refreshMargin must not be negative');
     if (/^wss?:\/\/[^/]*@/.test(url) || /[?#]/.test(url)) {
@@ -225,6 +267,9 @@ export class ClientConnection extends EventTarget {
     /** @private */ this._reconnect = reconnect;
     /** @private */ this._backoff = backoff;
     /** @private */ this._maxAttempts = maxAttempts;
+    /** @private */ this._maxRepeats = maxRepeats;
+    /** Whether the current connection made progress (§7.3). @private */
+    this._progress = false;
     /** @private */ this._keepalive = keepalive;
     /** @private */ this._maxPending = maxPending;
     /** @private */ this._maxQueue = maxQueue;
@@ -254,6 +299,17 @@ export class ClientConnection extends EventTarget {
   /** Messages sent but not acknowledged yet. */
   get pending() {
     return this._outbox.length;
+  }
+
+  /**
+   * The payloads sent but not acknowledged yet, oldest first: after the client
+   * ended on an error, what the application may want to send again (nothing
+   * is dropped, SPEC.md §7.3).
+   *
+   * @returns {Array<string | Uint8Array>}
+   */
+  get unacknowledged() {
+    return this._outbox.payloads();
   }
 
   /** Whether a connection is open (false while reconnecting). */
@@ -415,6 +471,13 @@ export class ClientConnection extends EventTarget {
             reject(error);
             return;
           }
+          if (event.data.byteLength > DEFAULT_MAX_SERVER_FRAME_SIZE) {
+            // Bounded before decoding, as server frames are (§7.2 step 1).
+            const error = new Rejected(Code.frame_too_large, `hello of ${event.data.byteLength} bytes`);
+            ws.close(error.code.closeCode, error.code.peerReason);
+            reject(error);
+            return;
+          }
           resolve({ link, hello: new Uint8Array(event.data) });
           return;
         }
@@ -451,6 +514,7 @@ export class ClientConnection extends EventTarget {
         // it before the resend is over.
         link.signer = signer;
         this._link = link;
+        this._progress = false;
         const count = await this._resend(ws, signer);
         this._lastSend = this._clock();
         return count;
@@ -473,18 +537,24 @@ export class ClientConnection extends EventTarget {
    * @param {WebSocket} ws
    * @param {Signer} signer
    * @returns {Promise<number>} how many messages were resent
+   * @throws {Rejected} `frame_too_large` if a pending message (or a control
+   *   frame) does not fit the hello's `max_frame`. The hello is not
+   *   authenticated (§11.6): its value may be forged, so the message is never
+   *   dropped for it; it stays pending and the client ends with this error.
    */
   async _resend(ws, signer) {
     let resent = 0;
+    const limit = signer.hello.maxFrameSize;
     for (const entry of this._outbox.restart()) {
       let frame;
       try {
         frame = await signer.sign(entry.payload, { now: this._clock(), seq: entry.seq });
       } catch (error) {
         if (!(error instanceof UsageError)) throw error;
-        // Too large for this server: it can never be delivered here.
-        this._outbox.remove(entry);
-        continue;
+        throw new Rejected(
+          Code.frame_too_large,
+          `pending message seq=${entry.seq} does not fit the hello's max_frame of ${limit} bytes; kept unacknowledged`,
+        );
       }
       entry.counter = signer.counter;
       ws.send(frame);
@@ -493,7 +563,14 @@ export class ClientConnection extends EventTarget {
     if (!resent) {
       // A control frame binds the connection at once, so the server may send
       // to us before we send anything.
-      ws.send(await signer.sign(null, { now: this._clock() }));
+      let control;
+      try {
+        control = await signer.sign(null, { now: this._clock() });
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        throw new Rejected(Code.frame_too_large, `the hello's max_frame of ${limit} bytes is too small for a control frame`);
+      }
+      ws.send(control);
     }
     return resent;
   }
@@ -510,8 +587,12 @@ export class ClientConnection extends EventTarget {
     try {
       if (typeof data === 'string') throw new Rejected(Code.malformed, 'text message from the server');
       const message = await link.signer.verify(/** @type {ArrayBuffer} */ (data), { now: this._clock() });
-      if (this._outbox.acknowledge(message.ack)) this._notify();
+      if (this._outbox.acknowledge(message.ack)) {
+        this._progress = true;
+        this._notify();
+      }
       if (message.payload !== null) {
+        this._progress = true;
         while (this._incoming.length >= this._maxQueue && !this._done) await this._changed.promise;
         this._incoming.push(message.payload);
         this._notify();
@@ -526,13 +607,35 @@ export class ClientConnection extends EventTarget {
   /**
    * The supervisor: serve each connection, then reconnect or stop.
    *
+   * Connections that keep ending the same way (same action, close code and
+   * reason) without progress count as repeats: the backoff grows with them,
+   * and after `maxRepeats` of them the client ends with `RepeatedFailure`
+   * rather than retrying forever.
+   *
    * @private
    */
   async _run() {
+    let repeats = 0;
+    /** @type {string | null} */
+    let last = null;
     try {
       while (!this._closing) {
+        const opened = this._clock();
         const { action, code, reason } = await this._serve();
         if (this._closing) break;
+        const ending = JSON.stringify([action, code, reason]);
+        if (this._progress || this._clock() - opened >= STABLE_SECONDS || action === Action.FINISH) {
+          repeats = 0;
+          last = null;
+        } else if (ending === last) repeats++;
+        else {
+          repeats = 1;
+          last = ending;
+        }
+        if (action !== Action.FAIL && this._maxRepeats !== null && repeats >= this._maxRepeats) {
+          this._end(new RepeatedFailure(code, reason, repeats));
+          break;
+        }
         if (action === Action.FINISH) break;
         if (action === Action.FAIL) {
           this._end(new Refused(code, reason));
@@ -546,10 +649,10 @@ export class ClientConnection extends EventTarget {
           await this._refreshCredential(true);
           if (this._done) break;
         } else if (!this._reconnect) {
-          this._end(new ConnectionLost(code));
+          this._end(new ConnectionLost(code, 0, reason));
           break;
         }
-        if (!(await this._reconnectLoop(code))) break;
+        if (!(await this._reconnectLoop(code, reason, Math.max(0, repeats - 1)))) break;
       }
     } catch (error) {
       this._end(/** @type {Error} */ (error));
@@ -559,18 +662,22 @@ export class ClientConnection extends EventTarget {
   }
 
   /**
+   * Reconnect, with backoff (longer after `repeats` identical failures).
+   *
    * @private
    * @param {number | null} closeCode
+   * @param {string} reason
+   * @param {number} repeats
    * @returns {Promise<boolean>} whether a new connection is open
    */
-  async _reconnectLoop(closeCode) {
+  async _reconnectLoop(closeCode, reason, repeats) {
     let attempt = 0;
     while (!this._closing) {
       if (this._maxAttempts !== null && attempt >= this._maxAttempts) {
-        this._end(new ConnectionLost(closeCode, attempt));
+        this._end(new ConnectionLost(closeCode, attempt, reason));
         return false;
       }
-      await this._sleep(this._backoff.delay(attempt, this._random()));
+      await this._sleep(this._backoff.delay(attempt + repeats, this._random()));
       if (this._closing) return false;
       attempt++;
       try {
@@ -778,11 +885,15 @@ export class ClientConnection extends EventTarget {
   }
 
   /**
-   * Wait until the server acknowledged every message sent.
+   * Wait until the server acknowledged every message sent. Resolves only when
+   * every message was acknowledged, never because one was given up: nothing
+   * unacknowledged is dropped (SPEC.md §7.3, §11.6).
    *
    * @returns {Promise<void>}
-   * @throws {Refused | ConnectionLost | Rejected | ClientClosed} if the client
-   *   ended with messages unacknowledged
+   * @throws {Refused | ConnectionLost | RepeatedFailure | Rejected | ClientClosed}
+   *   if the client ended with messages unacknowledged (see `unacknowledged`);
+   *   `Rejected` with `frame_too_large`: a pending message does not fit the
+   *   `max_frame` of a new connection's hello
    */
   async drain() {
     while (this._outbox.length) {

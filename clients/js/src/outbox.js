@@ -98,6 +98,15 @@ export class Outbox {
   }
 
   /**
+   * The pending payloads, oldest first.
+   *
+   * @returns {Array<string | Uint8Array>}
+   */
+  payloads() {
+    return this._entries.map((entry) => entry.payload);
+  }
+
+  /**
    * A new connection opened: forget the old counters and return the messages
    * to send again, in order.
    *
