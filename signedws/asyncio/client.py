@@ -73,6 +73,9 @@ DEFAULT_MAX_PENDING: Final = 1024
 DEFAULT_MAX_QUEUE: Final = 1024
 DEFAULT_OPEN_TIMEOUT: Final = 10.0
 DEFAULT_MAX_REPEATS: Final = 5
+DEFAULT_ACK_TIMEOUT: Final = 60.0
+#: How the client closes a connection whose server stopped acknowledging.
+ACK_TIMEOUT_CLOSE: Final = (4408, "no acknowledgement")
 #: A connection that stayed open this long made progress, even if nothing
 #: was acknowledged or received on it (a quiet listener dropped by a proxy).
 STABLE_SECONDS: Final = 30.0
@@ -190,6 +193,7 @@ class ClientConnection:
         backoff: Backoff,
         max_attempts: int | None,
         max_repeats: int | None,
+        ack_timeout: float | None,
         origin: str | None,
         keepalive: float | None,
         max_pending: int,
@@ -213,6 +217,8 @@ class ClientConnection:
             raise UsageError("max_repeats must be a positive integer (or None)")
         if keepalive is not None and keepalive <= 0:
             raise UsageError("keepalive must be positive (or None)")
+        if ack_timeout is not None and not ack_timeout > 0:
+            raise UsageError("ack_timeout must be positive (or None)")
         if refresh_margin < 0:
             raise UsageError("refresh_margin must not be negative")
         self.uri = uri
@@ -227,6 +233,7 @@ class ClientConnection:
         self._backoff = backoff
         self._max_attempts = max_attempts
         self._max_repeats = max_repeats
+        self._ack_timeout = ack_timeout
         self._origin = origin
         self._keepalive = keepalive
         self._max_pending = max_pending
@@ -504,9 +511,11 @@ class ClientConnection:
         websocket, signer = self._ws, self._signer
         assert websocket is not None  # noqa: S101 - set by _open
         assert signer is not None  # noqa: S101 - set with it
-        keepalive = None
+        keepalive = watchdog = None
         if self._keepalive is not None:
             keepalive = asyncio.create_task(self._keepalive_loop(websocket, signer))
+        if self._ack_timeout is not None:
+            watchdog = asyncio.create_task(self._ack_watchdog(websocket, signer))
         try:
             async for data in websocket:
                 message = self._verify(signer, data)
@@ -531,8 +540,9 @@ class ClientConnection:
         except ConnectionClosed:
             pass
         finally:
-            if keepalive is not None:
-                keepalive.cancel()
+            for task in (keepalive, watchdog):
+                if task is not None:
+                    task.cancel()
             self._ws = self._signer = None
             self._notify()
         await websocket.wait_closed()
@@ -546,6 +556,28 @@ class ClientConnection:
         if isinstance(data, str):
             raise Rejected(Code.MALFORMED, "text message from the server")
         return signer.verify(data, now=self._clock())
+
+    async def _ack_watchdog(self, websocket: WebSocket, signer: Signer) -> None:
+        """Close the connection (4408) when a message sent on it waited
+        ``ack_timeout`` seconds (up to twice that) with no acknowledgement
+        at all: a server that accepts frames but never acknowledges them
+        (SPEC.md §7.3) must not keep the client waiting forever. The client
+        then reconnects and resends; `_run` counts such endings as repeats."""
+        assert self._ack_timeout is not None  # noqa: S101 - checked by the caller
+        while True:
+            waiting = next((e for e in self._outbox if e.counter > 0), None)
+            acked = signer.acked
+            await asyncio.sleep(self._ack_timeout)
+            if waiting is None or signer.acked != acked:
+                continue
+            if any(entry is waiting for entry in self._outbox) and waiting.counter > 0:
+                logger.warning(
+                    "no acknowledgement from %s in %.1f s: reconnecting",
+                    self.uri,
+                    self._ack_timeout,
+                )
+                await websocket.close(*ACK_TIMEOUT_CLOSE)
+                return
 
     async def _keepalive_loop(self, websocket: WebSocket, signer: Signer) -> None:
         """Send a control frame when nothing was sent for ``keepalive`` seconds,
@@ -761,6 +793,9 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
         backoff: delays between reconnection attempts.
         max_attempts: reconnection attempts per drop before giving up with
             `ConnectionLost` (None: no limit).
+        ack_timeout: close the connection (4408) and reconnect when a message
+            sent on it waited this many seconds (up to twice as long) with no
+            acknowledgement at all (None: wait forever).
         max_repeats: give up with `RepeatedFailure` once this many
             connections in a row ended the same way (same close code and
             reason) with nothing acknowledged or received on them (None: no
@@ -800,6 +835,7 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
         backoff: Backoff = Backoff(),  # noqa: B008 - frozen value object
         max_attempts: int | None = None,
         max_repeats: int | None = DEFAULT_MAX_REPEATS,
+        ack_timeout: float | None = DEFAULT_ACK_TIMEOUT,
         origin: str | None = None,
         keepalive: float | None = DEFAULT_KEEPALIVE,
         max_pending: int = DEFAULT_MAX_PENDING,
@@ -820,6 +856,7 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
             backoff=backoff,
             max_attempts=max_attempts,
             max_repeats=max_repeats,
+            ack_timeout=ack_timeout,
             origin=origin,
             keepalive=keepalive,
             max_pending=max_pending,

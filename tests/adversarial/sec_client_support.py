@@ -63,11 +63,14 @@ class Recorder:
 
     payloads: list[object] = field(default_factory=list)
     connections: int = 0
+    #: Every connection handled, in order.
+    live: list[ServerConnection] = field(default_factory=list)
     #: Called with each connection before it is read; may raise or close it.
     hook: Callable[[ServerConnection], Any] | None = None
 
     async def __call__(self, connection: ServerConnection) -> None:
         self.connections += 1
+        self.live.append(connection)
         async for message in connection:
             self.payloads.append(message.payload)
             if self.hook is not None:
@@ -97,11 +100,14 @@ class Plan:
             then close the client's connection with ``close_code`` (None:
             relay everything both ways).
         close_code: see ``swallow``.
+        mute: pass the client's frames on but none of the server's (after the
+            hello): the client is never acknowledged.
     """
 
     hello: Callable[[Hello], Hello] | None = None
     swallow: int | None = None
     close_code: int = 1012
+    mute: bool = False
 
 
 def max_frame(size: int) -> Callable[[Hello], Hello]:
@@ -135,13 +141,21 @@ class Relay:
                         await client.recv()
                 await client.close(plan.close_code, "relay")
                 return
-            await asyncio.gather(self._pump(client, server), self._pump(server, client))
+            await asyncio.gather(
+                self._pump(client, server), self._pump(server, client, mute=plan.mute)
+            )
 
     @staticmethod
-    async def _pump(source: RelaySocket | ClientSocket, sink: RelaySocket | ClientSocket) -> None:
+    async def _pump(
+        source: RelaySocket | ClientSocket,
+        sink: RelaySocket | ClientSocket,
+        *,
+        mute: bool = False,
+    ) -> None:
         try:
             async for data in source:
-                await sink.send(data)
+                if not mute:
+                    await sink.send(data)
         except ConnectionClosed:
             pass
         code = source.close_code
@@ -189,6 +203,14 @@ const { Backoff, MACCredential, connect, fromHex } = signedws;
 const env = process.env;
 const credential = await MACCredential.fromBytes(fromHex(env.SW_TOKEN), fromHex(env.SW_FRAME_KEY));
 const fast = new Backoff({ initial: 0.02, maximum: 0.1, jitter: 0 });
+/** `promise`, or a rejection after 15 s: an unfixed client waits forever. */
+function bounded(promise) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('still waiting after 15 s')), 15000);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 async function outcome(promise) {
   try {
     await promise;

@@ -55,6 +55,9 @@ export const DEFAULT_MAX_PENDING = 1024;
 export const DEFAULT_MAX_QUEUE = 1024;
 export const DEFAULT_OPEN_TIMEOUT = 10;
 export const DEFAULT_MAX_REPEATS = 5;
+export const DEFAULT_ACK_TIMEOUT = 60;
+/** How the client closes a connection whose server stopped acknowledging. */
+const ACK_TIMEOUT_CLOSE = { code: 4408, reason: 'no acknowledgement' };
 /**
  * A connection that stayed open this long (seconds) made progress, even if
  * nothing was acknowledged or received on it (a quiet listener dropped by a
@@ -185,6 +188,9 @@ class Lock {
  * @property {Backoff} [backoff] delays between reconnection attempts
  * @property {number | null} [maxAttempts] reconnection attempts per drop
  *   before giving up with `ConnectionLost` (null: no limit)
+ * @property {number | null} [ackTimeout] close the connection (4408) and
+ *   reconnect when a message sent on it waited this many seconds (up to twice
+ *   as long) with no acknowledgement at all (null: wait forever)
  * @property {number | null} [maxRepeats] give up with `RepeatedFailure` once
  *   this many connections in a row ended the same way (same close code and
  *   reason) with nothing acknowledged or received on them (null: no limit;
@@ -225,6 +231,7 @@ export class ClientConnection extends EventTarget {
       backoff = new Backoff(),
       maxAttempts = null,
       maxRepeats = DEFAULT_MAX_REPEATS,
+      ackTimeout = DEFAULT_ACK_TIMEOUT,
       keepalive = DEFAULT_KEEPALIVE,
       maxPending = DEFAULT_MAX_PENDING,
       maxQueue = DEFAULT_MAX_QUEUE,
@@ -249,6 +256,7 @@ export class ClientConnection extends EventTarget {
       throw new UsageError('maxRepeats must be a positive integer (or null)');
     }
     if (keepalive !== null && !(keepalive > 0)) throw new UsageError('keepalive must be positive (or null)');
+    if (ackTimeout !== null && !(ackTimeout > 0)) throw new UsageError('ackTimeout must be positive (or null)');
     if (!(refreshMargin >= 0)) throw new UsageError('refreshMargin must not be negative');
     if (/^wss?:\/\/[^/]*@/.test(url) || /[?#]/.test(url)) {
       // Nothing secret belongs in the URL (SPEC.md §5.1, §11.1).
@@ -268,6 +276,7 @@ export class ClientConnection extends EventTarget {
     /** @private */ this._backoff = backoff;
     /** @private */ this._maxAttempts = maxAttempts;
     /** @private */ this._maxRepeats = maxRepeats;
+    /** @private */ this._ackTimeout = ackTimeout;
     /** Whether the current connection made progress (§7.3). @private */
     this._progress = false;
     /** @private */ this._keepalive = keepalive;
@@ -703,14 +712,44 @@ export class ClientConnection extends EventTarget {
   async _serve() {
     const link = /** @type {Link} */ (this._link);
     const keepalive = this._keepalive === null ? null : this._keepaliveLoop(link);
+    const watchdog = this._ackTimeout === null ? null : this._ackWatchdog(link);
     const { code, reason } = await link.closed;
     await link.chain.catch(() => undefined);
     if (this._link === link) this._link = null;
     this._notify();
     this._emit('disconnect', { code, reason });
     if (keepalive !== null) await keepalive;
+    if (watchdog !== null) await watchdog;
     if (link.failure !== null) throw link.failure;
     return { action: code === 1006 ? Action.RECONNECT : closeAction(code), code, reason };
+  }
+
+  /**
+   * Close the connection (4408) when a message sent on it waited `ackTimeout`
+   * seconds (up to twice that) with no acknowledgement at all: a server that
+   * accepts frames but never acknowledges them (SPEC.md §7.3) must not keep
+   * the client waiting forever. The client then reconnects and resends;
+   * `_run` counts such endings as repeats.
+   *
+   * @private
+   * @param {Link} link
+   */
+  async _ackWatchdog(link) {
+    const timeout = /** @type {number} */ (this._ackTimeout);
+    let open = true;
+    void link.closed.then(() => {
+      open = false;
+    });
+    while (open && !this._done) {
+      const waiting = this._outbox.sentEntry();
+      const acked = link.signer?.acked;
+      await this._sleep(timeout, link.closed);
+      if (!open || this._done || waiting === null || link.signer?.acked !== acked) continue;
+      if (this._outbox.holds(waiting) && waiting.counter !== 0) {
+        link.ws.close(ACK_TIMEOUT_CLOSE.code, ACK_TIMEOUT_CLOSE.reason);
+        return;
+      }
+    }
   }
 
   /**

@@ -98,6 +98,25 @@ export class Outbox {
   }
 
   /**
+   * The oldest message sent on the current connection, or null.
+   *
+   * @returns {Entry | null}
+   */
+  sentEntry() {
+    return this._entries.find((entry) => entry.counter !== 0) ?? null;
+  }
+
+  /**
+   * Whether `entry` is still pending.
+   *
+   * @param {Entry} entry
+   * @returns {boolean}
+   */
+  holds(entry) {
+    return this._entries.includes(entry);
+  }
+
+  /**
    * The pending payloads, oldest first.
    *
    * @returns {Array<string | Uint8Array>}
