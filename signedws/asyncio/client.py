@@ -49,6 +49,7 @@ from ..credential import Claims, ClientCredential, Ed25519Credential, MACCredent
 from ..envelope import DEFAULT_MAX_SERVER_FRAME_SIZE
 from ..errors import Code, Rejected, SignedWSError, UsageError
 from ..keys import Ed25519PublicKey
+from ..redaction import redacted_url
 from ..signer import ServerMessage, Signer
 from ._outbox import Outbox
 from ._reconnect import Action, Backoff, close_action, codes_for_close, status_action
@@ -222,6 +223,9 @@ class ClientConnection:
         if refresh_margin < 0:
             raise UsageError("refresh_margin must not be negative")
         self.uri = uri
+        #: The URI as logs and the repr show it: a password or a token in it
+        #: (which signedws never needs, SPEC.md §5.1) is masked.
+        self._shown_uri = redacted_url(uri)
         self.audience = audience
         #: The stream id (SPEC.md §7.3), fixed for the life of the client.
         self.stream = secrets.token_bytes(16)
@@ -287,7 +291,7 @@ class ClientConnection:
 
     def __repr__(self) -> str:
         state = "closed" if self._done else "open" if self._ws is not None else "reconnecting"
-        return f"ClientConnection({self.uri!r}, {state}, pending={len(self._outbox)})"
+        return f"ClientConnection({self._shown_uri!r}, {state}, pending={len(self._outbox)})"
 
     def _notify(self) -> None:
         """Wake every waiter: something changed (an ack, a message, the end)."""
@@ -398,9 +402,9 @@ class ClientConnection:
             raise
         self.connections += 1
         if resent:
-            logger.info("connected to %s, resent %d messages", self.uri, resent)
+            logger.info("connected to %s, resent %d messages", self._shown_uri, resent)
         else:
-            logger.debug("connected to %s", self.uri)
+            logger.debug("connected to %s", self._shown_uri)
         self._notify()
 
     async def _run(self) -> None:
@@ -481,7 +485,7 @@ class ClientConnection:
             delay = self._backoff.delay(attempt + repeats, self._random())
             logger.info(
                 "reconnecting to %s in %.2f s (close code %s, attempt %d)",
-                self.uri,
+                self._shown_uri,
                 delay,
                 close_code,
                 attempt + 1,
@@ -573,7 +577,7 @@ class ClientConnection:
             if any(entry is waiting for entry in self._outbox) and waiting.counter > 0:
                 logger.warning(
                     "no acknowledgement from %s in %.1f s: reconnecting",
-                    self.uri,
+                    self._shown_uri,
                     self._ack_timeout,
                 )
                 await websocket.close(*ACK_TIMEOUT_CLOSE)

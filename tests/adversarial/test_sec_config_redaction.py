@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import pytest
 from helpers import AUDIENCE, FLEET_KEY, NOW, NOW_MS, make_keyring, token
+from sec_client_support import Recorder, mac_credential, signed_server
 from sec_config_support import (
     RedisProcess,
     closed_port,
@@ -30,6 +31,7 @@ from sec_config_support import (
 )
 
 from signedws import Verifier
+from signedws.asyncio import connect
 from signedws.asyncio.redis import RedisRevocations, redacted_url
 from signedws.config import load_config
 from signedws.envelope import Hello, unverified_client_frame
@@ -181,3 +183,35 @@ def test_a_decoded_client_frame_repr_never_shows_the_token() -> None:
     shown = repr(frame)
     assert repr(credential.token) not in shown
     assert "credential=" not in shown
+
+
+def test_the_python_client_never_shows_a_secret_in_its_uri(
+    caplog: pytest.LogCaptureFixture, run: Callable[..., Any]
+) -> None:
+    """Sibling: signedws needs nothing secret in the URI (SPEC.md §5.1), but
+    one given anyway (userinfo, ``?token=``) is masked in the client's repr
+    and in its connect and reconnect log lines."""
+    caplog.set_level(logging.DEBUG, logger="signedws.client")
+    recorder = Recorder()
+
+    async def main() -> str:
+        async with signed_server(recorder) as uri:
+            port = uri.rsplit(":", 1)[1]
+            secret_uri = f"ws://user:{SECRET}@127.0.0.1:{port}/ws?token={SECRET}"
+            client = await connect(secret_uri, mac_credential(), audience=AUDIENCE, keepalive=None)
+            try:
+                await client.send("one")
+                await client.drain()
+                await recorder.live[0].close(1012)  # the client reconnects and logs it
+                await client.send("two")
+                await client.drain()
+                return repr(client)
+            finally:
+                await client.close()
+
+    shown = run(main())
+    logged = _shown(caplog.records)
+    assert "reconnecting to ws://user:***@127.0.0.1" in logged, logged
+    assert "token=***" in shown
+    assert SECRET not in shown + logged
+    assert recorder.payloads == ["one", "two"]
