@@ -532,6 +532,7 @@ export class ClientConnection extends EventTarget {
       this._notify();
       this._emit('connect', { connections: this.connections, resent });
     } catch (error) {
+      if (this._link === link) this._link = null;
       if (error instanceof Rejected) ws.close(error.code.closeCode, error.code.peerReason);
       else ws.close();
       throw error;
