@@ -257,6 +257,9 @@ class ClientConnection:
         self._last_send = 0.0
         #: Whether the current connection made progress (SPEC.md §7.3).
         self._progress = False
+        #: Whether the client closed the current connection for want of an
+        #: acknowledgement (`_ack_watchdog`).
+        self._ack_timed_out = False
         self._supervisor: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._closing = False
@@ -393,7 +396,7 @@ class ClientConnection:
                 self._ws, self._signer = websocket, signer
                 self._max_frame = signer.hello.max_frame_size
                 self._last_send = asyncio.get_running_loop().time()
-                self._progress = False
+                self._progress = self._ack_timed_out = False
         except Rejected as exc:
             await websocket.close(exc.code.close_code, exc.code.peer_reason)
             raise
@@ -410,10 +413,12 @@ class ClientConnection:
     async def _run(self) -> None:
         """The supervisor: serve each connection, then reconnect or stop.
 
-        Connections that keep ending the same way (same action, close code
-        and reason) without progress count as repeats: the backoff grows with
-        them, and after ``max_repeats`` of them the client ends with
-        `RepeatedFailure` rather than retrying forever."""
+        Connections that keep ending the same way (the server's close code and
+        reason, or the client's acknowledgement timeout) without progress
+        count as repeats: the backoff grows with them, and after
+        ``max_repeats`` of them the client ends with `RepeatedFailure` rather
+        than retrying forever. A connection lost without a close frame (1006)
+        is neither counted nor forgiven."""
         repeats = 0
         last: tuple[Action, int | None, str] | None = None
         try:
@@ -426,6 +431,10 @@ class ClientConnection:
                 ending = (action, close_code, reason)
                 if self._progress or stable or action is Action.FINISH:
                     repeats, last = 0, None
+                elif close_code in (None, 1006):
+                    # Lost without a close frame: as likely the network's doing
+                    # as the server's. Neither counted nor forgiven.
+                    pass
                 elif ending == last:
                     repeats += 1
                 else:
@@ -550,6 +559,10 @@ class ClientConnection:
             self._ws = self._signer = None
             self._notify()
         await websocket.wait_closed()
+        if self._ack_timed_out:
+            # Counted as the client's own ending, whether or not the server
+            # answered the close frame.
+            return Action.RECONNECT, *ACK_TIMEOUT_CLOSE
         close_code = websocket.close_code
         reason = websocket.close_reason or ""
         if close_code == 1006:
@@ -580,6 +593,7 @@ class ClientConnection:
                     self._shown_uri,
                     self._ack_timeout,
                 )
+                self._ack_timed_out = True
                 await websocket.close(*ACK_TIMEOUT_CLOSE)
                 return
 

@@ -172,6 +172,7 @@ class Lock {
  * @property {Promise<{code: number, reason: string}>} closed
  * @property {Error | null} failure why the client closed it (a refused server frame)
  * @property {Promise<unknown>} chain frames are handled one at a time
+ * @property {boolean} [ackTimedOut] the client closed it for want of an acknowledgement
  */
 
 /**
@@ -617,10 +618,12 @@ export class ClientConnection extends EventTarget {
   /**
    * The supervisor: serve each connection, then reconnect or stop.
    *
-   * Connections that keep ending the same way (same action, close code and
-   * reason) without progress count as repeats: the backoff grows with them,
-   * and after `maxRepeats` of them the client ends with `RepeatedFailure`
-   * rather than retrying forever.
+   * Connections that keep ending the same way (the server's close code and
+   * reason, or the client's acknowledgement timeout) without progress count
+   * as repeats: the backoff grows with them, and after `maxRepeats` of them
+   * the client ends with `RepeatedFailure` rather than retrying forever. A
+   * connection lost without a close frame (1006) is neither counted nor
+   * forgiven.
    *
    * @private
    */
@@ -637,6 +640,9 @@ export class ClientConnection extends EventTarget {
         if (this._progress || this._clock() - opened >= STABLE_SECONDS || action === Action.FINISH) {
           repeats = 0;
           last = null;
+        } else if (code === null || code === 1006) {
+          // Lost without a close frame: as likely the network's doing as the
+          // server's. Neither counted nor forgiven.
         } else if (ending === last) repeats++;
         else {
           repeats = 1;
@@ -722,6 +728,10 @@ export class ClientConnection extends EventTarget {
     if (keepalive !== null) await keepalive;
     if (watchdog !== null) await watchdog;
     if (link.failure !== null) throw link.failure;
+    if (link.ackTimedOut) {
+      // Counted as the client's own ending, whether or not the server answered.
+      return { action: Action.RECONNECT, code: ACK_TIMEOUT_CLOSE.code, reason: ACK_TIMEOUT_CLOSE.reason };
+    }
     return { action: code === 1006 ? Action.RECONNECT : closeAction(code), code, reason };
   }
 
@@ -747,6 +757,7 @@ export class ClientConnection extends EventTarget {
       await this._sleep(timeout, link.closed);
       if (!open || this._done || waiting === null || link.signer?.acked !== acked) continue;
       if (this._outbox.holds(waiting) && waiting.counter !== 0) {
+        link.ackTimedOut = true;
         link.ws.close(ACK_TIMEOUT_CLOSE.code, ACK_TIMEOUT_CLOSE.reason);
         return;
       }
