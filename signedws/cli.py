@@ -50,6 +50,7 @@ from .envelope import (
     unverified_client_frame,
 )
 from .errors import Rejected, SignedWSError, UsageError
+from .jsondoc import parse_json
 from .keyring import Keyring
 from .keys import (
     Ed25519PrivateKey,
@@ -89,8 +90,8 @@ def _add_to_keyring(path: Path, issuer: str, jwk: dict[str, str]) -> None:
     document: dict[str, Any] = {"issuers": {}}
     if path.exists():
         try:
-            document = dict(json.loads(path.read_text()))
-        except ValueError:
+            document = dict(parse_json(path.read_text()))
+        except (ValueError, TypeError):
             raise UsageError(f"{path} is not a keyring JSON document") from None
     issuers = document.setdefault("issuers", {})
     entries = [e for e in issuers.get(issuer, []) if e.get("kid") != jwk["kid"]]

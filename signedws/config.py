@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,8 +63,10 @@ from typing import Any, Final, TypeVar
 from .credential import ClientCredential, Ed25519Credential, MACCredential
 from .errors import KeyFormatError, UsageError
 from .issuer_config import IssuerConfig, parse_issuer_table
+from .jsondoc import parse_json
 from .keyring import Keyring
 from .keys import Ed25519PrivateKey, HMACKey, b64url_decode, load_key
+from .redaction import redacted_url
 from .revocation import RevocationSet
 from .session import ServerKey
 from .verifier import Verifier
@@ -146,6 +147,16 @@ class ServerConfig:
     redis_prefix: str = "signedws"
     redis_check_interval: float = 5.0
     issuer: IssuerConfig | None = None  # [issuer] (signedws.issuer_config)
+
+    def __repr__(self) -> str:
+        # Never the raw Redis URL: it may carry a password (userinfo or query).
+        shown = []
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if item.name == "redis_url" and value is not None:
+                value = redacted_url(value)
+            shown.append(f"{item.name}={value!r}")
+        return f"ServerConfig({', '.join(shown)})"
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A copy with ``changes`` (command-line overrides), checked as a file is.
@@ -325,7 +336,7 @@ _T = TypeVar("_T")
 
 def _read_json(path: Path, what: str) -> Mapping[str, object]:
     try:
-        document = json.loads(path.read_text())
+        document = parse_json(path.read_text())
     except OSError as exc:
         raise KeyFormatError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
     except (ValueError, UnicodeDecodeError) as exc:

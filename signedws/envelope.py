@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import msgpack
@@ -374,7 +374,9 @@ class ClientFrame:
     """
 
     kind: int
-    credential: bytes
+    #: Not in the repr: a frame shown in a log or a traceback must not
+    #: carry the client's token.
+    credential: bytes = field(repr=False)
     nonce: bytes
     counter: int
     timestamp_ms: int

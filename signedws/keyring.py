@@ -12,7 +12,6 @@ frame.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Final, cast
 from .credential import MAX_AUDIENCES, TokenKeys
 from .envelope import MAX_LIST_ITEMS, str_field, str_set_field
 from .errors import Code, KeyFormatError, Rejected
+from .jsondoc import parse_json
 from .keys import Ed25519PublicKey, HMACKey, b64url_decode, b64url_encode, key_from_jwk
 
 __all__ = ["IssuerKey", "Keyring", "RegisteredKey"]
@@ -186,7 +186,7 @@ class Keyring:
         """
         if isinstance(document, str):
             try:
-                document = json.loads(document)
+                document = parse_json(document)
             except ValueError:
                 raise KeyFormatError("JWKS is not JSON") from None
         if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
@@ -328,6 +328,11 @@ class Keyring:
                                      "nbf", "exp"}, ...]}}
 
         Issuer keys are ``oct`` JWKs (HMAC secrets) or public OKP JWKs.
+        Within one issuer, every ``kid`` names one key: a second key, or a
+        second registry entry, under the same ``kid`` is refused (loading
+        one of the two silently would trust a key nobody chose). A registry
+        entry holds a public key only: one with a private ``d`` member is
+        refused, not stripped.
 
         Raises:
             KeyFormatError: if the document is invalid in any way.
@@ -339,8 +344,12 @@ class Keyring:
         if unknown:
             raise KeyFormatError(f"unknown keyring members {sorted(unknown)}")
         for issuer, jwks in _groups(document.get("issuers", {}), "issuers"):
+            kids: set[str] = set()
             for jwk in jwks:
                 kid, key = key_from_jwk({k: v for k, v in jwk.items() if k not in ("nbf", "exp")})
+                if kid in kids:
+                    raise KeyFormatError(f"issuer {issuer!r} has two keys with kid {kid!r}")
+                kids.add(kid)
                 window = {
                     "not_before": _optional_seconds(jwk.get("nbf"), "nbf"),
                     "not_after": _optional_seconds(jwk.get("exp"), "exp"),
@@ -354,10 +363,22 @@ class Keyring:
                         f"issuer key {kid!r} is a private key; give its public part"
                     )
         for issuer, entries in _groups(document.get("registry", {}), "registry"):
+            registered: set[str] = set()
             for entry in entries:
+                kid = _name(entry.get("kid"), "kid")
+                if "d" in entry:
+                    raise KeyFormatError(
+                        f"registry entry {kid!r} of {issuer!r} carries a private key (d): "
+                        "a registry holds public keys only"
+                    )
+                if kid in registered:
+                    raise KeyFormatError(
+                        f"registry of {issuer!r} has two entries with kid {kid!r}"
+                    )
+                registered.add(kid)
                 keyring.register(
                     issuer,
-                    _name(entry.get("kid"), "kid"),
+                    kid,
                     Ed25519PublicKey(b64url_decode(_name(entry.get("x"), "x"))),
                     subject=_name(entry.get("sub"), "sub"),
                     scopes=_list(entry.get("scopes", [])),

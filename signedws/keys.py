@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from . import ed25519
 from .errors import KeyFormatError, UsageError
+from .jsondoc import parse_json
 
 __all__ = [
     "MIN_HMAC_KEY_SIZE",
@@ -366,7 +367,7 @@ def load_key(path: str | os.PathLike[str]) -> tuple[str, Key]:
         OSError: if it cannot be read.
     """
     try:
-        document = json.loads(Path(path).read_text())
+        document = parse_json(Path(path).read_text())
     except (ValueError, UnicodeDecodeError):
         raise KeyFormatError(f"{os.fspath(path)!r} is not a JSON document") from None
     return key_from_jwk(document)

@@ -250,7 +250,10 @@ class Signer:
                     raise UsageError("stream exhausted: start a new stream")
             else:
                 number = seq
-            ts = max(0, int(now * 1000) + self._offset_ms)
+            # The offset comes from the unauthenticated hello (SPEC.md §11.6): a
+            # forged server time gives frames the server refuses (timestamp_skew),
+            # never a timestamp outside the uint64 range.
+            ts = min(MAX_COUNTER, max(0, int(now * 1000) + self._offset_ms))
             size = TAG_SIZES[self._kind]
             fields = [VERSION, self._kind, self._cred, self.hello.nonce, ctr, ts]
             body = envelope.seal([*fields, self.stream, number, payload, bytes(size)], size)

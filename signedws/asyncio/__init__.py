@@ -23,7 +23,15 @@ Importing this package imports `websockets`; ``import signedws`` does not.
 from __future__ import annotations
 
 from ._reconnect import Backoff
-from .client import ClientClosed, ClientConnection, ConnectionLost, Refresh, Refused, connect
+from .client import (
+    ClientClosed,
+    ClientConnection,
+    ConnectionLost,
+    Refresh,
+    Refused,
+    RepeatedFailure,
+    connect,
+)
 from .reloader import Reloader
 from .server import SUBPROTOCOL, Handler, ServerConnection, serve
 
@@ -37,6 +45,7 @@ __all__ = [
     "Refresh",
     "Refused",
     "Reloader",
+    "RepeatedFailure",
     "ServerConnection",
     "connect",
     "serve",

@@ -49,6 +49,7 @@ from ..credential import Claims, ClientCredential, Ed25519Credential, MACCredent
 from ..envelope import DEFAULT_MAX_SERVER_FRAME_SIZE
 from ..errors import Code, Rejected, SignedWSError, UsageError
 from ..keys import Ed25519PublicKey
+from ..redaction import redacted_url
 from ..signer import ServerMessage, Signer
 from ._outbox import Outbox
 from ._reconnect import Action, Backoff, close_action, codes_for_close, status_action
@@ -64,6 +65,7 @@ __all__ = [
     "ConnectionLost",
     "Refresh",
     "Refused",
+    "RepeatedFailure",
     "connect",
 ]
 
@@ -72,6 +74,13 @@ DEFAULT_KEEPALIVE: Final = 60.0
 DEFAULT_MAX_PENDING: Final = 1024
 DEFAULT_MAX_QUEUE: Final = 1024
 DEFAULT_OPEN_TIMEOUT: Final = 10.0
+DEFAULT_MAX_REPEATS: Final = 5
+DEFAULT_ACK_TIMEOUT: Final = 60.0
+#: How the client closes a connection whose server stopped acknowledging.
+ACK_TIMEOUT_CLOSE: Final = (4408, "no acknowledgement")
+#: A connection that stayed open this long made progress, even if nothing
+#: was acknowledged or received on it (a quiet listener dropped by a proxy).
+STABLE_SECONDS: Final = 30.0
 
 logger = logging.getLogger("signedws.client")
 
@@ -116,13 +125,40 @@ class ConnectionLost(SignedWSError):
         close_code: the close code of the last connection (1006: no close
             frame), or None if the last attempt did not get that far.
         attempts: reconnection attempts made.
+        reason: the last connection's close reason ("" if none).
     """
 
-    def __init__(self, close_code: int | None, attempts: int = 0) -> None:
+    def __init__(self, close_code: int | None, attempts: int = 0, reason: str = "") -> None:
         self.close_code = close_code
         self.attempts = attempts
+        self.reason = reason
         super().__init__(
             f"connection lost (close code {close_code}) after {attempts} reconnection attempts"
+        )
+
+
+class RepeatedFailure(ConnectionLost):
+    """Connections kept ending the same way, with no progress in between
+    (SPEC.md §7.3): ``max_repeats`` connections in a row were closed with the
+    same close code and reason before anything was acknowledged or received
+    on them. Retrying again would fail again; the client gave up instead of
+    waiting forever. Unacknowledged messages stay in `ClientConnection.
+    unacknowledged`.
+
+    Attributes:
+        close_code, reason: how each of those connections ended.
+        attempts: how many connections in a row ended that way.
+        codes, code: the rejection codes the close code and reason may stand
+            for, as on `Refused`.
+    """
+
+    def __init__(self, close_code: int | None, reason: str, attempts: int) -> None:
+        super().__init__(close_code, attempts, reason)
+        self.codes = codes_for_close(close_code, reason or None) if close_code else ()
+        self.code: Code | None = self.codes[0] if len(self.codes) == 1 else None
+        self.args = (
+            f"{attempts} connections in a row closed with close code {close_code} "
+            f"({reason or 'no reason'}) before any progress: giving up",
         )
 
 
@@ -158,6 +194,8 @@ class ClientConnection:
         reconnect: bool,
         backoff: Backoff,
         max_attempts: int | None,
+        max_repeats: int | None,
+        ack_timeout: float | None,
         origin: str | None,
         keepalive: float | None,
         max_pending: int,
@@ -177,11 +215,18 @@ class ClientConnection:
                 raise UsageError(f"{name} must be a positive integer")
         if max_attempts is not None and max_attempts < 0:
             raise UsageError("max_attempts must not be negative")
+        if max_repeats is not None and (type(max_repeats) is not int or max_repeats < 1):
+            raise UsageError("max_repeats must be a positive integer (or None)")
         if keepalive is not None and keepalive <= 0:
             raise UsageError("keepalive must be positive (or None)")
+        if ack_timeout is not None and not ack_timeout > 0:
+            raise UsageError("ack_timeout must be positive (or None)")
         if refresh_margin < 0:
             raise UsageError("refresh_margin must not be negative")
         self.uri = uri
+        #: The URI as logs and the repr show it: a password or a token in it
+        #: (which signedws never needs, SPEC.md §5.1) is masked.
+        self._shown_uri = redacted_url(uri)
         self.audience = audience
         #: The stream id (SPEC.md §7.3), fixed for the life of the client.
         self.stream = secrets.token_bytes(16)
@@ -192,6 +237,8 @@ class ClientConnection:
         self._reconnect = reconnect
         self._backoff = backoff
         self._max_attempts = max_attempts
+        self._max_repeats = max_repeats
+        self._ack_timeout = ack_timeout
         self._origin = origin
         self._keepalive = keepalive
         self._max_pending = max_pending
@@ -209,6 +256,11 @@ class ClientConnection:
         self._signer: Signer | None = None
         self._max_frame: int | None = None
         self._last_send = 0.0
+        #: Whether the current connection made progress (SPEC.md §7.3).
+        self._progress = False
+        #: Whether the client closed the current connection for want of an
+        #: acknowledgement (`_ack_watchdog`).
+        self._ack_timed_out = False
         self._supervisor: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._closing = False
@@ -234,9 +286,16 @@ class ClientConnection:
         """Messages sent but not acknowledged yet."""
         return len(self._outbox)
 
+    @property
+    def unacknowledged(self) -> tuple[str | bytes, ...]:
+        """The payloads sent but not acknowledged yet, oldest first: after the
+        client ended on an error, what the application may want to send again
+        (nothing is dropped, SPEC.md §7.3)."""
+        return tuple(entry.payload for entry in self._outbox)
+
     def __repr__(self) -> str:
         state = "closed" if self._done else "open" if self._ws is not None else "reconnecting"
-        return f"ClientConnection({self.uri!r}, {state}, pending={len(self._outbox)})"
+        return f"ClientConnection({self._shown_uri!r}, {state}, pending={len(self._outbox)})"
 
     def _notify(self) -> None:
         """Wake every waiter: something changed (an ack, a message, the end)."""
@@ -285,23 +344,40 @@ class ClientConnection:
 
     async def _resend(self, websocket: WebSocket, signer: Signer) -> int:
         """Send what is pending again, in order (SPEC.md §7.3); the caller holds
-        the send lock. Returns how many messages were resent."""
+        the send lock. Returns how many messages were resent.
+
+        Raises:
+            Rejected: `frame_too_large` if a pending message (or a control
+                frame) does not fit the hello's ``max_frame``. The hello is
+                not authenticated (SPEC.md §11.6): its value may be forged, so
+                the message is never dropped for it; it stays pending and the
+                client ends with this error.
+        """
         resent = 0
+        limit = signer.hello.max_frame_size
         for entry in self._outbox.restart():
             try:
                 frame = signer.sign(entry.payload, now=self._clock(), seq=entry.seq)
-            except UsageError as exc:
-                # Too large for this server: it can never be delivered here.
-                logger.error("dropping message seq=%d: %s", entry.seq, exc)  # noqa: TRY400
-                self._outbox.remove(entry)
-                continue
+            except UsageError:
+                raise Rejected(
+                    Code.FRAME_TOO_LARGE,
+                    f"pending message seq={entry.seq} does not fit the hello's "
+                    f"max_frame of {limit} bytes; kept unacknowledged",
+                ) from None
             entry.counter = signer.counter
             await websocket.send(frame)
             resent += 1
         if not resent:
             # A control frame binds the connection at once, so the server may
             # send to us before we send anything.
-            await websocket.send(signer.sign(None, now=self._clock()))
+            try:
+                control = signer.sign(None, now=self._clock())
+            except UsageError:
+                raise Rejected(
+                    Code.FRAME_TOO_LARGE,
+                    f"the hello's max_frame of {limit} bytes is too small for a control frame",
+                ) from None
+            await websocket.send(control)
         return resent
 
     async def _open(self) -> None:
@@ -321,6 +397,7 @@ class ClientConnection:
                 self._ws, self._signer = websocket, signer
                 self._max_frame = signer.hello.max_frame_size
                 self._last_send = asyncio.get_running_loop().time()
+                self._progress = self._ack_timed_out = False
         except Rejected as exc:
             await websocket.close(exc.code.close_code, exc.code.peer_reason)
             raise
@@ -329,17 +406,52 @@ class ClientConnection:
             raise
         self.connections += 1
         if resent:
-            logger.info("connected to %s, resent %d messages", self.uri, resent)
+            logger.info("connected to %s, resent %d messages", self._shown_uri, resent)
         else:
-            logger.debug("connected to %s", self.uri)
+            logger.debug("connected to %s", self._shown_uri)
         self._notify()
 
     async def _run(self) -> None:
-        """The supervisor: serve each connection, then reconnect or stop."""
+        """The supervisor: serve each connection, then reconnect or stop.
+
+        Connections that keep ending the same way (the server's close code and
+        reason, or the client's acknowledgement timeout) without progress
+        count as repeats: the backoff grows with them, and after
+        ``max_repeats`` of them the client ends with `RepeatedFailure` rather
+        than retrying forever. A connection lost without a close frame (1006)
+        is neither counted nor forgiven."""
+        repeats = 0
+        last: tuple[Action, int | None, str] | None = None
         try:
             while not self._closing:
+                opened = asyncio.get_running_loop().time()
                 action, close_code, reason = await self._serve()
                 if self._closing:
+                    break
+                stable = asyncio.get_running_loop().time() - opened >= STABLE_SECONDS
+                ending = (action, close_code, reason)
+                if self._progress or stable or action is Action.FINISH:
+                    repeats, last = 0, None
+                elif close_code in (None, 1006):
+                    # Lost without a close frame: as likely the network's doing
+                    # as the server's. Neither counted nor forgiven.
+                    pass
+                elif ending == last:
+                    repeats += 1
+                else:
+                    repeats, last = 1, ending
+                if (
+                    action is not Action.FAIL
+                    and self._max_repeats is not None
+                    and repeats >= self._max_repeats
+                ):
+                    logger.warning(
+                        "%d connections in a row closed with close code %s before any "
+                        "progress: giving up",
+                        repeats,
+                        close_code,
+                    )
+                    self._end(RepeatedFailure(close_code, reason, repeats))
                     break
                 if action is Action.FINISH:
                     self._end(None)
@@ -355,9 +467,9 @@ class ClientConnection:
                     if self._done:
                         break
                 elif not self._reconnect:
-                    self._end(ConnectionLost(close_code))
+                    self._end(ConnectionLost(close_code, 0, reason))
                     break
-                if not await self._reconnect_loop(close_code):
+                if not await self._reconnect_loop(close_code, reason, max(0, repeats - 1)):
                     break
         except asyncio.CancelledError:
             raise
@@ -369,19 +481,21 @@ class ClientConnection:
         finally:
             self._end(None)
 
-    async def _reconnect_loop(self, close_code: int | None) -> bool:
+    async def _reconnect_loop(self, close_code: int | None, reason: str, repeats: int) -> bool:
+        """Reconnect, with backoff (longer after ``repeats`` identical
+        failures); False if the client ended instead."""
         attempt = 0
         last: BaseException | None = None
         while not self._closing:
             if self._max_attempts is not None and attempt >= self._max_attempts:
-                lost = ConnectionLost(close_code, attempt)
+                lost = ConnectionLost(close_code, attempt, reason)
                 lost.__cause__ = last
                 self._end(lost)
                 return False
-            delay = self._backoff.delay(attempt, self._random())
+            delay = self._backoff.delay(attempt + repeats, self._random())
             logger.info(
                 "reconnecting to %s in %.2f s (close code %s, attempt %d)",
-                self.uri,
+                self._shown_uri,
                 delay,
                 close_code,
                 attempt + 1,
@@ -411,15 +525,19 @@ class ClientConnection:
         websocket, signer = self._ws, self._signer
         assert websocket is not None  # noqa: S101 - set by _open
         assert signer is not None  # noqa: S101 - set with it
-        keepalive = None
+        keepalive = watchdog = None
         if self._keepalive is not None:
             keepalive = asyncio.create_task(self._keepalive_loop(websocket, signer))
+        if self._ack_timeout is not None:
+            watchdog = asyncio.create_task(self._ack_watchdog(websocket, signer))
         try:
             async for data in websocket:
                 message = self._verify(signer, data)
                 if self._outbox.acknowledge(message.ack):
+                    self._progress = True
                     self._notify()
                 if message.payload is not None:
+                    self._progress = True
                     while len(self._incoming) >= self._max_queue and not self._closing:
                         await self._changed.wait()
                     self._incoming.append(message.payload)
@@ -436,11 +554,16 @@ class ClientConnection:
         except ConnectionClosed:
             pass
         finally:
-            if keepalive is not None:
-                keepalive.cancel()
+            for task in (keepalive, watchdog):
+                if task is not None:
+                    task.cancel()
             self._ws = self._signer = None
             self._notify()
         await websocket.wait_closed()
+        if self._ack_timed_out:
+            # Counted as the client's own ending, whether or not the server
+            # answered the close frame.
+            return Action.RECONNECT, *ACK_TIMEOUT_CLOSE
         close_code = websocket.close_code
         reason = websocket.close_reason or ""
         if close_code == 1006:
@@ -451,6 +574,29 @@ class ClientConnection:
         if isinstance(data, str):
             raise Rejected(Code.MALFORMED, "text message from the server")
         return signer.verify(data, now=self._clock())
+
+    async def _ack_watchdog(self, websocket: WebSocket, signer: Signer) -> None:
+        """Close the connection (4408) when a message sent on it waited
+        ``ack_timeout`` seconds (up to twice that) with no acknowledgement
+        at all: a server that accepts frames but never acknowledges them
+        (SPEC.md §7.3) must not keep the client waiting forever. The client
+        then reconnects and resends; `_run` counts such endings as repeats."""
+        assert self._ack_timeout is not None  # noqa: S101 - checked by the caller
+        while True:
+            waiting = next((e for e in self._outbox if e.counter > 0), None)
+            acked = signer.acked
+            await asyncio.sleep(self._ack_timeout)
+            if waiting is None or signer.acked != acked:
+                continue
+            if any(entry is waiting for entry in self._outbox) and waiting.counter > 0:
+                logger.warning(
+                    "no acknowledgement from %s in %.1f s: reconnecting",
+                    self._shown_uri,
+                    self._ack_timeout,
+                )
+                self._ack_timed_out = True
+                await websocket.close(*ACK_TIMEOUT_CLOSE)
+                return
 
     async def _keepalive_loop(self, websocket: WebSocket, signer: Signer) -> None:
         """Send a control frame when nothing was sent for ``keepalive`` seconds,
@@ -533,7 +679,8 @@ class ClientConnection:
         Raises:
             UsageError: for a payload that is not str or bytes, or too large for
                 the server's ``max_frame``.
-            Refused, ConnectionLost, Rejected, ClientClosed: if the client ended.
+            Refused, ConnectionLost, RepeatedFailure, Rejected, ClientClosed:
+                if the client ended.
         """
         if type(payload) is not str and type(payload) is not bytes:
             raise UsageError("payload must be str or bytes")
@@ -588,9 +735,16 @@ class ClientConnection:
     async def drain(self) -> None:
         """Wait until the server acknowledged every message sent.
 
+        Returns only when every message was acknowledged, never because a
+        message was given up: nothing unacknowledged is dropped (SPEC.md
+        §7.3, §11.6).
+
         Raises:
-            Refused, ConnectionLost, Rejected, ClientClosed: if the client ended
-                with messages unacknowledged.
+            Refused, ConnectionLost, RepeatedFailure, Rejected, ClientClosed:
+                if the client ended with messages unacknowledged (see
+                `unacknowledged`). `Rejected` with `frame_too_large`: a
+                pending message does not fit the ``max_frame`` of a new
+                connection's hello.
         """
         while len(self._outbox):
             self._raise_if_done()
@@ -661,6 +815,13 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
         backoff: delays between reconnection attempts.
         max_attempts: reconnection attempts per drop before giving up with
             `ConnectionLost` (None: no limit).
+        ack_timeout: close the connection (4408) and reconnect when a message
+            sent on it waited this many seconds (up to twice as long) with no
+            acknowledgement at all (None: wait forever).
+        max_repeats: give up with `RepeatedFailure` once this many
+            connections in a row ended the same way (same close code and
+            reason) with nothing acknowledged or received on them (None: no
+            limit; the backoff still grows with each repeat).
         origin: the ``Origin`` header to send (browsers send one; other
             clients usually don't).
         keepalive: send a control frame after this many seconds without
@@ -696,6 +857,8 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
         reconnect: bool = True,
         backoff: Backoff = Backoff(),  # noqa: B008 - frozen value object
         max_attempts: int | None = None,
+        max_repeats: int | None = DEFAULT_MAX_REPEATS,
+        ack_timeout: float | None = DEFAULT_ACK_TIMEOUT,
         origin: str | None = None,
         keepalive: float | None = DEFAULT_KEEPALIVE,
         max_pending: int = DEFAULT_MAX_PENDING,
@@ -719,6 +882,8 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
             reconnect=reconnect,
             backoff=backoff,
             max_attempts=max_attempts,
+            max_repeats=max_repeats,
+            ack_timeout=ack_timeout,
             origin=origin,
             keepalive=keepalive,
             max_pending=max_pending,

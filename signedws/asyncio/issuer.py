@@ -42,7 +42,6 @@ Starlette and PyJWT come with ``signedws[issuer]``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -60,6 +59,7 @@ from starlette.routing import Route
 
 from ..errors import UsageError
 from ..issuer import IssuanceError, IssuerService, Principal
+from ..jsondoc import parse_json
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -293,7 +293,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
                 "request_too_large", 413, f"the body is over {MAX_BODY_SIZE} bytes"
             )
     try:
-        document = json.loads(body) if body else {}
+        document = parse_json(bytes(body)) if body else {}
     except (ValueError, UnicodeDecodeError):
         raise IssuanceError("invalid_request", 400, "the body is not JSON") from None
     if not isinstance(document, dict):

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..credential import ClientCredential, Issuer
 from ..errors import KeyFormatError, SignedWSError, UsageError
 from ..issuer import credential_from_response, keys_from_jwks, pop_input
+from ..jsondoc import parse_json
 from ..keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey, b64url_decode, b64url_encode
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class IssuerClient:
             reason = getattr(exc, "reason", exc)
             raise IssuerRefused(None, "unreachable", f"{type(reason).__name__}") from None
         try:
-            document = json.loads(raw) if len(raw) <= MAX_RESPONSE_SIZE else None
+            document = parse_json(raw) if len(raw) <= MAX_RESPONSE_SIZE else None
         except (ValueError, UnicodeDecodeError):
             document = None
         if not isinstance(document, dict):

@@ -46,7 +46,9 @@ Invariants:
    revocation back needs the servers restarted (they load the store at start).
 3. Redis unreachable: the server keeps serving with its last copy and logs
    one WARNING per outage, then one INFO when it is back and resynchronised.
-4. No log line carries the Redis password (URLs are shown without it).
+4. No log line, error or repr carries the Redis password, whether in the
+   userinfo or in a query parameter: every URL shown goes through
+   `signedws.redaction.redacted_url`.
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ import json
 import logging
 import secrets
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, cast
@@ -68,6 +69,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..errors import KeyFormatError, UsageError
+from ..jsondoc import parse_json
+from ..redaction import redacted_url
 from ..revocation import RevocationSet
 from ..verifier import Verifier
 from ._reconnect import Backoff
@@ -91,6 +94,9 @@ DEFAULT_CHECK_INTERVAL: Final = 5.0
 DEFAULT_TIMEOUT: Final = 5.0
 #: Delays between reconnection attempts.
 DEFAULT_BACKOFF: Final = Backoff(initial=0.1, maximum=2.0)
+#: The longest channel message or store member parsed, characters: a change
+#: is two names and a few numbers. Anything longer, or nested, is a bad one.
+MAX_MESSAGE_SIZE: Final = 16384
 
 logger = logging.getLogger("signedws.server")
 _system_random = secrets.SystemRandom()
@@ -119,16 +125,6 @@ return version
 """
 
 
-def redacted_url(url: str) -> str:
-    """``url`` without its password, for logs and messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 def connect_redis(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Redis:
     """A Redis client for ``url`` (``redis://[:password@]host:port/db``) that
     fails fast: socket timeouts of ``timeout`` seconds and no retries of its
@@ -155,7 +151,7 @@ def _member(first: str, second: str) -> str:
 
 def _pair(member: object) -> list[str]:
     try:
-        value = json.loads(cast(str, member))
+        value = parse_json(cast(str, member), max_size=MAX_MESSAGE_SIZE)
     except (TypeError, ValueError):
         value = None
     if not (
@@ -285,7 +281,8 @@ class RedisRevocationStore:
             KeyFormatError: if it is not a change.
         """
         try:
-            message = json.loads(cast(str, data))
+            # Bounded: any client of the Redis may publish on the channel.
+            message = parse_json(cast(str, data), max_size=MAX_MESSAGE_SIZE)
         except (TypeError, ValueError):
             message = None
         if not isinstance(message, Mapping) or type(message.get("version")) is not int:

@@ -14,6 +14,7 @@ PUBLIC_API = [
     "Refresh",
     "Refused",
     "Reloader",
+    "RepeatedFailure",
     "ServerConnection",
     "connect",
     "serve",

@@ -87,6 +87,12 @@ def test_cookie_login_csrf_and_cors(run: Any) -> None:
         assert (status, body["error"]) == (400, "invalid_request")
         status, _, body = _http("POST", mac, b"[1]", cookie)
         assert (status, body["error"]) == (400, "invalid_request")
+        # Nesting deeper than the JSON parser's recursion, within the body limit, and
+        # a member named twice: refused as bad requests, not internal errors.
+        status, _, body = _http("POST", mac, b"[" * 8000, cookie)
+        assert (status, body["error"]) == (400, "invalid_request")
+        status, _, body = _http("POST", mac, b'{"scopes": [], "scopes": ["x"]}', cookie)
+        assert (status, body["error"]) == (400, "invalid_request")
         status, _, jwks = _http("GET", f"{url}/jwks.json")
         assert (status, jwks) == (200, {"keys": []})
 

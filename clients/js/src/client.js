@@ -55,6 +55,16 @@ export const DEFAULT_KEEPALIVE = 60;
 export const DEFAULT_MAX_PENDING = 1024;
 export const DEFAULT_MAX_QUEUE = 1024;
 export const DEFAULT_OPEN_TIMEOUT = 10;
+export const DEFAULT_MAX_REPEATS = 5;
+export const DEFAULT_ACK_TIMEOUT = 60;
+/** How the client closes a connection whose server stopped acknowledging. */
+const ACK_TIMEOUT_CLOSE = { code: 4408, reason: 'no acknowledgement' };
+/**
+ * A connection that stayed open this long (seconds) made progress, even if
+ * nothing was acknowledged or received on it (a quiet listener dropped by a
+ * proxy).
+ */
+export const STABLE_SECONDS = 30;
 
 const OPEN = 1;
 /** The longest single timer, seconds (setTimeout's limit is 2^31 - 1 ms). */
@@ -93,11 +103,38 @@ export class ConnectionLost extends SignedWSError {
   /**
    * @param {number | null} closeCode the last connection's close code
    * @param {number} [attempts] reconnection attempts made
+   * @param {string} [reason] the last connection's close reason
    */
-  constructor(closeCode, attempts = 0) {
+  constructor(closeCode, attempts = 0, reason = '') {
     super(`connection lost (close code ${closeCode}) after ${attempts} reconnection attempts`);
     this.closeCode = closeCode;
     this.attempts = attempts;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Connections kept ending the same way with no progress in between (SPEC.md
+ * §7.3): `maxRepeats` connections in a row were closed with the same close
+ * code and reason before anything was acknowledged or received on them.
+ * Retrying would fail again; the client gave up instead of waiting forever.
+ * Unacknowledged messages stay in `unacknowledged`.
+ */
+export class RepeatedFailure extends ConnectionLost {
+  /**
+   * @param {number | null} closeCode how each of those connections ended
+   * @param {string} reason its close reason
+   * @param {number} attempts how many connections in a row ended that way
+   */
+  constructor(closeCode, reason, attempts) {
+    super(closeCode, attempts, reason);
+    this.message =
+      `${attempts} connections in a row closed with close code ${closeCode} ` +
+      `(${reason || 'no reason'}) before any progress: giving up`;
+    /** The rejection codes the close code and reason may stand for (§9). */
+    this.codes = closeCode === null ? [] : codesForClose(closeCode, reason || null);
+    /** The rejection code, when only one fits. */
+    this.code = this.codes.length === 1 ? this.codes[0] : null;
   }
 }
 
@@ -136,6 +173,7 @@ class Lock {
  * @property {Promise<{code: number, reason: string}>} closed
  * @property {Error | null} failure why the client closed it (a refused server frame)
  * @property {Promise<unknown>} chain frames are handled one at a time
+ * @property {boolean} [ackTimedOut] the client closed it for want of an acknowledgement
  */
 
 /**
@@ -152,6 +190,13 @@ class Lock {
  * @property {Backoff} [backoff] delays between reconnection attempts
  * @property {number | null} [maxAttempts] reconnection attempts per drop
  *   before giving up with `ConnectionLost` (null: no limit)
+ * @property {number | null} [ackTimeout] close the connection (4408) and
+ *   reconnect when a message sent on it waited this many seconds (up to twice
+ *   as long) with no acknowledgement at all (null: wait forever)
+ * @property {number | null} [maxRepeats] give up with `RepeatedFailure` once
+ *   this many connections in a row ended the same way (same close code and
+ *   reason) with nothing acknowledged or received on them (null: no limit;
+ *   the backoff still grows with each repeat)
  * @property {number | null} [keepalive] send a control frame after this many
  *   seconds without sending (null: never)
  * @property {number} [maxPending] unacknowledged messages beyond which `send` waits
@@ -187,6 +232,8 @@ export class ClientConnection extends EventTarget {
       reconnect = true,
       backoff = new Backoff(),
       maxAttempts = null,
+      maxRepeats = DEFAULT_MAX_REPEATS,
+      ackTimeout = DEFAULT_ACK_TIMEOUT,
       keepalive = DEFAULT_KEEPALIVE,
       maxPending = DEFAULT_MAX_PENDING,
       maxQueue = DEFAULT_MAX_QUEUE,
@@ -207,7 +254,11 @@ export class ClientConnection extends EventTarget {
       if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} must be a positive integer`);
     }
     if (maxAttempts !== null && !(maxAttempts >= 0)) throw new UsageError('maxAttempts must not be negative');
+    if (maxRepeats !== null && !(Number.isInteger(maxRepeats) && maxRepeats >= 1)) {
+      throw new UsageError('maxRepeats must be a positive integer (or null)');
+    }
     if (keepalive !== null && !(keepalive > 0)) throw new UsageError('keepalive must be positive (or null)');
+    if (ackTimeout !== null && !(ackTimeout > 0)) throw new UsageError('ackTimeout must be positive (or null)');
     if (!(refreshMargin >= 0)) throw new UsageError('refreshMargin must not be negative');
     if (/^wss?:\/\/[^/]*@/.test(url) || /[?#]/.test(url)) {
       // Nothing secret belongs in the URL (SPEC.md §5.1, §11.1).
@@ -226,6 +277,10 @@ export class ClientConnection extends EventTarget {
     /** @private */ this._reconnect = reconnect;
     /** @private */ this._backoff = backoff;
     /** @private */ this._maxAttempts = maxAttempts;
+    /** @private */ this._maxRepeats = maxRepeats;
+    /** @private */ this._ackTimeout = ackTimeout;
+    /** Whether the current connection made progress (§7.3). @private */
+    this._progress = false;
     /** @private */ this._keepalive = keepalive;
     /** @private */ this._maxPending = maxPending;
     /** @private */ this._maxQueue = maxQueue;
@@ -255,6 +310,17 @@ export class ClientConnection extends EventTarget {
   /** Messages sent but not acknowledged yet. */
   get pending() {
     return this._outbox.length;
+  }
+
+  /**
+   * The payloads sent but not acknowledged yet, oldest first: after the client
+   * ended on an error, what the application may want to send again (nothing
+   * is dropped, SPEC.md §7.3).
+   *
+   * @returns {Array<string | Uint8Array>}
+   */
+  get unacknowledged() {
+    return this._outbox.payloads();
   }
 
   /** Whether a connection is open (false while reconnecting). */
@@ -416,6 +482,13 @@ export class ClientConnection extends EventTarget {
             reject(error);
             return;
           }
+          if (event.data.byteLength > DEFAULT_MAX_SERVER_FRAME_SIZE) {
+            // Bounded before decoding, as server frames are (§7.2 step 1).
+            const error = new Rejected(Code.frame_too_large, `hello of ${event.data.byteLength} bytes`);
+            ws.close(error.code.closeCode, error.code.peerReason);
+            reject(error);
+            return;
+          }
           resolve({ link, hello: new Uint8Array(event.data) });
           return;
         }
@@ -452,6 +525,7 @@ export class ClientConnection extends EventTarget {
         // it before the resend is over.
         link.signer = signer;
         this._link = link;
+        this._progress = false;
         const count = await this._resend(ws, signer);
         this._lastSend = this._clock();
         return count;
@@ -460,6 +534,7 @@ export class ClientConnection extends EventTarget {
       this._notify();
       this._emit('connect', { connections: this.connections, resent });
     } catch (error) {
+      if (this._link === link) this._link = null;
       if (error instanceof Rejected) ws.close(error.code.closeCode, error.code.peerReason);
       else ws.close();
       throw error;
@@ -474,18 +549,24 @@ export class ClientConnection extends EventTarget {
    * @param {WebSocket} ws
    * @param {Signer} signer
    * @returns {Promise<number>} how many messages were resent
+   * @throws {Rejected} `frame_too_large` if a pending message (or a control
+   *   frame) does not fit the hello's `max_frame`. The hello is not
+   *   authenticated (§11.6): its value may be forged, so the message is never
+   *   dropped for it; it stays pending and the client ends with this error.
    */
   async _resend(ws, signer) {
     let resent = 0;
+    const limit = signer.hello.maxFrameSize;
     for (const entry of this._outbox.restart()) {
       let frame;
       try {
         frame = await signer.sign(entry.payload, { now: this._clock(), seq: entry.seq });
       } catch (error) {
         if (!(error instanceof UsageError)) throw error;
-        // Too large for this server: it can never be delivered here.
-        this._outbox.remove(entry);
-        continue;
+        throw new Rejected(
+          Code.frame_too_large,
+          `pending message seq=${entry.seq} does not fit the hello's max_frame of ${limit} bytes; kept unacknowledged`,
+        );
       }
       entry.counter = signer.counter;
       ws.send(frame);
@@ -494,7 +575,14 @@ export class ClientConnection extends EventTarget {
     if (!resent) {
       // A control frame binds the connection at once, so the server may send
       // to us before we send anything.
-      ws.send(await signer.sign(null, { now: this._clock() }));
+      let control;
+      try {
+        control = await signer.sign(null, { now: this._clock() });
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        throw new Rejected(Code.frame_too_large, `the hello's max_frame of ${limit} bytes is too small for a control frame`);
+      }
+      ws.send(control);
     }
     return resent;
   }
@@ -511,8 +599,12 @@ export class ClientConnection extends EventTarget {
     try {
       if (typeof data === 'string') throw new Rejected(Code.malformed, 'text message from the server');
       const message = await link.signer.verify(/** @type {ArrayBuffer} */ (data), { now: this._clock() });
-      if (this._outbox.acknowledge(message.ack)) this._notify();
+      if (this._outbox.acknowledge(message.ack)) {
+        this._progress = true;
+        this._notify();
+      }
       if (message.payload !== null) {
+        this._progress = true;
         while (this._incoming.length >= this._maxQueue && !this._done) await this._changed.promise;
         this._incoming.push(message.payload);
         this._notify();
@@ -527,13 +619,40 @@ export class ClientConnection extends EventTarget {
   /**
    * The supervisor: serve each connection, then reconnect or stop.
    *
+   * Connections that keep ending the same way (the server's close code and
+   * reason, or the client's acknowledgement timeout) without progress count
+   * as repeats: the backoff grows with them, and after `maxRepeats` of them
+   * the client ends with `RepeatedFailure` rather than retrying forever. A
+   * connection lost without a close frame (1006) is neither counted nor
+   * forgiven.
+   *
    * @private
    */
   async _run() {
+    let repeats = 0;
+    /** @type {string | null} */
+    let last = null;
     try {
       while (!this._closing) {
+        const opened = this._clock();
         const { action, code, reason } = await this._serve();
         if (this._closing) break;
+        const ending = JSON.stringify([action, code, reason]);
+        if (this._progress || this._clock() - opened >= STABLE_SECONDS || action === Action.FINISH) {
+          repeats = 0;
+          last = null;
+        } else if (code === null || code === 1006) {
+          // Lost without a close frame: as likely the network's doing as the
+          // server's. Neither counted nor forgiven.
+        } else if (ending === last) repeats++;
+        else {
+          repeats = 1;
+          last = ending;
+        }
+        if (action !== Action.FAIL && this._maxRepeats !== null && repeats >= this._maxRepeats) {
+          this._end(new RepeatedFailure(code, reason, repeats));
+          break;
+        }
         if (action === Action.FINISH) break;
         if (action === Action.FAIL) {
           this._end(new Refused(code, reason));
@@ -547,10 +666,10 @@ export class ClientConnection extends EventTarget {
           await this._refreshCredential(true);
           if (this._done) break;
         } else if (!this._reconnect) {
-          this._end(new ConnectionLost(code));
+          this._end(new ConnectionLost(code, 0, reason));
           break;
         }
-        if (!(await this._reconnectLoop(code))) break;
+        if (!(await this._reconnectLoop(code, reason, Math.max(0, repeats - 1)))) break;
       }
     } catch (error) {
       this._end(/** @type {Error} */ (error));
@@ -560,18 +679,22 @@ export class ClientConnection extends EventTarget {
   }
 
   /**
+   * Reconnect, with backoff (longer after `repeats` identical failures).
+   *
    * @private
    * @param {number | null} closeCode
+   * @param {string} reason
+   * @param {number} repeats
    * @returns {Promise<boolean>} whether a new connection is open
    */
-  async _reconnectLoop(closeCode) {
+  async _reconnectLoop(closeCode, reason, repeats) {
     let attempt = 0;
     while (!this._closing) {
       if (this._maxAttempts !== null && attempt >= this._maxAttempts) {
-        this._end(new ConnectionLost(closeCode, attempt));
+        this._end(new ConnectionLost(closeCode, attempt, reason));
         return false;
       }
-      await this._sleep(this._backoff.delay(attempt, this._random()));
+      await this._sleep(this._backoff.delay(attempt + repeats, this._random()));
       if (this._closing) return false;
       attempt++;
       try {
@@ -597,14 +720,49 @@ export class ClientConnection extends EventTarget {
   async _serve() {
     const link = /** @type {Link} */ (this._link);
     const keepalive = this._keepalive === null ? null : this._keepaliveLoop(link);
+    const watchdog = this._ackTimeout === null ? null : this._ackWatchdog(link);
     const { code, reason } = await link.closed;
     await link.chain.catch(() => undefined);
     if (this._link === link) this._link = null;
     this._notify();
     this._emit('disconnect', { code, reason });
     if (keepalive !== null) await keepalive;
+    if (watchdog !== null) await watchdog;
     if (link.failure !== null) throw link.failure;
+    if (link.ackTimedOut) {
+      // Counted as the client's own ending, whether or not the server answered.
+      return { action: Action.RECONNECT, code: ACK_TIMEOUT_CLOSE.code, reason: ACK_TIMEOUT_CLOSE.reason };
+    }
     return { action: code === 1006 ? Action.RECONNECT : closeAction(code), code, reason };
+  }
+
+  /**
+   * Close the connection (4408) when a message sent on it waited `ackTimeout`
+   * seconds (up to twice that) with no acknowledgement at all: a server that
+   * accepts frames but never acknowledges them (SPEC.md §7.3) must not keep
+   * the client waiting forever. The client then reconnects and resends;
+   * `_run` counts such endings as repeats.
+   *
+   * @private
+   * @param {Link} link
+   */
+  async _ackWatchdog(link) {
+    const timeout = /** @type {number} */ (this._ackTimeout);
+    let open = true;
+    void link.closed.then(() => {
+      open = false;
+    });
+    while (open && !this._done) {
+      const waiting = this._outbox.sentEntry();
+      const acked = link.signer?.acked;
+      await this._sleep(timeout, link.closed);
+      if (!open || this._done || waiting === null || link.signer?.acked !== acked) continue;
+      if (this._outbox.holds(waiting) && waiting.counter !== 0) {
+        link.ackTimedOut = true;
+        link.ws.close(ACK_TIMEOUT_CLOSE.code, ACK_TIMEOUT_CLOSE.reason);
+        return;
+      }
+    }
   }
 
   /**
@@ -779,11 +937,15 @@ export class ClientConnection extends EventTarget {
   }
 
   /**
-   * Wait until the server acknowledged every message sent.
+   * Wait until the server acknowledged every message sent. Resolves only when
+   * every message was acknowledged, never because one was given up: nothing
+   * unacknowledged is dropped (SPEC.md §7.3, §11.6).
    *
    * @returns {Promise<void>}
-   * @throws {Refused | ConnectionLost | Rejected | ClientClosed} if the client
-   *   ended with messages unacknowledged
+   * @throws {Refused | ConnectionLost | RepeatedFailure | Rejected | ClientClosed}
+   *   if the client ended with messages unacknowledged (see `unacknowledged`);
+   *   `Rejected` with `frame_too_large`: a pending message does not fit the
+   *   `max_frame` of a new connection's hello
    */
   async drain() {
     while (this._outbox.length) {

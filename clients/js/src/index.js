@@ -43,6 +43,7 @@ export {
   ConnectionLost,
   HandshakeFailed,
   Refused,
+  RepeatedFailure,
   connect,
 } from './client.js';
 export { deleteKeyPair, loadKeyPair, loadOrCreateKeyPair, saveKeyPair } from './keystore.js';

@@ -98,6 +98,34 @@ export class Outbox {
   }
 
   /**
+   * The oldest message sent on the current connection, or null.
+   *
+   * @returns {Entry | null}
+   */
+  sentEntry() {
+    return this._entries.find((entry) => entry.counter !== 0) ?? null;
+  }
+
+  /**
+   * Whether `entry` is still pending.
+   *
+   * @param {Entry} entry
+   * @returns {boolean}
+   */
+  holds(entry) {
+    return this._entries.includes(entry);
+  }
+
+  /**
+   * The pending payloads, oldest first.
+   *
+   * @returns {Array<string | Uint8Array>}
+   */
+  payloads() {
+    return this._entries.map((entry) => entry.payload);
+  }
+
+  /**
    * A new connection opened: forget the old counters and return the messages
    * to send again, in order.
    *

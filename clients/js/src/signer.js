@@ -270,7 +270,10 @@ export class Signer {
       number = increment(this._seq);
     } else number = toUInt(seq);
     const stamp = BigInt(Math.trunc(now * 1000)) + this._offsetMs;
-    const ts = toUInt(stamp < 0n ? 0n : stamp);
+    // The offset comes from the unauthenticated hello (SPEC.md §11.6): a forged
+    // server time gives frames the server refuses (timestamp_skew), never a
+    // timestamp outside the uint64 range.
+    const ts = toUInt(stamp < 0n ? 0n : stamp > MAX_UINT64 ? MAX_UINT64 : stamp);
     const kind = /** @type {number} */ (this._kind);
     const size = TAG_SIZES[kind];
     const fields = [VERSION, kind, this._cred, this.hello.nonce, ctr, ts, this.stream, number, payload];
