@@ -184,10 +184,11 @@ def hx(data: bytes) -> str:
 
 
 def num(value: float) -> int | float:
-    """A time in seconds for JSON: an integer when whole; else a multiple of 1/8."""
+    """A time in seconds for JSON: an integer when whole; else a multiple of 1/1024
+    (exact in binary floating point, and so is ``value * 1000``)."""
     if value == int(value):
         return int(value)
-    assert value * 8 == int(value * 8), value  # noqa: S101 - keeps now*1000 exact
+    assert value * 1024 == int(value * 1024), value  # noqa: S101 - keeps now*1000 exact
     return value
 
 

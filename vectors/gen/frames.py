@@ -73,6 +73,7 @@ from gen.common import (
     mac_client,
     ms,
     pack,
+    raw_str,
     reject,
     revocations_json,
     seal,
@@ -895,6 +896,60 @@ def frames_json() -> Json:
         ),
         1,
         expect="credential_expired",
+    )
+
+    # ---- SPEC 1.0: §2 decoding before the version (issue 14 items 5, 9-11) -----------------
+    decoding_cases: list[tuple[str, str, bytes]] = [
+        ("version_float64", "version is the float64 1.0", pack(1.0)),
+        ("version_float32", "version is the float32 1.0", b"\xca\x3f\x80\x00\x00"),
+        ("version_true", "version is true", pack(True)),
+        ("version_negative", "version is -1 (negative fixint)", pack(-1)),
+        ("version_invalid_utf8", "version is a str whose byte ff is not UTF-8", raw_str(b"\xff")),
+        ("version_empty_array", "version is an empty array (nested)", b"\x90"),
+        ("version_nested_array", "version is the array [1] (nested)", pack([1])),
+        ("version_empty_map", "version is an empty map", b"\x80"),
+        ("payload_nested_empty_arrays", "payload is [[]]: an array nests", b"\x91\x90"),
+    ]
+    for name, what, encoded in decoding_cases:
+        index = 8 if name.startswith("payload") else 0
+        case(name, f"{what}: §2 decoding fails, before the version; tag valid").raw(
+            ALICE.frame(1, ts0, "hello", items=at(index, encoded)), NOW, reject("malformed")
+        )
+
+    def version_2_float_ctr(items: list[bytes]) -> list[bytes]:
+        return [pack(2), *items[1:4], pack(1.0), *items[5:]]
+
+    case(
+        "version_2_float_elsewhere",
+        "version 2 and a float64 ctr: decoding (§2) fails before the version is read",
+    ).raw(ALICE.frame(1, ts0, "hello", items=version_2_float_ctr), NOW, reject("malformed"))
+    case(
+        "version_2_with_65_elements",
+        "version 2 with 65 elements: over 64, decoding (§2) fails before the version",
+    ).raw(
+        array([pack(2), *elements[1:]], b"\xdc\x00\x41") + bin_tag(bytes(32)) + pack(None) * 55,
+        NOW,
+        reject("malformed"),
+    )
+
+    # ---- SPEC 1.0: counter wrap with a window (item 6), rounding of now (item 14) ---------
+    case(
+        "counter_wrap_window",
+        "W = 4 at H = 2^64 - 1: 2^64 - 4 (H - ctr = 3 < 4) passes once; 2^64 - 5 and H "
+        "itself are replays",
+        window=4,
+    ).send(ALICE, MAX_U64, "last").send(ALICE, MAX_U64 - 3, "in window").send(
+        ALICE, MAX_U64 - 4, "outside", expect="replay"
+    ).send(ALICE, MAX_U64, "again", expect="replay").send(
+        ALICE, MAX_U64 - 3, "twice", expect="replay"
+    )
+    fine = NOW + 1 / 1024  # 0.9765625 ms after NOW: now_ms = floor(...) = NOW * 1000 (§2)
+    case(
+        "skew_fractional_now",
+        "now = NOW + 1/1024 s: now_ms rounds down to NOW * 1000 (§2), so ts = now_ms - "
+        "max_skew is within max_skew (rounding up would refuse it), and one ms less is not",
+    ).send(ALICE, 1, now=fine, ts=ms(NOW) - 300_000).send(
+        ALICE, 2, now=fine, ts=ms(NOW) - 300_001, expect="timestamp_skew"
     )
 
     result = [seq.json() for seq in cases]
