@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Final
 
 from gen.common import (
+    ALICE_CERT,
     ALICE_CLAIMS,
     AUD,
     CAROL,
@@ -541,6 +542,99 @@ def credentials_json() -> Json:
         token(replace(base, aud=(OTHER_AUD,)), SECRET_A),
         "audience_mismatch",
     )
+    # ---- SPEC 1.0 (issue 14 items 4, 8, 11-13) -------------------------------------------
+    # §2.1: an issuer sorts each set by UTF-8 bytes. The fields list them in another order:
+    # an issuer that sorts by UTF-16 code units would put the emoji before U+FF01.
+    utf8_order = ("z", "\u00e9", "\uff01", "\U0001f600")
+    assert list(utf8_order) == sorted(utf8_order, key=str.encode)  # noqa: S101
+    sorted_claims = Claims(ISS_A, KID_A, "tok-utf8-order", "erin", utf8_order, ())
+    sorted_client = mac_client(sorted_claims, SECRET_A)
+    cases.append(
+        {
+            "name": "token_sets_sorted_by_utf8_bytes",
+            "description": "scopes sorted by UTF-8 bytes (§2.1): z < é < U+FF01 < U+1F600; "
+            "`fields` lists them in reverse, for the issuer to sort",
+            "type": "token",
+            "mintable": True,
+            "issuer_secret": hx(SECRET_A),
+            "fields": {**sorted_claims.json(), "scopes": list(reversed(utf8_order))},
+            "bytes": hx(sorted_client.cred),
+            "frame_key": hx(sorted_client.secret),
+            "frame": hx(sorted_client.frame(1, ts, "hi")),
+            "now": CRED_NOW,
+            "expect": sorted_client.accept(1, ts, "hi"),
+        }
+    )
+    late = token(replace(base, iss=ISS_STRANGER, exp=NOW - 61), SECRET_STRANGER)
+    negative(
+        "token_exp_before_iat_unknown_issuer",
+        "exp < iat under an issuer of no keyring: a shape check, before the issuer (§4)",
+        late,
+        mal,
+        secret=frame_key(SECRET_STRANGER, late),
+    )
+    negative(
+        "token_scope_nested_array",
+        "a scope that is itself an array: nothing nests below a [str] (§2); tag valid",
+        tok(with_item(6, pack([["chat:read"]]))),
+        mal,
+    )
+    negative(
+        "token_version_float",
+        "credential version is the float64 1.0: credential_malformed, never "
+        "unsupported_version (§4); tag valid",
+        tok(with_item(0, pack(1.0))),
+        mal,
+    )
+    alice_cert = bytearray(ALICE_CERT.cred)
+    alice_cert[1] = 2  # element 0 of a fixarray: the version
+    negative(
+        "certificate_version_2",
+        "a certificate of version 2: credential_malformed (§4)",
+        bytes(alice_cert),
+        mal,
+        kind=KIND_ED25519,
+        ctype="certificate",
+    )
+    dev_token = token(replace(base, iss=ISS_DEV, kid=KID_SENSOR), SECRET_A)
+    negative(
+        "token_issuer_only_in_registry",
+        "a token of devices.example.com, which has registry entries but no issuer key: "
+        "registry entries do not make an issuer known (§4.2)",
+        dev_token,
+        "unknown_issuer",
+        secret=frame_key(SECRET_A, dev_token),
+    )
+    negative(
+        "certificate_issuer_only_in_registry",
+        "a certificate of devices.example.com (registry entries only): unknown_issuer (§4.3)",
+        certificate(
+            replace(base, iss=ISS_DEV, kid=KID_SENSOR), ed25519_public(SEED_CAROL), SEED_SENSOR
+        ),
+        "unknown_issuer",
+        kind=KIND_ED25519,
+        ctype="certificate",
+    )
+    negative(
+        "certificate_issuer_with_only_hmac_keys",
+        "a certificate of partner.example.net, whose only keys are HMAC keys, under a kid it "
+        "does not have: the issuer is known (§4.2), the key is not",
+        certificate(replace(base, iss=ISS_B, kid="ek-1"), ed25519_public(SEED_CAROL), SEED_ROGUE),
+        "unknown_key",
+        kind=KIND_ED25519,
+        ctype="certificate",
+    )
+    negative(
+        "key_reference_unknown_issuer",
+        "a key reference of an issuer in no keyring and no registry: unknown_key, never "
+        "unknown_issuer (§4.4)",
+        key_reference(ISS_STRANGER, "device-1"),
+        "unknown_key",
+        kind=KIND_ED25519,
+        secret=SEED_SENSOR,
+        ctype="key_reference",
+    )
+
     description = (
         "Tokens, certificates and key references with their exact bytes (§4). Every case "
         "has a frame carrying the credential and the verifier's answer, under the verifier "
