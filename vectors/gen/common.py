@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -336,13 +337,14 @@ class NonceInputs:
     fleet: bytes
     audience: str
     node_id: bytes
-    now: int
+    now: float  # seconds; a multiple of 1/1024 (see `num`)
     ttl: int
     random: bytes
 
     @property
     def expires(self) -> int:
-        return self.now + self.ttl
+        """The clock in whole seconds, rounded down, plus the lifetime (SPEC.md §5.3)."""
+        return math.floor(self.now) + self.ttl
 
     def mint(self) -> bytes:
         return mint_nonce(self.fleet, self.audience, self.node_id, self.expires, self.random)
@@ -352,7 +354,7 @@ class NonceInputs:
             "fleet_key": hx(self.fleet),
             "audience": self.audience,
             "node_id": hx(self.node_id),
-            "now": self.now,
+            "now": num(self.now),
             "ttl": self.ttl,
             "random": hx(self.random),
             "expires": self.expires,

@@ -49,6 +49,12 @@ def nonces_json() -> Json:
             "all-zero random bytes and node id",
             NonceInputs(FLEET, AUD, bytes(8), NOW, 1, bytes(15)),
         ),
+        (
+            "mint_fractional_now",
+            "the clock 0.875 s past a whole second: the expiry is floor(now) + ttl (SPEC.md "
+            "§2, §5.3), not rounded up",
+            NonceInputs(FLEET, AUD, NODE, NOW + 0.875, TTL, fixed("fractional now", 15)),
+        ),
     ]
     for name, description, inputs in mints:
         cases.append(

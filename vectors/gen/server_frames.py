@@ -3,6 +3,7 @@ and sessions (SPEC.md §5.2, §6.3, §7)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final
@@ -10,6 +11,7 @@ from typing import Any, Final
 from gen.common import (
     ALICE,
     ALICE_2,
+    ALICE_CERT,
     AUD,
     BOB,
     CAROL,
@@ -48,6 +50,7 @@ from gen.common import (
     ms,
     num,
     pack,
+    raw_str,
     reject,
     seal,
     typed,
@@ -186,6 +189,42 @@ def server_frames_json() -> Json:
         array([pack(1), pack(3), pack(NONCE), pack(AUD), b"\xcc\x05", pack(65536), pack(0)]),
         reject("malformed"),
     )
+    # SPEC 1.0: §2 decoding (issue 14 items 5, 9, 10) and the audience (item 18).
+    hello_case(
+        "hello_empty_array", "an empty array: no version (§2)", b"\x90", reject("malformed")
+    )
+    hello_case(
+        "hello_version_false",
+        "version is false: §2 decoding fails before the version",
+        pack([False, KIND_HELLO, NONCE, AUD, HELLO_TIME, 65536, 0]),
+        reject("malformed"),
+    )
+    hello_case(
+        "hello_aud_invalid_utf8",
+        "aud is a str whose bytes are not UTF-8: §2 decoding fails",
+        array(
+            [
+                pack(1),
+                pack(3),
+                pack(NONCE),
+                raw_str(b"api\xff"),
+                *map(pack, (HELLO_TIME, 65536, 0)),
+            ]
+        ),
+        reject("malformed"),
+    )
+    hello_case(
+        "hello_audience_case",
+        "the expected audience in capitals: compared byte for byte, no normalisation (§5.2)",
+        hello(NONCE, AUD.upper(), HELLO_TIME),
+        reject("audience_mismatch"),
+    )
+    hello_case(
+        "hello_audience_trailing_slash",
+        "the expected audience with a trailing slash: another audience (§5.2)",
+        hello(NONCE, AUD + "/", HELLO_TIME),
+        reject("audience_mismatch"),
+    )
 
     # ---- client signing: exact bytes -------------------------------------------------------
     offset = HELLO_TIME - ms(CLIENT_HELLO_NOW)
@@ -218,7 +257,7 @@ def server_frames_json() -> Json:
             else:
                 last_seq += 1
                 seq = last_seq
-            ts = ms(now) + offset
+            ts = math.floor(now * 1000) + offset  # SPEC.md §2: rounded down
             step.update(
                 {
                     "now": num(now),
@@ -280,6 +319,22 @@ def server_frames_json() -> Json:
         [(clock + 0.5, "six"), (clock + 0.5, "seven"), (clock + 1, None), (clock + 1.5, "eight")],
         initial_seq=7,
         resend={0: 6, 1: 7},
+    )
+
+    signing_case(
+        "client_fractional_clock",
+        "the client's clock 1/1024 s (0.977 ms) past a millisecond: ts is rounded down "
+        "(§2, §6.3), so both frames carry the same ts as a whole-millisecond clock would",
+        ALICE,
+        [(clock + 1 / 1024, "a"), (clock + 1 - 1 / 1024, "b")],
+    )
+    signing_case(
+        "sign_refresh_token_to_certificate",
+        "a client refreshes from a token (kind 1) to a certificate of the same (iss, sub) "
+        "(kind 2): the scheme may change (§4.5)",
+        ALICE,
+        [(clock + 0.5, "mac"), (clock + 1, "ed25519"), (clock + 1.5, None)],
+        refresh={1: ALICE_CERT},
     )
 
     # ---- server frames the client verifies (§7.2) ------------------------------------------
@@ -395,6 +450,28 @@ def server_frames_json() -> Json:
         [ALICE],
         1,
         [(mac_sf(MAX_U64, 1), ok(MAX_U64, 1, ts, None)), (mac_sf(MAX_U64, 1), reject("replay"))],
+    )
+
+    verify_case(
+        "server_refresh_mac_to_ed25519_old_kind",
+        "a client that refreshed from a token to a certificate still accepts a mac server "
+        "frame (kind 4, in flight) under the token's cid, then an ed25519 one (§7.2 step 2)",
+        [ALICE, ALICE_CERT],
+        2,
+        [
+            (mac_sf(1, 1, "in flight"), ok(1, 1, ts, "in flight")),
+            (ed_sf(2, 2), ok(2, 2, ts, None)),
+        ],
+        server_keys={KID_SERVER: srv_pub},
+    )
+    verify_case(
+        "server_refresh_mac_to_ed25519_new_kind",
+        "after a refresh from a token to a certificate: an ed25519 server frame (kind 5), then "
+        "a later mac one (kind 4): both of the connection's schemes verify (§7.2 step 2)",
+        [ALICE, ALICE_CERT],
+        2,
+        [(ed_sf(1, 1, "new"), ok(1, 1, ts, "new")), (mac_sf(2, 2, "old"), ok(2, 2, ts, "old"))],
+        server_keys={KID_SERVER: srv_pub},
     )
 
     def negative(
@@ -577,6 +654,12 @@ def server_frames_json() -> Json:
         "a server frame of version 2",
         mac_sf(1, 1, items=lambda e: [pack(2), *e[1:]]),
         "unsupported_version",
+    )
+    negative(
+        "server_version_float",
+        "version is the float64 1.0: §2 decoding fails before the version; tag valid",
+        mac_sf(1, 1, items=lambda e: [pack(1.0), *e[1:]]),
+        "malformed",
     )
     negative(
         "server_kind_1",
