@@ -131,6 +131,9 @@ def test_decode_array_nests_only_where_the_shape_says() -> None:
         decode_array(data)
     with pytest.raises(Rejected, match="element 2 is a list"):
         decode_array(data, arrays_at=frozenset({1}))
+    # Truncated where an array may start: nothing to look at.
+    with pytest.raises(Rejected, match="not a MessagePack value: IndexError"):
+        decode_array(b"\x92\x01", arrays_at=frozenset({1}))
 
 
 def test_decode_canonical_uses_the_given_code() -> None:
