@@ -13,16 +13,23 @@ decoder by orders of magnitude.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import os
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import figures
 import pytest
+from adversary import ServerProcess
 from corpus import CASES, make_verifier
 from helpers import FakeClock, seeded_random
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from signedws import Verifier
 from signedws.errors import Code, Rejected
@@ -154,3 +161,80 @@ def test_nested_garbage_costs_what_random_garbage_costs(shape: str, verifier: Ve
         section="dos",
     )
     assert _refuse(verifier, hostile, clock) is Code.MALFORMED
+
+
+# -- over a socket: what the finding measured ------------------------------------------
+
+SOCKET_CONNECTIONS = 60
+SOCKET_ROUNDS = 3
+#: Generous: ~1 after the fix (both cost a handshake and a 64 KiB read), ~15 before.
+SOCKET_FACTOR = 3.0
+
+
+def _server_cpu_s(pid: int) -> float:
+    """User + system CPU of process ``pid`` so far, seconds (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _first_frames(uri: str, frame: bytes, count: int) -> list[int | None]:
+    """``count`` connections, 10 at a time, each sending ``frame`` as its first frame;
+    the close codes."""
+    codes: list[int | None] = []
+
+    async def one() -> None:
+        async with ws_connect(
+            uri,
+            subprotocols=["signedws.v1"],  # type: ignore[list-item]
+            compression=None,
+            max_size=None,
+        ) as ws:
+            await ws.recv()  # the hello
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(frame)
+            with contextlib.suppress(ConnectionClosed):
+                async with asyncio.timeout(30):
+                    while True:
+                        await ws.recv()
+            codes.append(ws.close_code)
+
+    for _ in range(count // 10):
+        await asyncio.gather(*(one() for _ in range(10)))
+    return codes
+
+
+def test_nested_first_frames_cost_the_server_what_random_ones_do(
+    tmp_path: Path, run: Callable[..., Any]
+) -> None:
+    """Finding 5 as it was measured: a ``signedws serve`` process refusing 64 KiB first
+    frames of nested empty arrays spends, per connection, within a small factor of
+    what it spends on 64 KiB of random bytes (handshake, read, refusal, close), in
+    the same run (fastest of three rounds each). Each is closed with 4400."""
+    hostile = _flat_empty_arrays()
+    garbage = _random_garbage(len(hostile))
+    spent: dict[str, list[float]] = {"nested": [], "random": []}
+    codes: dict[str, set[int | None]] = {"nested": set(), "random": set()}
+    with ServerProcess(tmp_path) as server:
+        for _ in range(SOCKET_ROUNDS):
+            for name, frame in (("nested", hostile), ("random", garbage)):
+                before = _server_cpu_s(server.pid)
+                codes[name] |= set(
+                    run(_first_frames(server.uri, frame, SOCKET_CONNECTIONS), timeout=120)
+                )
+                time.sleep(0.2)  # let the server finish the closes it counts
+                spent[name].append(_server_cpu_s(server.pid) - before)
+        server.stop()
+    assert codes["nested"] == {4400}, codes
+    assert codes["random"] <= {4400, 4413, 1009}, codes
+    nested, random_ = min(spent["nested"]), min(spent["random"])
+    # A floor of 50 ms: the clock tick (10 ms) must not decide the ratio.
+    assert nested <= SOCKET_FACTOR * max(random_, 0.05), spent
+    per = 1000 / SOCKET_CONNECTIONS
+    figures.record(
+        "decoder.socket",
+        f"{nested * per:.2f} ms vs {random_ * per:.2f} ms",
+        "server CPU per connection refusing a 64 KiB first frame of nested empty arrays vs"
+        f" random bytes (signedws serve, fastest of {SOCKET_ROUNDS} rounds of"
+        f" {SOCKET_CONNECTIONS})",
+        section="dos",
+    )
