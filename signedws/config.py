@@ -20,7 +20,7 @@ none)::
 
     [keys]
     fleet_key = "fleet.jwk"          # required: oct JWK, the fleet nonce secret
-    keyring = "keyring.json"         # required: Keyring.from_dict JSON
+    keyring = "keyring.json"         # required: keyring document (SPEC.md §3.5)
     revocations = ""                 # RevocationSet.from_dict JSON ("": none)
     server_key = ""                  # OKP private JWK for ed25519 server frames ("": none)
     reload_interval = 1.0            # seconds between file checks (0: SIGHUP only)

@@ -127,6 +127,11 @@ def unverified_credential(data: bytes) -> Claims | KeyReference:
     return fields if isinstance(fields, KeyReference) else Claims(*fields)
 
 
+#: A token's and a certificate's `scopes` and `aud` (SPEC.md §4.2, §4.3): the
+#: only arrays nested in any structure (SPEC.md §2).
+_LIST_FIELDS: Final = frozenset((6, 7))
+
+
 def unverified_credential_fields(data: bytes) -> CredentialFields | KeyReference:
     """`unverified_credential`, with a token's or certificate's fields as a
     plain tuple in `Claims`' order: the verifier's cache-miss path, which
@@ -135,7 +140,7 @@ def unverified_credential_fields(data: bytes) -> CredentialFields | KeyReference
     Raises:
         Rejected: `credential_malformed`, exactly as `unverified_credential`.
     """
-    fields = envelope.decode_canonical(data, code=_C)
+    fields = envelope.decode_array(data, code=_C, arrays_at=_LIST_FIELDS)
     if len(fields) < 2 or fields[0] != VERSION or type(fields[0]) is not int:
         raise Rejected(_C, "not a version 1 credential")
     ctype = fields[1]

@@ -1,17 +1,25 @@
 """The wire codec: canonical MessagePack arrays of SPEC.md §2, §4-§7.
 
 Everything signedws puts on the wire is a fixed-length MessagePack array whose
-first element is the version. This module decodes such arrays strictly (one
-canonical value, no trailing bytes, no maps, extensions, floats or booleans in
-the shapes it accepts) and encodes them canonically. It knows the shapes and the
-constants; it knows nothing about keys.
+first element is the version. This module decodes such arrays strictly (SPEC.md
+§2 "Decoding": one canonical array of at most 64 elements, each nil, a
+non-negative integer, a valid UTF-8 str or a bin, nothing nested except a
+credential's two lists of strs, no trailing bytes) and encodes them canonically.
+It knows the shapes and the constants; it knows nothing about keys.
 
-`_unpack` is the only place the MessagePack library is called for decoding,
-and it raises only `Rejected` for any input bytes; two hot paths inline the
-very same call: `parse_client_frame`, and `signedws.verifier.Verifier.verify`,
-which then hands the decoded value to `check_client_frame` (or to its own
-per-connection fast path). Every decoded array goes through the same
-canonical-form check.
+`decode_array` is the decoder for anything that did not come from an
+authenticated peer: it reads the top-level array header with msgpack's
+``Unpacker``, refuses an array longer than any structure before decoding an
+element, and decodes the elements with ``max_array_len=0`` (and
+``max_map_len=0``, ``max_ext_len=0``), so no input makes it build more than a
+few dozen objects, and it re-encodes (for the canonical check) only a value whose
+shape is already right. The cost of refusing any input is then one copy of it
+plus a bounded number of small objects. One hot path decodes with a single
+``msgpack.unpackb`` instead: `signedws.verifier.Verifier.verify` on a frame that
+begins with the exact bytes of its connection's current, authenticated credential
+(only that credential's holder can send one); it hands the decoded value to
+`check_client_frame`, which gives the same answer as `decode_array` for every
+input.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ __all__ = [
     "KIND_CLIENT_MAC",
     "KIND_SERVER_ED25519",
     "KIND_SERVER_MAC",
+    "MAX_ARRAY_ITEMS",
     "MAX_CREDENTIAL_SIZE",
     "MAX_LIST_ITEMS",
     "MAX_STRING_SIZE",
@@ -50,6 +59,7 @@ __all__ = [
     "Payload",
     "ServerFrame",
     "check_client_frame",
+    "decode_array",
     "decode_canonical",
     "decode_hello",
     "describe",
@@ -84,6 +94,8 @@ STREAM_SIZE: Final = 16
 MAX_CREDENTIAL_SIZE: Final = 4096
 MAX_STRING_SIZE: Final = 255
 MAX_LIST_ITEMS: Final = 64
+#: No structure has a longer array (SPEC.md §2): a longer one fails decoding.
+MAX_ARRAY_ITEMS: Final = 64
 
 #: Tag size by envelope kind.
 TAG_SIZES: Final = {
@@ -129,53 +141,104 @@ def _canonical_encoder() -> Callable[[object], bytes]:
 
 _canonical: Final = _canonical_encoder()
 _unpackb: Final = msgpack.unpackb
+_Unpacker: Final = msgpack.Unpacker
 _DECODE_ERRORS: Final = (ValueError, TypeError, msgpack.UnpackException)
-
-
-def _unpack(data: bytes, code: Code) -> object:
-    """One MessagePack value, with no maps with entries and no extension types."""
-    try:
-        # raw=False, use_list=True, strict_map_key=True and timestamp=0 are
-        # msgpack's defaults (>= 1.0, which pyproject requires); passing them
-        # again costs ~90 ns of keyword parsing per frame.
-        return _unpackb(data, max_map_len=0, max_ext_len=0)
-    except _DECODE_ERRORS as exc:
-        raise _undecodable(code, exc) from None
+_NONE: Final = type(None)
+#: The first bytes of a MessagePack array: fixarray, array 16, array 32.
+_ARRAY_HEADS: Final = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
 
 
 def _undecodable(code: Code, exc: Exception) -> Rejected:
     return Rejected(code, "not a MessagePack value: {}", type(exc).__name__)
 
 
-def _canonical_array(value: object, data: bytes, code: Code) -> list[object]:
-    """``value`` (decoded from ``data``) if it is an array encoded canonically."""
-    if type(value) is not list:
-        raise Rejected(code, "not an array but {}", type(value).__name__)
-    # Canonical form (SPEC.md §2): the canonical re-encoding must be the input.
-    # The re-encoding is used for nothing else.
-    if _canonical(value) != data:
-        raise Rejected(code, "not canonical MessagePack")
-    return value
+def _scalar(value: object) -> bool:
+    """Whether ``value`` is of a type a field may hold: nil, uint, str or bin."""
+    kind = type(value)
+    return kind is bytes or kind is str or kind is _NONE or (type(value) is int and value >= 0)
 
 
-def decode_canonical(data: bytes, *, code: Code = Code.MALFORMED) -> list[object]:
-    """Decode one canonically encoded MessagePack array.
+def _check_values(fields: list[object], code: Code, arrays_at: frozenset[int]) -> None:
+    """SPEC.md §2 decoding, past the bytes: value types and nesting."""
+    if not fields:
+        raise Rejected(code, "empty array")
+    for index, value in enumerate(fields):
+        if type(value) is list and index in arrays_at:  # at most 64 items: decode_array
+            if all(map(_scalar, value)):
+                continue
+            raise Rejected(code, "element {} holds a value of a type that never appears", index)
+        if not _scalar(value):
+            what = "negative int" if type(value) is int else type(value).__name__
+            raise Rejected(code, "element {} is a {}", index, what)
+
+
+def decode_array(
+    data: bytes, *, code: Code = Code.MALFORMED, arrays_at: frozenset[int] = frozenset()
+) -> list[object]:
+    """Decode one structure (SPEC.md §2 "Decoding"), at a bounded cost.
 
     Args:
         data: the exact received bytes.
-        code: the rejection code to raise with (`Code.MALFORMED` for envelopes,
-            `Code.CREDENTIAL_MALFORMED` for credentials).
+        code: the rejection code (`Code.MALFORMED`, or `Code.CREDENTIAL_MALFORMED`
+            for a credential).
+        arrays_at: the indexes at which the shape has an array of strs (a
+            credential's ``scopes`` and ``aud``): there, and only there, an
+            element may be an array (of at most 64 scalar values). Elsewhere an
+            array is refused at its header (msgpack's ``max_array_len=0``), or,
+            if empty, just after.
 
     Returns:
-        The decoded array, as a list. Only canonical form and the outer type
-        are checked here: each shape's parser checks its fields' exact types,
-        which is where floats, booleans, maps and extensions are refused.
+        The elements, as a list: each nil, a non-negative int, a str or bytes
+        (or, at ``arrays_at``, a list of those).
 
     Raises:
-        Rejected: with ``code`` if ``data`` is not exactly one MessagePack
-            value, is not canonical (SPEC.md §2), or is not an array.
+        Rejected: with ``code`` if ``data`` is not exactly one canonically
+            encoded, non-empty array of at most 64 such elements.
     """
-    return _canonical_array(_unpack(data, code), data, code)
+    if not data or data[0] not in _ARRAY_HEADS:
+        # Not an array: say what it is. With no array allowed, the value decodes
+        # to one scalar or an empty map at most: a bounded cost.
+        try:
+            value = _unpackb(data, max_array_len=0, max_map_len=0, max_ext_len=0)
+        except _DECODE_ERRORS as exc:
+            raise _undecodable(code, exc) from None
+        raise Rejected(code, "not an array but {}", type(value).__name__)
+    unpacker = _Unpacker(max_buffer_size=len(data), max_array_len=0, max_map_len=0, max_ext_len=0)
+    try:
+        unpacker.feed(data)
+        count = unpacker.read_array_header()
+        if count > MAX_ARRAY_ITEMS:  # before decoding any element
+            raise Rejected(code, "array of {} elements, over {}", count, MAX_ARRAY_ITEMS)
+        fields: list[object] = []
+        for index in range(count):
+            # A look at the next header byte (a cheap pre-check, not a codec):
+            # an array where the shape allows one is read header first.
+            if index in arrays_at and data[unpacker.tell()] in _ARRAY_HEADS:
+                items = unpacker.read_array_header()
+                if items > MAX_ARRAY_ITEMS:
+                    raise Rejected(code, "element {} has {} items", index, items)
+                fields.append([unpacker.unpack() for _ in range(items)])
+            else:
+                fields.append(unpacker.unpack())
+    except (*_DECODE_ERRORS, IndexError) as exc:
+        raise _undecodable(code, exc) from None
+    if unpacker.tell() != len(data):
+        raise Rejected(code, "not a MessagePack value: ExtraData")
+    _check_values(fields, code, arrays_at)
+    # Canonical form (SPEC.md §2), on a value of a bounded shape: the canonical
+    # re-encoding must be the input. The re-encoding is used for nothing else.
+    if _canonical(fields) != data:
+        raise Rejected(code, "not canonical MessagePack")
+    return fields
+
+
+_ANYWHERE: Final = frozenset(range(MAX_ARRAY_ITEMS))
+
+
+def decode_canonical(data: bytes, *, code: Code = Code.MALFORMED) -> list[object]:
+    """`decode_array` with an array of scalars allowed as any element: for tools
+    that read a structure without knowing its shape."""
+    return decode_array(data, code=code, arrays_at=_ANYWHERE)
 
 
 def encode(fields: Sequence[object]) -> bytes:
@@ -260,8 +323,6 @@ def describe(value: object) -> str:
 
 
 def _version(fields: list[object]) -> None:
-    if not fields:
-        raise Rejected(Code.MALFORMED, "empty array")
     version = fields[0]
     if type(version) is not int or version != VERSION:
         raise Rejected(Code.UNSUPPORTED_VERSION, "version {}", describe(version))
@@ -285,26 +346,23 @@ def parse_client_frame(data: bytes) -> ClientFields:
     Raises:
         Rejected: `malformed` or `unsupported_version`.
     """
-    try:  # `_unpack`, inlined: the hot path saves a call
-        fields = _unpackb(data, max_map_len=0, max_ext_len=0)
-    except _DECODE_ERRORS as exc:
-        raise _undecodable(Code.MALFORMED, exc) from None
-    return check_client_frame(fields, data)
+    return _check_client_fields(decode_array(data))
 
 
 def check_client_frame(fields: object, data: bytes) -> ClientFields:
-    """`parse_client_frame` past the decoding: ``fields`` is what ``data`` decoded to.
+    """`parse_client_frame` for ``fields``, what ``msgpack.unpackb(data,
+    max_map_len=0, max_ext_len=0)`` returned: the same answer, for every input.
 
-    For the verifier, which decodes ``data`` itself (with the same call as
-    `parse_client_frame`) to try its per-connection fast path first.
+    For the verifier, which decodes a frame that begins with its connection's
+    authenticated credential itself, to try its per-connection fast path first.
 
     Raises:
         Rejected: `malformed` or `unsupported_version`.
     """
-    # `decode_canonical` and `_check_client_fields` in one: the condition
-    # holds exactly when every one of their checks passes. Anything else takes
-    # the long way, which raises the rejection of the first check that fails.
-    if type(fields) is list and len(fields) == 10 and _canonical(fields) == data:
+    # `decode_array` and `_check_client_fields` in one: the condition holds
+    # exactly when every one of their checks passes, and it re-encodes (the
+    # canonical check, last) only ten values of the right types.
+    if type(fields) is list and len(fields) == 10:
         version, kind, cred, nonce, ctr, ts, stream, seq, payload, tag = fields
         if (
             type(version) is int
@@ -328,10 +386,12 @@ def check_client_frame(fields: object, data: bytes) -> ClientFields:
             and len(stream) == STREAM_SIZE
             and type(tag) is bytes
             and len(tag) == (32 if kind == KIND_CLIENT_MAC else 64)
+            and _canonical(fields) == data
         ):
             return (kind, cred, nonce, ctr, ts, stream, seq, payload, tag)
-        return _check_client_fields(fields)  # canonical, 10 elements: a field is wrong
-    return _check_client_fields(_canonical_array(fields, data, Code.MALFORMED))
+    # Anything else: the bounded decoder says why, in the words it uses for
+    # every frame, so the answer (code and detail) is the same on both paths.
+    return parse_client_frame(data)
 
 
 def _check_client_fields(fields: list[object]) -> ClientFields:
@@ -418,7 +478,7 @@ def parse_server_frame(data: bytes) -> ServerFrame:
     Raises:
         Rejected: `malformed` or `unsupported_version`.
     """
-    fields = decode_canonical(data)
+    fields = decode_array(data)
     _version(fields)
     if len(fields) != 9:
         raise Rejected(Code.MALFORMED, "server frame has {} elements, not 9", len(fields))
@@ -475,7 +535,7 @@ def decode_hello(data: bytes) -> Hello:
     Raises:
         Rejected: `malformed` or `unsupported_version`.
     """
-    fields = decode_canonical(data)
+    fields = decode_array(data)
     _version(fields)
     if len(fields) != 7 or fields[1] != HELLO or type(fields[1]) is not int:
         raise Rejected(Code.MALFORMED, "not a hello")

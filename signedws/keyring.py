@@ -321,18 +321,20 @@ class Keyring:
 
     @classmethod
     def from_dict(cls, document: Mapping[str, object]) -> Keyring:
-        """Build a keyring from its JSON form::
+        """Build a keyring from its JSON form, the keyring document of SPEC.md §3.5::
 
             {"issuers": {"<iss>": [<JWK + optional "nbf"/"exp">, ...]},
              "registry": {"<iss>": [{"kid", "x", "sub", "scopes", "aud",
                                      "nbf", "exp"}, ...]}}
 
-        Issuer keys are ``oct`` JWKs (HMAC secrets) or public OKP JWKs.
-        Within one issuer, every ``kid`` names one key: a second key, or a
-        second registry entry, under the same ``kid`` is refused (loading
-        one of the two silently would trust a key nobody chose). A registry
-        entry holds a public key only: one with a private ``d`` member is
-        refused, not stripped.
+        Issuer keys are ``oct`` JWKs (HMAC secrets) or public OKP JWKs; ``nbf``
+        and ``exp`` are their ``not_before`` and ``not_after`` (integer
+        seconds). A registry entry's ``nbf`` and ``exp`` are its ``iat`` and
+        ``exp``. The same ``(iss, kid)`` twice among the issuer keys or twice
+        in the registry, a registry entry with private material (``d``) or
+        with ``kty``/``crv`` other than OKP/Ed25519, refuse the document
+        (loading one of two keys silently would trust a key nobody chose; a
+        private ``d`` is refused, not stripped).
 
         Raises:
             KeyFormatError: if the document is invalid in any way.
@@ -343,13 +345,13 @@ class Keyring:
         unknown = set(document) - {"issuers", "registry"}
         if unknown:
             raise KeyFormatError(f"unknown keyring members {sorted(unknown)}")
+        seen: set[tuple[str, str]] = set()
         for issuer, jwks in _groups(document.get("issuers", {}), "issuers"):
-            kids: set[str] = set()
             for jwk in jwks:
                 kid, key = key_from_jwk({k: v for k, v in jwk.items() if k not in ("nbf", "exp")})
-                if kid in kids:
-                    raise KeyFormatError(f"issuer {issuer!r} has two keys with kid {kid!r}")
-                kids.add(kid)
+                if (issuer, kid) in seen:
+                    raise KeyFormatError(f"issuer {issuer!r} has key {kid!r} twice")
+                seen.add((issuer, kid))
                 window = {
                     "not_before": _optional_seconds(jwk.get("nbf"), "nbf"),
                     "not_after": _optional_seconds(jwk.get("exp"), "exp"),
@@ -362,20 +364,19 @@ class Keyring:
                     raise KeyFormatError(
                         f"issuer key {kid!r} is a private key; give its public part"
                     )
+        registered: set[tuple[str, str]] = set()
         for issuer, entries in _groups(document.get("registry", {}), "registry"):
-            registered: set[str] = set()
             for entry in entries:
                 kid = _name(entry.get("kid"), "kid")
+                if (issuer, kid) in registered:
+                    raise KeyFormatError(f"registry of {issuer!r} has {kid!r} twice")
+                registered.add((issuer, kid))
                 if "d" in entry:
                     raise KeyFormatError(
-                        f"registry entry {kid!r} of {issuer!r} carries a private key (d): "
-                        "a registry holds public keys only"
+                        f"registry entry {kid!r} holds private material (d): give the public key"
                     )
-                if kid in registered:
-                    raise KeyFormatError(
-                        f"registry of {issuer!r} has two entries with kid {kid!r}"
-                    )
-                registered.add(kid)
+                if entry.get("kty", "OKP") != "OKP" or entry.get("crv", "Ed25519") != "Ed25519":
+                    raise KeyFormatError(f"registry entry {kid!r} is not an OKP Ed25519 key")
                 keyring.register(
                     issuer,
                     kid,

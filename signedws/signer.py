@@ -121,6 +121,9 @@ class Signer:
         self._server_counter = 0
         self._ack = 0
         self._frame_keys: dict[str, HMACKey] = {}
+        # The server frame kinds of the schemes held on this connection (SPEC.md
+        # §7.2 step 2): a refresh may change the scheme (§4.5).
+        self._server_kinds: set[int] = set()
         self._credential = credential
         self._principal = _claims_principal(credential)
         self._install(credential)
@@ -151,6 +154,7 @@ class Signer:
 
     def _install(self, credential: ClientCredential) -> None:
         if isinstance(credential, MACCredential):
+            self._server_kinds.add(KIND_SERVER_MAC)
             self._kind = KIND_CLIENT_MAC
             self._cred = credential.token
             self._mac_state = credential.frame_key.state(self._client_prefix)
@@ -158,6 +162,7 @@ class Signer:
             while len(self._frame_keys) > KEPT_FRAME_KEYS:
                 del self._frame_keys[next(iter(self._frame_keys))]
         else:
+            self._server_kinds.add(KIND_SERVER_ED25519)
             self._kind = KIND_CLIENT_ED25519
             self._cred = credential.credential
             self._private_key = credential.private_key
@@ -197,13 +202,14 @@ class Signer:
     def refresh(self, credential: ClientCredential) -> None:
         """Sign the next frames with ``credential`` (SPEC.md §4.5).
 
+        The scheme may change (a token to a certificate or key reference, or
+        back): the next frames are of the new credential's kind, and server
+        frames of both schemes verify from then on (SPEC.md §7.2 step 2).
+
         Raises:
-            UsageError: if ``credential`` is of another scheme, issuer or
-                subject (the server would refuse it with
-                `credential_mismatch`).
+            UsageError: if ``credential`` is of another issuer or subject (the
+                server would refuse it with `credential_mismatch`).
         """
-        if type(credential) is not type(self._credential):
-            raise UsageError("a refreshed credential must be of the same scheme")
         iss, sub = _claims_principal(credential)
         if iss != self._principal[0] or (
             sub is not None and self._principal[1] is not None and sub != self._principal[1]
@@ -294,8 +300,7 @@ class Signer:
         if len(data) > envelope.DEFAULT_MAX_SERVER_FRAME_SIZE:
             raise Rejected(Code.FRAME_TOO_LARGE, f"server frame of {len(data)} bytes")
         frame = envelope.parse_server_frame(data)
-        expected = KIND_SERVER_MAC if self._kind == KIND_CLIENT_MAC else KIND_SERVER_ED25519
-        if frame.kind != expected:
+        if frame.kind not in self._server_kinds:
             raise Rejected(Code.SCHEME_MISMATCH, f"server frame kind {frame.kind}")
         if frame.nonce != self.hello.nonce:
             raise Rejected(Code.NONCE_MISMATCH, "not this connection's nonce")

@@ -90,10 +90,12 @@ from .envelope import (
     KIND_CLIENT_MAC,
     SERVER_LABEL,
     TYPE_TOKEN,
+    ClientFields,
     Hello,
     Payload,
     check_client_frame,
     length_prefixed,
+    parse_client_frame,
 )
 from .errors import Code, Rejected, UsageError
 from .keyring import Keyring
@@ -608,108 +610,107 @@ class Verifier:
             raise Rejected(
                 Code.FRAME_TOO_LARGE, "{} bytes, over {}", len(data), self.max_frame_size
             )
-        # 2. Decode (the call `envelope.parse_client_frame` makes).
-        try:
-            fields = _unpackb(data, max_map_len=0, max_ext_len=0)
-        except _DECODE_ERRORS as exc:
-            raise _undecodable(Code.MALFORMED, exc) from None
         now_ms = _trunc(now * 1000)  # int(), ~20 ns cheaper
         vc = state.credential
-        if vc is not None:
-            try:  # a list of 10 for any frame worth a look; else the full path says why
-                _, kind, _, nonce, ctr, ts, stream, seq, payload, tag = fields
-            except (TypeError, ValueError):
-                return self._verify_full(data, fields, state, now_ms)
-            # The per-connection fast path (see the module docstring): the
-            # frame carries the connection's current credential and nonce.
-            # The condition holds only if steps 2-8 and 10 all pass; each line
-            # says which step(s) it stands for. If it fails, for whatever
-            # reason, `_verify_full` runs every step in order, so the first
-            # failing step's code is the one reported, exactly as if there
-            # were no fast path.
-            if (
-                # Cheapest first, and first what tells apart the frames an
-                # attacker most easily sends (another connection's, replayed,
-                # malformed, with an unknown credential): they then pay little
-                # for trying the fast path before the full path refuses them.
-                #
-                # 4 (nonce: bin(64)) and 5: vc was committed on this state,
-                # after a frame with a 64-byte nonce equal to state.nonce.
-                nonce == state.nonce
-                # 4 (ctr: uint >= 1, as H >= 0) and 6 (ctr > H passes).
-                and type(ctr) is int
-                and ctr > state.highest
-                # 3 (version: the uint 1), 4 (kind: a client kind; cred: bin
-                # <= 4096 bytes), 7.2 (kind goes with vc's type) and 7.1-7.3:
-                # the frame begins with version 1, vc's kind and the exact
-                # credential bytes that authenticated to vc ...
-                and data.startswith(vc.head)
-                # ... in the current epoch of the cache, under an unchanged
-                # keyring: a cache look-up would give vc or an equal result.
-                and vc.epoch is self._epoch
-                and self._cache_version == self._keyring.version
-                # 4 (ts: uint) and 10.
-                and type(ts) is int
-                and ts >= 0
-                and abs(ts - now_ms) <= self.max_skew_ms
-                # 4: the other fields' types and sizes, as `check_client_frame`.
-                and type(stream) is bytes
-                and len(stream) == 16
-                and type(seq) is int
-                and (
-                    ((type(payload) is bytes or type(payload) is str) and seq > 0)
-                    or (payload is None and seq == 0)
+        # 2. Decode. A frame that does not begin with the exact bytes of the
+        # connection's current credential (version 1, its kind and ``cred``:
+        # vc.head) is decoded by `envelope.decode_array`, at a bounded cost
+        # whatever it holds. One that does comes from that credential's holder,
+        # who alone signed a frame on this connection: it is decoded in one
+        # msgpack call, for the per-connection fast path.
+        if vc is None or not data.startswith(vc.head):
+            return self._verify_full(data, parse_client_frame(data), state, now_ms)
+        try:
+            fields = _unpackb(data, max_map_len=0, max_ext_len=0)
+        except _DECODE_ERRORS:  # the bounded decoder says why
+            return self._verify_full(data, parse_client_frame(data), state, now_ms)
+        # vc.head begins with a fixarray of 10: what decoded is a list of 10.
+        _, kind, _, nonce, ctr, ts, stream, seq, payload, tag = fields
+        # The per-connection fast path (see the module docstring): the
+        # frame carries the connection's current credential and nonce.
+        # The condition holds only if steps 2-8 and 10 all pass; each line
+        # says which step(s) it stands for. If it fails, for whatever
+        # reason, `_verify_full` runs every step in order, so the first
+        # failing step's code is the one reported, exactly as if there
+        # were no fast path.
+        if (
+            # Cheapest first, and first what tells apart the frames an
+            # attacker most easily sends (another connection's, replayed,
+            # malformed, with an unknown credential): they then pay little
+            # for trying the fast path before the full path refuses them.
+            #
+            # 4 (nonce: bin(64)) and 5: vc was committed on this state,
+            # after a frame with a 64-byte nonce equal to state.nonce.
+            nonce == state.nonce
+            # 4 (ctr: uint >= 1, as H >= 0) and 6 (ctr > H passes).
+            and type(ctr) is int
+            and ctr > state.highest
+            # 3 (version: the uint 1), 4 (kind: a client kind; cred: bin
+            # <= 4096 bytes), 7.2 (kind goes with vc's type) and 7.1-7.3:
+            # the frame begins with version 1, vc's kind and the exact
+            # credential bytes that authenticated to vc (tested before
+            # decoding, above) in the current epoch of the cache, under an unchanged
+            # keyring: a cache look-up would give vc or an equal result.
+            and vc.epoch is self._epoch
+            and self._cache_version == self._keyring.version
+            # 4 (ts: uint) and 10.
+            and type(ts) is int
+            and ts >= 0
+            and abs(ts - now_ms) <= self.max_skew_ms
+            # 4: the other fields' types and sizes, as `check_client_frame`.
+            and type(stream) is bytes
+            and len(stream) == 16
+            and type(seq) is int
+            and (
+                ((type(payload) is bytes or type(payload) is str) and seq > 0)
+                or (payload is None and seq == 0)
+            )
+            and type(tag) is bytes
+            and len(tag) == vc.tag_size
+            # 5 (now < the nonce's expiry) and 7.4, as `_verify_full` tests
+            # them: the commit that made vc the state's credential set
+            # state.valid_until_ms to the earlier of the two ends. (8
+            # passes: that commit also bound the state to vc's principal.)
+            and vc.valid_from_ms <= now_ms < state.valid_until_ms
+            # 2: canonical form. Last: the dearest, and a frame that fails
+            # an earlier test then pays for it only once (in the full path).
+            and _canonical(fields) == data
+        ):
+            # Steps 9, 11 and 12 as in `_verify_full`, without what the
+            # condition made moot (the binding and current credential are
+            # already vc's).
+            revocations = self.revocations
+            if revocations is not EMPTY and revocations.is_revoked(vc.iss, vc.cid, vc.sub, vc.iat):
+                raise _revoked(vc)
+            if kind == KIND_CLIENT_MAC:
+                mac = vc.mac_state.copy()  # type: ignore[union-attr]
+                mac.update(data[:-34])
+                try:
+                    mac.verify(tag)  # constant-time comparison
+                except InvalidSignature:
+                    raise Rejected(Code.BAD_TAG, "cid={!r} ctr={}", vc.cid, ctr) from None
+            else:
+                # `ed25519.check_signature`'s own shortcut, inlined: most
+                # signatures need neither its call nor its integer work.
+                if tag[63] >= _S_TOP_BELOW_L or tag[31] in _SUSPECT_LAST_BYTES:
+                    self._check_signature(vc, ctr, tag)
+                if not self.backend.verify(vc.prepared, tag, self._client_prefix + data[:-66]):
+                    raise Rejected(Code.BAD_SIGNATURE, "cid={!r} ctr={}", vc.cid, ctr)
+            if self.window:
+                state.highest, state.bitmap = replay.advance(
+                    state.highest, state.bitmap, self.window, ctr
                 )
-                and type(tag) is bytes
-                and len(tag) == vc.tag_size
-                # 5 (now < the nonce's expiry) and 7.4, as `_verify_full` tests
-                # them: the commit that made vc the state's credential set
-                # state.valid_until_ms to the earlier of the two ends. (8
-                # passes: that commit also bound the state to vc's principal.)
-                and vc.valid_from_ms <= now_ms < state.valid_until_ms
-                # 2: canonical form. Last: the dearest, and a frame that fails
-                # an earlier test then pays for it only once (in the full path).
-                and _canonical(fields) == data
-            ):
-                # Steps 9, 11 and 12 as in `_verify_full`, without what the
-                # condition made moot (the binding and current credential are
-                # already vc's).
-                revocations = self.revocations
-                if revocations is not EMPTY and revocations.is_revoked(
-                    vc.iss, vc.cid, vc.sub, vc.iat
-                ):
-                    raise _revoked(vc)
-                if kind == KIND_CLIENT_MAC:
-                    mac = vc.mac_state.copy()  # type: ignore[union-attr]
-                    mac.update(data[:-34])
-                    try:
-                        mac.verify(tag)  # constant-time comparison
-                    except InvalidSignature:
-                        raise Rejected(Code.BAD_TAG, "cid={!r} ctr={}", vc.cid, ctr) from None
-                else:
-                    # `ed25519.check_signature`'s own shortcut, inlined: most
-                    # signatures need neither its call nor its integer work.
-                    if tag[63] >= _S_TOP_BELOW_L or tag[31] in _SUSPECT_LAST_BYTES:
-                        self._check_signature(vc, ctr, tag)
-                    if not self.backend.verify(vc.prepared, tag, self._client_prefix + data[:-66]):
-                        raise Rejected(Code.BAD_SIGNATURE, "cid={!r} ctr={}", vc.cid, ctr)
-                if self.window:
-                    state.highest, state.bitmap = replay.advance(
-                        state.highest, state.bitmap, self.window, ctr
-                    )
-                else:
-                    state.highest = ctr
-                return _new_message(
-                    (vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts)
-                )
-        return self._verify_full(data, fields, state, now_ms)
+            else:
+                state.highest = ctr
+            return _new_message((vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts))
+        return self._verify_full(data, check_client_frame(fields, data), state, now_ms)
 
     def _verify_full(
-        self, data: bytes, fields: object, state: ConnectionState, now_ms: int
+        self, data: bytes, checked: ClientFields, state: ConnectionState, now_ms: int
     ) -> Message:
-        """`verify` past step 2's decoding, every step in order (the full path)."""
-        # 2-4. Canonical form, version, structure.
-        kind, cred, nonce, ctr, ts, stream, seq, payload, tag = check_client_frame(fields, data)
+        """`verify` past steps 2-4 (``checked``: the frame's fields, decoded and
+        type-checked), every later step in order (the full path)."""
+        kind, cred, nonce, ctr, ts, stream, seq, payload, tag = checked
         # 5. Nonce.
         if nonce != state.nonce:
             raise Rejected(Code.NONCE_MISMATCH, "not this connection's nonce")

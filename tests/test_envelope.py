@@ -27,6 +27,7 @@ from signedws.envelope import (
     ServerFrame,
     _canonical,
     check_client_frame,
+    decode_array,
     decode_canonical,
     decode_hello,
     encode,
@@ -86,6 +87,55 @@ def test_decode_canonical_returns_the_array() -> None:
     assert decode_canonical(data) == [1, 200, 70000, 2**64 - 1, "s", b"b", None, [], ["x"]]
 
 
+@pytest.mark.parametrize(
+    ("hex_data", "detail"),
+    [
+        pytest.param("91ca3f800000", "element 0 is a float", id="float32"),
+        pytest.param("91cb3ff0000000000000", "element 0 is a float", id="float64"),
+        pytest.param("91c3", "element 0 is a bool", id="true"),
+        pytest.param("91ff", "element 0 is a negative int", id="negative-fixint"),
+        pytest.param("9180", "element 0 is a dict", id="empty-map"),
+        pytest.param("91d40500", "not a MessagePack value: ValueError", id="fixext"),
+        pytest.param(
+            "9191ca3f800000",
+            "element 0 holds a value of a type that never appears",
+            id="float-in-list",
+        ),
+        pytest.param("90", "empty array", id="empty-array"),
+    ],
+)
+def test_decode_canonical_refuses_types_that_never_appear(hex_data: str, detail: str) -> None:
+    """Floats, booleans, negative integers, maps and extensions fail decoding,
+    wherever they are (SPEC.md §2 "Decoding"), and so does an empty array."""
+    with pytest.raises(Rejected) as info:
+        decode_canonical(bytes.fromhex(hex_data))
+    assert (info.value.code, info.value.detail) == (Code.MALFORMED, detail)
+
+
+def test_decode_array_refuses_long_arrays_before_decoding_them() -> None:
+    """An array of more than 64 elements is refused at its header (SPEC.md §2)."""
+    with pytest.raises(Rejected) as info:
+        decode_array(b"\xdc\xff\xff" + b"\x90" * 65535)
+    assert info.value.detail == "array of 65535 elements, over 64"
+    with pytest.raises(Rejected) as info:
+        decode_array(encode([1, ["a"] * 65]), arrays_at=frozenset({1}))
+    assert info.value.detail == "element 1 has 65 items"
+    assert decode_array(encode([1] * 64)) == [1] * 64
+
+
+def test_decode_array_nests_only_where_the_shape_says() -> None:
+    """An array element is allowed only at ``arrays_at`` (a credential's lists)."""
+    data = encode([1, ["a", "b"], []])
+    assert decode_array(data, arrays_at=frozenset({1, 2})) == [1, ["a", "b"], []]
+    with pytest.raises(Rejected, match="not a MessagePack value: ValueError"):
+        decode_array(data)
+    with pytest.raises(Rejected, match="element 2 is a list"):
+        decode_array(data, arrays_at=frozenset({1}))
+    # Truncated where an array may start: nothing to look at.
+    with pytest.raises(Rejected, match="not a MessagePack value: IndexError"):
+        decode_array(b"\x92\x01", arrays_at=frozenset({1}))
+
+
 def test_decode_canonical_uses_the_given_code() -> None:
     """The caller chooses the rejection code (credential_malformed for credentials)."""
     with pytest.raises(Rejected) as info:
@@ -112,8 +162,6 @@ def test_decode_canonical_uses_the_given_code() -> None:
         pytest.param("91db0000000161", id="str32-for-short-str"),
         pytest.param("dc000101", id="array16-for-short-array"),
         pytest.param("dd0000000101", id="array32-for-short-array"),
-        pytest.param("9191dc000101", id="nested-array16"),
-        pytest.param("91ca3f800000", id="float32"),
     ],
 )
 def test_decode_canonical_refuses_non_shortest_forms(hex_data: str) -> None:
@@ -144,6 +192,8 @@ def test_decode_canonical_refuses_non_shortest_forms(hex_data: str) -> None:
         pytest.param("91c7010501", id="nested-ext8"),
         pytest.param("91d6ff00000000", id="nested-timestamp"),
         pytest.param("91" * 2000 + "c0", id="too-deep"),
+        pytest.param("9191dc000101", id="depth-3"),
+        pytest.param("919191c0", id="depth-3-fixarray"),
     ],
 )
 def test_decode_canonical_refuses_non_messagepack(hex_data: str) -> None:
@@ -224,17 +274,17 @@ def test_shape_parsers_raise_only_rejected(data: bytes) -> None:
         }
 
 
-_wire_values = st.recursive(
+_scalars = (
     st.none()
     | st.integers(min_value=0, max_value=2**64 - 1)
     | st.text(max_size=40)
-    | st.binary(max_size=40),
-    lambda children: st.lists(children, max_size=5),
-    max_leaves=20,
+    | st.binary(max_size=40)
 )
+#: An element: a scalar or an array of scalars (SPEC.md §2: nothing nests deeper).
+_wire_values = _scalars | st.lists(_scalars, max_size=5)
 
 
-@given(st.lists(_wire_values, max_size=8))
+@given(st.lists(_wire_values, min_size=1, max_size=8))
 def test_encode_decode_round_trip(value: list[object]) -> None:
     """Any array of the spec's types encodes canonically and decodes back to itself."""
     assert decode_canonical(encode(value)) == value
@@ -513,11 +563,20 @@ def test_parse_client_frame_refuses_empty_array() -> None:
     assert exc.detail == "empty array"
 
 
-@pytest.mark.parametrize("version", [0, 2, 2**64 - 1, "1", b"\x01", None, [1]])
+@pytest.mark.parametrize("version", [0, 2, 2**64 - 1, "1", b"\x01", None])
 def test_parse_client_frame_refuses_other_versions(version: object) -> None:
     """Any element 0 other than the uint 1 is unsupported_version (step 3)."""
     exc = _rejected(Code.UNSUPPORTED_VERSION, encode(replaced(client_fields(), 0, version)))
     assert exc.detail.startswith("version")
+
+
+def test_an_array_as_version_is_malformed() -> None:
+    """An array in element 0 fails decoding (no array nests in an envelope, SPEC.md
+    §2), before the version is looked at."""
+    exc = _rejected(Code.MALFORMED, encode(replaced(client_fields(), 0, [1])))
+    assert exc.detail == "not a MessagePack value: ValueError"
+    exc = _rejected(Code.MALFORMED, encode(replaced(client_fields(), 0, [])))
+    assert exc.detail == "element 0 is a list"
 
 
 def test_version_is_checked_before_structure() -> None:
@@ -548,19 +607,20 @@ def test_parse_client_frame_refuses_wrong_length(size: int) -> None:
         (3, NONCE + b"\x00", "nonce is 65 bytes, not 64"),
         (3, "n" * 64, "nonce is not a bin"),
         (4, 0, "ctr is 0"),
-        (4, -1, "ctr is not a uint"),
+        (4, -1, "element 4 is a negative int"),
         (4, "7", "ctr is not a uint"),
-        (5, -1, "ts is not a uint"),
+        (5, -1, "element 5 is a negative int"),
         (5, None, "ts is not a uint"),
         (6, STREAM[:-1], "stream is 15 bytes, not 16"),
         (6, STREAM + b"\x00", "stream is 17 bytes, not 16"),
         (6, "s" * 16, "stream is not a bin"),
-        (7, -1, "seq is not a uint"),
+        (7, -1, "element 7 is a negative int"),
         (7, "5", "seq is not a uint"),
         (7, 0, "seq must be 0 exactly for a nil payload"),
         (8, None, "seq must be 0 exactly for a nil payload"),
         (8, 1, "payload is not a str, bin or nil"),
-        (8, ["hi"], "payload is not a str, bin or nil"),
+        (8, [], "element 8 is a list"),
+        (8, ["hi"], "not a MessagePack value: ValueError"),
         (9, bytes(31), "tag is 31 bytes, not 32"),
         (9, bytes(64), "tag is 64 bytes, not 32"),
         (9, "t" * 32, "tag is not a bin"),
@@ -638,8 +698,8 @@ def test_parse_server_frame_structure() -> None:
         (3, NONCE[:32], "nonce is 32 bytes, not 64"),
         (3, None, "nonce is not a bin"),
         (4, 0, "ctr is 0"),
-        (4, -3, "ctr is not a uint"),
-        (5, -1, "ack is not a uint"),
+        (4, -3, "element 4 is a negative int"),
+        (5, -1, "element 5 is a negative int"),
         (5, None, "ack is not a uint"),
         (6, "now", "ts is not a uint"),
         (7, 5, "payload is not a str, bin or nil"),
@@ -701,7 +761,7 @@ def test_decode_hello_structure() -> None:
         (2, "nonce", "nonce is not a bin"),
         (3, "", "aud is 0 bytes, not 1-255"),
         (3, b"api.example", "aud is not a str"),
-        (4, -1, "time is not a uint"),
+        (4, -1, "element 4 is a negative int"),
         (5, "65536", "max_frame is not a uint"),
         (6, None, "window is not a uint"),
     ],

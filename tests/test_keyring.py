@@ -570,6 +570,41 @@ def registry_entry(**changes: object) -> dict[str, object]:
         pytest.param(
             {"registry": {ISS_A: [registry_entry(scopes=["a", "a"])]}}, "duplicates", id="dup"
         ),
+        # SPEC.md §3.5 (and issue 13's finding 8).
+        pytest.param(
+            {"issuers": {ISS_A: [okp("k", 1), okp("k", 2)]}}, "has key 'k' twice", id="dup-kid"
+        ),
+        pytest.param(
+            {"issuers": {ISS_A: [okp("k", 1), {"kty": "oct", "kid": "k", "k": "A" * 43}]}},
+            "has key 'k' twice",
+            id="dup-kid-other-type",
+        ),
+        pytest.param(
+            {"registry": {ISS_A: [registry_entry(), registry_entry()]}},
+            "has 'd' twice",
+            id="reg-dup-kid",
+        ),
+        pytest.param(
+            {"registry": {ISS_A: [{**registry_entry(), "d": b64url_encode(bytes([1]) * 32)}]}},
+            "private material",
+            id="reg-private",
+        ),
+        pytest.param(
+            {"registry": {ISS_A: [{**registry_entry(), "kty": "oct"}]}},
+            "not an OKP Ed25519 key",
+            id="reg-kty",
+        ),
+        pytest.param(
+            {"registry": {ISS_A: [{**registry_entry(), "crv": "X25519"}]}},
+            "not an OKP Ed25519 key",
+            id="reg-crv",
+        ),
+        pytest.param({"issuers": {ISS_A: [okp("k", 1, exp=True)]}}, "exp must be", id="exp-bool"),
+        pytest.param(
+            {"issuers": {ISS_A: [{"kty": "oct", "kid": "h", "k": "A" * 43, "alg": "HS512"}]}},
+            "alg must be HS256",
+            id="oct-alg",
+        ),
     ],
 )
 def test_from_dict_refuses(document: object, message: str) -> None:
@@ -584,3 +619,38 @@ def test_from_dict_registry_defaults() -> None:
     entry = keyring.registered_key(ISS_A, "d")
     assert (entry.scopes, entry.audiences) == (frozenset(), frozenset())
     assert keyring.issuers == frozenset()
+
+
+def test_keyring_document_of_the_spec() -> None:
+    """SPEC.md §3.5: the keyring document as the spec writes it loads, with the
+    issuer key's nbf/exp as its window, the registry entry's nbf/exp as its iat
+    and exp, optional kty/crv on a registry entry, unknown JWK members ignored,
+    and the same (iss, kid) once as an issuer key and once in the registry."""
+    document = {
+        "issuers": {
+            ISS_A: [
+                {"kty": "oct", "kid": "h1", "k": "A" * 43, "nbf": 100, "exp": 200, "note": "x"},
+                okp("e1", 1, exp=300),
+            ]
+        },
+        "registry": {
+            ISS_A: [
+                {
+                    **registry_entry(kid="e1", nbf=10, exp=20),
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                }
+            ]
+        },
+    }
+    keyring = Keyring.from_dict(document)
+    assert keyring.issuer_key(ISS_A, "h1").window_ms == (100_000, 200_000)
+    assert (
+        keyring.issuer_key(ISS_A, "e1").not_before,
+        keyring.issuer_key(ISS_A, "e1").not_after,
+    ) == (
+        None,
+        300,
+    )
+    entry = keyring.registered_key(ISS_A, "e1")
+    assert (entry.not_before, entry.expires) == (10, 20)

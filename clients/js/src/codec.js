@@ -11,15 +11,16 @@
  * 2^32 as a float, so `prepare` hands it numbers below 2^32 (and above -2^31)
  * and bigints beyond, which is the canonical split.
  *
- * Decoding is strict: one value, no trailing bytes, then the value is
- * re-encoded canonically and must give back the input bytes (SPEC.md §2). The
- * re-encoding is used for nothing else. To give the same answer as the Python
- * implementation for every input, values that never appear in signedws but
- * that Python's msgpack would decode are kept as opaque markers that re-encode
- * to their own bytes: floats (`FloatValue`, raw bits kept), empty maps and
- * zero-length extensions. Non-empty maps and extensions with data fail to
- * decode, as in Python (`max_map_len=0`, `max_ext_len=0`); nesting deeper than
- * 1024 arrays fails too (msgpack-python's stack limit).
+ * Decoding is strict (SPEC.md §2 "Decoding"): one value, no trailing bytes,
+ * an array of 1 to 64 elements (the library's `maxArrayLength` refuses a longer
+ * array while decoding), each nil, a uint, a valid UTF-8 str or a bin, or an
+ * array of such values only where the shape has a `[str]` (a credential's
+ * `scopes` and `aud`); then the value is re-encoded canonically and must give
+ * back the input bytes. The re-encoding is used for nothing else, and only on a
+ * value that passed the rest. Values that never appear in signedws but that the
+ * library would decode are kept as opaque markers (floats as `FloatValue`, empty
+ * maps, zero-length extensions as `ExtValue`) and refused by the type check;
+ * non-empty maps and extensions with data fail to decode.
  *
  * Integers come out as `number` when they are safe integers and as `bigint`
  * beyond (`UInt`): one representation per value, so `===` compares them.
@@ -39,6 +40,8 @@ import { Code, Rejected, UsageError } from './errors.js';
 
 export const MAX_UINT64 = (1n << 64n) - 1n;
 const MAX_NESTING = 1024;
+/** No structure has a longer array (SPEC.md §2): a longer one fails decoding. */
+export const MAX_ARRAY_ITEMS = 64;
 const UINT32_LIMIT = 2 ** 32;
 const INT32_MIN = -(2 ** 31);
 
@@ -83,6 +86,7 @@ class StrictDecoder extends Decoder {
     super({
       useBigInt64: true,
       extensionCodec,
+      maxArrayLength: MAX_ARRAY_ITEMS,
       mapKeyConverter: () => {
         throw new RangeError('map');
       },
@@ -217,18 +221,34 @@ function isWellFormed(text) {
 }
 
 /**
- * Decode one canonically encoded MessagePack array.
+ * Whether `value` is of a type a field may hold: nil, uint, str or bin.
  *
- * Only canonical form and the outer type are checked here: each shape's
- * parser checks its fields' exact types.
+ * @param {unknown} value
+ */
+function isScalar(value) {
+  return (
+    value === null ||
+    typeof value === 'string' ||
+    value instanceof Uint8Array ||
+    (typeof value === 'number' && Number.isInteger(value) && value >= 0) ||
+    (typeof value === 'bigint' && value >= 0n)
+  );
+}
+
+/**
+ * Decode one structure (SPEC.md §2 "Decoding").
  *
  * @param {Uint8Array} data the exact received bytes
  * @param {Readonly<import('./errors.js').CodeInfo>} [code] the code to reject
  *   with (`malformed` for envelopes, `credential_malformed` for credentials)
+ * @param {ReadonlySet<number>} [arraysAt] the indexes at which the shape has a
+ *   `[str]` (a credential's `scopes` and `aud`): there, and only there, an
+ *   element may be an array (of at most 64 scalar values)
  * @returns {unknown[]} the decoded array
  * @throws {Rejected} if `data` is not exactly one canonical MessagePack array
+ *   of 1 to 64 such elements
  */
-export function decodeCanonical(data, code = Code.malformed) {
+export function decodeCanonical(data, code = Code.malformed, arraysAt = NO_ARRAYS) {
   let value;
   try {
     value = normalize(decoder.decode(data), 0);
@@ -236,6 +256,15 @@ export function decodeCanonical(data, code = Code.malformed) {
     throw new Rejected(code, `not a MessagePack value: ${errorName(error)}`);
   }
   if (!Array.isArray(value)) throw new Rejected(code, 'not an array');
+  if (value.length === 0) throw new Rejected(code, 'empty array');
+  for (let i = 0; i < value.length; i++) {
+    const item = value[i];
+    if (Array.isArray(item) && arraysAt.has(i)) {
+      if (item.every(isScalar)) continue;
+      throw new Rejected(code, `element ${i} holds a value of a type that never appears`);
+    }
+    if (!isScalar(item)) throw new Rejected(code, `element ${i} is not nil, a uint, a str or a bin`);
+  }
   let again;
   try {
     again = encoder.encode(prepare(value, 0));
@@ -245,6 +274,9 @@ export function decodeCanonical(data, code = Code.malformed) {
   if (!sameBytes(again, data)) throw new Rejected(code, 'not canonical MessagePack');
   return value;
 }
+
+/** @type {ReadonlySet<number>} */
+const NO_ARRAYS = new Set();
 
 /** @param {unknown} error */
 function errorName(error) {

@@ -11,6 +11,10 @@
 
 import { concat, randomBytes, utf8 } from './bytes.js';
 import { decodeCanonical, encode, toUInt } from './codec.js';
+
+/** A token's and a certificate's `scopes` and `aud` (SPEC.md §4.2, §4.3): the only
+ * arrays nested in any structure (SPEC.md §2). */
+const LIST_FIELDS = new Set([6, 7]);
 import {
   MAX_CREDENTIAL_SIZE,
   MAX_LIST_ITEMS,
@@ -75,7 +79,7 @@ const C = Code.credential_malformed;
  *   credential of a known type with valid fields
  */
 export function unverifiedCredential(data) {
-  const fields = decodeCanonical(data, C);
+  const fields = decodeCanonical(data, C, LIST_FIELDS);
   if (fields.length < 2 || fields[0] !== VERSION) throw new Rejected(C, 'not a version 1 credential');
   const ctype = fields[1];
   if (typeof ctype !== 'number' && typeof ctype !== 'bigint') {

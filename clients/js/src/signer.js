@@ -149,6 +149,9 @@ export class Signer {
     this._ack = 0;
     /** @private @type {Map<string, HMACKey>} */
     this._frameKeys = new Map();
+    /** The server frame kinds of the schemes held on this connection (SPEC.md §7.2
+     * step 2): a refresh may change the scheme (§4.5). @type {Set<number>} */
+    this._serverKinds = new Set();
     /** @private @type {Promise<unknown>} */
     this._verifying = Promise.resolve();
     /** @private */
@@ -182,6 +185,7 @@ export class Signer {
    */
   _install(credential) {
     if (credential instanceof MACCredential) {
+      this._serverKinds.add(KIND_SERVER_MAC);
       this._kind = KIND_CLIENT_MAC;
       this._cred = credential.token;
       this._frameKeys.set(credential.cid, credential.frameKey);
@@ -189,6 +193,7 @@ export class Signer {
         this._frameKeys.delete(/** @type {string} */ (this._frameKeys.keys().next().value));
       }
     } else {
+      this._serverKinds.add(KIND_SERVER_ED25519);
       this._kind = KIND_CLIENT_ED25519;
       this._cred = credential.credential;
     }
@@ -222,13 +227,17 @@ export class Signer {
   /**
    * Sign the next frames with `credential` (SPEC.md §4.5).
    *
+   * The scheme may change (a token to a certificate or key reference, or back):
+   * the next frames are of the new credential's kind, and server frames of both
+   * schemes verify from then on (SPEC.md §7.2 step 2).
+   *
    * @param {ClientCredential} credential
-   * @throws {UsageError} if `credential` is of another scheme, issuer or
-   *   subject (the server would refuse it with `credential_mismatch`)
+   * @throws {UsageError} if `credential` is of another issuer or subject (the
+   *   server would refuse it with `credential_mismatch`)
    */
   refresh(credential) {
-    if (credential?.constructor !== this._credential.constructor) {
-      throw new UsageError('a refreshed credential must be of the same scheme');
+    if (!(credential instanceof MACCredential) && !(credential instanceof Ed25519Credential)) {
+      throw new UsageError('refresh needs a MACCredential or an Ed25519Credential');
     }
     const [iss, sub] = principalOf(credential);
     const [boundIss, boundSub] = this._principal;
@@ -322,8 +331,7 @@ export class Signer {
       throw new Rejected(Code.frame_too_large, `server frame of ${data.length} bytes`);
     }
     const frame = unverifiedServerFrame(data);
-    const expected = this._kind === KIND_CLIENT_MAC ? KIND_SERVER_MAC : KIND_SERVER_ED25519;
-    if (frame.kind !== expected) throw new Rejected(Code.scheme_mismatch, `server frame kind ${frame.kind}`);
+    if (!this._serverKinds.has(frame.kind)) throw new Rejected(Code.scheme_mismatch, `server frame kind ${frame.kind}`);
     if (!sameBytes(frame.nonce, this.hello.nonce)) throw new Rejected(Code.nonce_mismatch, "not this connection's nonce");
     if (frame.counter <= this._serverCounter) {
       throw new Rejected(Code.replay, `server counter ${frame.counter} not above ${this._serverCounter}`);

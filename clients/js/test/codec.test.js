@@ -87,19 +87,27 @@ describe('decodeCanonical', () => {
     assert.equal(refused('91a1ff'), 'malformed');
   });
 
-  test('as in Python: non-empty maps and extensions with data fail; floats, {} and empty extensions decode', () => {
+  test('§2 decoding: maps, extensions, floats, booleans and negative integers fail, anywhere', () => {
     assert.equal(refused('91810101'), 'malformed');
     assert.equal(refused('91d40100'), 'malformed');
-    assert.equal(refused('91c700ff'), 'malformed'); // the timestamp type has no empty form
-    assert.equal(refused('91cb3ff0000000000000'), 'accepted'); // float 64: canonical in Python's sense
-    assert.equal(refused('91ca3f800000'), 'malformed'); // float 32: Python writes it back as float 64
-    assert.equal(refused('9180'), 'accepted');
-    assert.equal(refused('91c70001'), 'accepted');
+    assert.equal(refused('91c700ff'), 'malformed');
+    assert.equal(refused('91cb3ff0000000000000'), 'malformed'); // float 64
+    assert.equal(refused('91ca3f800000'), 'malformed'); // float 32
+    assert.equal(refused('9180'), 'malformed'); // empty map
+    assert.equal(refused('91c70001'), 'malformed'); // empty extension
+    assert.equal(refused('91c3'), 'malformed'); // true
+    assert.equal(refused('91ff'), 'malformed'); // -1
+    assert.equal(refused('90'), 'malformed'); // empty array: no version
   });
 
-  test('nesting: 1024 arrays decode, 1025 do not (msgpack-python\'s stack limit)', () => {
-    assert.equal(refused(`${'91'.repeat(1024)}01`), 'accepted');
+  test('§2 nesting: an array nests only where the shape has a [str]; at most 64 elements', () => {
+    assert.equal(refused('9190'), 'malformed');
+    assert.equal(refused('919101'), 'malformed');
     assert.equal(refused(`${'91'.repeat(1025)}01`), 'malformed');
+    assert.deepEqual(decodeCanonical(fromHex('920192a161a162'), undefined, new Set([1])), [1, ['a', 'b']]);
+    assert.throws(() => decodeCanonical(fromHex('92019191'), undefined, new Set([1])), Rejected);
+    assert.equal(refused(`dc0040${'01'.repeat(64)}`), 'accepted');
+    assert.equal(refused(`dc0041${'01'.repeat(65)}`), 'malformed');
   });
 
   test('the code to reject with is the caller\'s', () => {

@@ -30,6 +30,9 @@ import {
 import { SMALL_ORDER_ENCODINGS, L, P } from '../src/ed25519.js';
 import { ConnectionState } from '../src/verifier.js';
 
+/** The order of SPEC.md §2.1 (UTF-8 bytes, ascending). @param {string} a @param {string} b */
+const byUtf8Bytes = (a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+
 const VECTORS = new URL('../../../vectors/', import.meta.url);
 
 /** @param {string} name */
@@ -142,7 +145,7 @@ function messageResult(m) {
     accept: {
       sub: m.subject,
       iss: m.issuer,
-      scopes: [...m.scopes].sort(),
+      scopes: [...m.scopes].sort(byUtf8Bytes),
       ctr: m.counter,
       stream: toHex(m.stream),
       seq: m.seq,

@@ -1,0 +1,1 @@
+"""The generator of vectors/*.json, one module per output file (see ../generate.py)."""
