@@ -350,7 +350,7 @@ class Keyring:
             for jwk in jwks:
                 kid, key = key_from_jwk({k: v for k, v in jwk.items() if k not in ("nbf", "exp")})
                 if (issuer, kid) in seen:
-                    raise KeyFormatError(f"issuer {issuer!r} has key {kid!r} twice")
+                    raise KeyFormatError(f"issuer {issuer!r} has two keys with kid {kid!r}")
                 seen.add((issuer, kid))
                 window = {
                     "not_before": _optional_seconds(jwk.get("nbf"), "nbf"),
@@ -369,11 +369,14 @@ class Keyring:
             for entry in entries:
                 kid = _name(entry.get("kid"), "kid")
                 if (issuer, kid) in registered:
-                    raise KeyFormatError(f"registry of {issuer!r} has {kid!r} twice")
+                    raise KeyFormatError(
+                        f"registry of {issuer!r} has two entries with kid {kid!r}"
+                    )
                 registered.add((issuer, kid))
                 if "d" in entry:
                     raise KeyFormatError(
-                        f"registry entry {kid!r} holds private material (d): give the public key"
+                        f"registry entry {kid!r} of {issuer!r} carries a private key (d): "
+                        "a registry holds public keys only"
                     )
                 if entry.get("kty", "OKP") != "OKP" or entry.get("crv", "Ed25519") != "Ed25519":
                     raise KeyFormatError(f"registry entry {kid!r} is not an OKP Ed25519 key")

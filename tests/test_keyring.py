@@ -572,21 +572,21 @@ def registry_entry(**changes: object) -> dict[str, object]:
         ),
         # SPEC.md §3.5 (and issue 13's finding 8).
         pytest.param(
-            {"issuers": {ISS_A: [okp("k", 1), okp("k", 2)]}}, "has key 'k' twice", id="dup-kid"
+            {"issuers": {ISS_A: [okp("k", 1), okp("k", 2)]}}, "two keys with kid 'k'", id="dup-kid"
         ),
         pytest.param(
             {"issuers": {ISS_A: [okp("k", 1), {"kty": "oct", "kid": "k", "k": "A" * 43}]}},
-            "has key 'k' twice",
+            "two keys with kid 'k'",
             id="dup-kid-other-type",
         ),
         pytest.param(
             {"registry": {ISS_A: [registry_entry(), registry_entry()]}},
-            "has 'd' twice",
+            "two entries with kid 'd'",
             id="reg-dup-kid",
         ),
         pytest.param(
             {"registry": {ISS_A: [{**registry_entry(), "d": b64url_encode(bytes([1]) * 32)}]}},
-            "private material",
+            r"private key \(d\)",
             id="reg-private",
         ),
         pytest.param(
