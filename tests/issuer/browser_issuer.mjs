@@ -33,11 +33,14 @@ try {
     await page.goto(PAGE);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 10000 });
     await page.evaluate((token) => window.demo.login(token), LOGIN_TOKEN);
-    const connected = await page.evaluate(
-      (s) => window.demo.connectIssuer(s, { lifetime: 12, refreshMargin: 11 }),
-      scheme,
-    );
-    await page.evaluate(() => window.demo.send('before refresh'));
+    // Connect and send the first message in one step, well before the refresh is
+    // due (lifetime - refreshMargin = 5 s), so that a loaded machine cannot let
+    // the refresh overtake it.
+    const connected = await page.evaluate(async (s) => {
+      const info = await window.demo.connectIssuer(s, { lifetime: 16, refreshMargin: 11 });
+      await window.demo.send('before refresh');
+      return info;
+    }, scheme);
     const refreshedCid = await page.evaluate(() => window.demo.refreshed(1));
     await page.evaluate(() => window.demo.send('after refresh'));
     const echoes = await page.evaluate(() => window.demo.echoes(2));
