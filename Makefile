@@ -86,6 +86,7 @@ coverage: $(STAMP)
 vectors: $(STAMP)
 	$(BIN)/python vectors/generate.py
 	$(BIN)/python vectors/gen_issuance.py
+	$(BIN)/python vectors/gen_broadcast.py
 
 # The long fuzzing run (make test runs a bounded one): atheris over decode +
 # verify, its corpus kept in fuzz/corpus between runs; crashes land in fuzz/.
