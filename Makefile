@@ -12,7 +12,7 @@ LOCK := requirements.lock
 
 # The core modules held to 100% branch coverage (adapters have their own tests).
 CORE := errors envelope ed25519 keys credential keyring revocation replay nonce \
-        verifier signer session stream
+        verifier signer session stream broadcast
 comma := ,
 
 .PHONY: demo test lint typecheck pytest coverage vectors clean fuzz security-report bench \

@@ -31,6 +31,14 @@ export {
   unverifiedCredential,
 } from './credential.js';
 export { KEPT_FRAME_KEYS, Signer } from './signer.js';
+export {
+  Broadcast,
+  DEFAULT_MAX_TOPICS,
+  Topics,
+  checkBroadcast,
+  parseBody as parseBroadcastBody,
+  parseBroadcastFrame,
+} from './broadcast.js';
 export { NonceKey } from './nonce.js';
 export { Keyring } from './keyring.js';
 export { RevocationSet } from './revocation.js';
