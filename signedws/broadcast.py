@@ -13,8 +13,9 @@ number ``tseq``, time, payload) and hashes it once. Each recipient then costs a
   whose root the server signs once; each frame carries the signature and its
   leaf's path (`Broadcast.ed25519_frames`).
 
-`Broadcast.frames` does both for a list of `ServerSession`s, taking each one's
-next server counter. It does no I/O: the transport writes each frame to its
+`Broadcaster.frames` does both for a list of `ServerSession`s, taking each
+one's next server counter; it keeps the frame keys' HMAC contexts between
+messages. It does no I/O: the transport writes each frame to its
 connection, in counter order with the connection's other server frames.
 
 The client checks a broadcast frame with `check` (pure: nothing changes) and
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import msgpack
+from cryptography.hazmat.primitives import hmac as c_hmac
 
 from .envelope import (
     DEFAULT_MAX_SERVER_FRAME_SIZE,
@@ -55,6 +57,7 @@ __all__ = [
     "BINDING_LABEL",
     "BODY_LABEL",
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CACHE_SIZE",
     "DEFAULT_MAX_TOPICS",
     "KIND_BROADCAST_BODY",
     "KIND_BROADCAST_ED25519",
@@ -65,6 +68,7 @@ __all__ = [
     "BroadcastBody",
     "BroadcastFrame",
     "BroadcastMessage",
+    "Broadcaster",
     "Topics",
     "check",
     "fold",
@@ -84,6 +88,8 @@ ROOT_LABEL: Final = b"signedws/v1 broadcast-root\x00"
 MAX_PATH_HASHES: Final = 32
 #: How many topic marks a client keeps by default (§14.5).
 DEFAULT_MAX_TOPICS: Final = 4096
+#: How many frame keys' HMAC contexts a `Broadcaster` keeps by default.
+DEFAULT_CACHE_SIZE: Final = 16384
 #: How many `ed25519` recipients share one signature by default (§14.3):
 #: 8 hashes of path, a signature's cost spread over 256 recipients.
 DEFAULT_BATCH_SIZE: Final = 256
@@ -198,7 +204,15 @@ class Broadcast:
         UsageError: for an invalid topic, ``tseq`` or payload.
     """
 
-    __slots__ = ("_binding_prefix", "_root_prefix", "body", "body_hash", "topic", "tseq")
+    __slots__ = (
+        "_binding_prefix",
+        "_root_prefix",
+        "audience",
+        "body",
+        "body_hash",
+        "topic",
+        "tseq",
+    )
 
     def __init__(
         self, topic: str, tseq: int, payload: str | bytes, *, audience: str, now: float
@@ -214,6 +228,7 @@ class Broadcast:
             raise UsageError("payload must be str or bytes")
         self.topic = topic
         self.tseq = tseq
+        self.audience = audience
         self.body = _pack([VERSION, KIND_BROADCAST_BODY, topic, tseq, int(now * 1000), payload])
         body_prefix, self._binding_prefix, self._root_prefix = _prefixes(audience)
         self.body_hash = _sha256(body_prefix + self.body).digest()
@@ -257,31 +272,95 @@ class Broadcast:
             for (nonce, counter), path in zip(recipients, paths, strict=True)
         ]
 
-    def frames(
+    def __repr__(self) -> str:
+        return f"Broadcast(topic={self.topic!r}, tseq={self.tseq}, body={len(self.body)} bytes)"
+
+
+class Broadcaster:
+    """Fans broadcasts out to the server sessions of one audience (§14.3).
+
+    Long-lived (one per server): it keeps, per frame key, an HMAC context that
+    has absorbed the binding's constant prefix, so that a `mac` recipient
+    costs one context copy and a 104-byte update. The contexts are bounded
+    (``cache_size``; the oldest is dropped first) and hold nothing a session
+    does not already hold.
+
+    Args:
+        audience: the server's audience.
+        server_key: the key to sign `ed25519` batches with; without one,
+            `ed25519` sessions get no frame.
+        batch_size: `ed25519` recipients per signature (§14.3; 256: 8-hash
+            paths).
+        cache_size: how many frame keys' HMAC contexts to keep.
+
+    Raises:
+        UsageError: for an invalid audience, batch size or cache size.
+    """
+
+    __slots__ = ("_contexts", "_prefix", "audience", "batch_size", "cache_size", "server_key")
+
+    def __init__(
         self,
-        sessions: Sequence[ServerSession],
+        audience: str,
         *,
         server_key: ServerKey | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> list[bytes | None]:
-        """The frame for each session, taking each one's next server counter.
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        try:
+            str_field(audience, "audience", Code.MALFORMED)
+        except Rejected as exc:
+            raise UsageError(exc.detail) from None
+        if type(batch_size) is not int or not 1 <= batch_size <= 1 << MAX_PATH_HASHES:
+            raise UsageError("batch_size must be an integer from 1 to 2**32")
+        if type(cache_size) is not int or cache_size < 1:
+            raise UsageError("cache_size must be a positive integer")
+        self.audience = audience
+        self.server_key = server_key
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._prefix = _prefixes(audience)[1]
+        # id(frame key) -> (the frame key, its prefixed HMAC context).
+        self._contexts: dict[int, tuple[HMACKey, c_hmac.HMAC]] = {}
+
+    def message(self, topic: str, tseq: int, payload: str | bytes, *, now: float) -> Broadcast:
+        """A `Broadcast` for this audience (see `Broadcast`)."""
+        return Broadcast(topic, tseq, payload, audience=self.audience, now=now)
+
+    def _context(self, frame_key: HMACKey) -> c_hmac.HMAC:
+        entry = self._contexts.get(id(frame_key))
+        if entry is not None and entry[0] is frame_key:
+            return entry[1]
+        context = frame_key.prefixed_mac(self._prefix)
+        if len(self._contexts) >= self.cache_size:
+            del self._contexts[next(iter(self._contexts))]
+        self._contexts[id(frame_key)] = (frame_key, context)
+        return context
+
+    def frames(self, message: Broadcast, sessions: Sequence[ServerSession]) -> list[bytes | None]:
+        """The frame of ``message`` for each session, taking each one's next
+        server counter; write each to its connection before that session's
+        next `ServerSession.send` frame.
 
         ``None`` for a session that cannot be sent a server frame yet (no
-        client frame accepted, §14.3) or an `ed25519` one without
+        client frame accepted, §14.3), or an `ed25519` one without a
         ``server_key``; those take no counter.
 
         Raises:
-            UsageError: for a ``batch_size`` under 1.
+            UsageError: if ``message`` was made for another audience.
         """
-        if type(batch_size) is not int or not 1 <= batch_size <= 1 << MAX_PATH_HASHES:
-            raise UsageError("batch_size must be an integer from 1 to 2**32")
+        if message.audience != self.audience:
+            raise UsageError("the message was made for another audience")
+        server_key = self.server_key
         frames: list[bytes | None] = [None] * len(sessions)
         batch: list[tuple[bytes, int]] = []
         where: list[int] = []
+        body, tail = message.body, message.body_hash
+        head = (VERSION, KIND_BROADCAST_MAC)
 
         def flush() -> None:
             assert server_key is not None  # noqa: S101 - only batched with a key
-            for i, frame in zip(where, self.ed25519_frames(batch, server_key), strict=True):
+            for i, frame in zip(where, message.ed25519_frames(batch, server_key), strict=True):
                 frames[i] = frame
             batch.clear()
             where.clear()
@@ -290,22 +369,25 @@ class Broadcast:
             credential = session.state.credential
             if credential is None:
                 continue
-            if credential.frame_key is not None:
-                counter = session.claim_counter()
-                frames[i] = self.mac_frame(
-                    session.nonce, counter, credential.cid, credential.frame_key
+            frame_key = credential.frame_key
+            if frame_key is not None:
+                nonce, counter = session.nonce, session.claim_counter()
+                mac = self._context(frame_key).copy()
+                mac.update(nonce + counter.to_bytes(8, "big") + tail)
+                frames[i] = _pack(
+                    [*head, credential.cid, nonce, counter, body, b"", mac.finalize()]
                 )
             elif server_key is not None:
                 batch.append((session.nonce, session.claim_counter()))
                 where.append(i)
-                if len(batch) == batch_size:
+                if len(batch) == self.batch_size:
                     flush()
         if batch:
             flush()
         return frames
 
     def __repr__(self) -> str:
-        return f"Broadcast(topic={self.topic!r}, tseq={self.tseq}, body={len(self.body)} bytes)"
+        return f"Broadcaster(audience={self.audience!r}, contexts={len(self._contexts)})"
 
 
 # -- client side (SPEC.md §14.4) ----------------------------------------------

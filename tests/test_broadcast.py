@@ -12,7 +12,7 @@ import pytest
 from helpers import AUDIENCE, SERVER_KEY, SERVER_KID, Pair, seeded_random
 
 from signedws import broadcast
-from signedws.broadcast import Broadcast, Topics
+from signedws.broadcast import Broadcast, Broadcaster, Topics
 from signedws.errors import Code, Rejected, UsageError
 from signedws.keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey
 from signedws.session import ServerKey
@@ -168,10 +168,9 @@ def test_frames_reach_every_connection_and_share_the_server_counter(scheme: str)
     # One connection already got an ordinary server frame: counter 1.
     first = conns[0][0].send("unicast", now=pair.clock.now)
     assert conns[0][1].verify(first, now=pair.clock.now).counter == 1
-    message = Broadcast("room", 1, b"x" * 128, audience=AUDIENCE, now=pair.clock.now)
-    frames = message.frames(
-        [s for s, _ in conns], server_key=ServerKey(SERVER_KID, SERVER_KEY), batch_size=2
-    )
+    fanout = Broadcaster(AUDIENCE, server_key=ServerKey(SERVER_KID, SERVER_KEY), batch_size=2)
+    message = fanout.message("room", 1, b"x" * 128, now=pair.clock.now)
+    frames = fanout.frames(message, [s for s, _ in conns])
     for (session, signer), frame in zip(conns, frames, strict=True):
         assert frame is not None
         got = signer.verify_broadcast(frame, now=pair.clock.now)
@@ -184,9 +183,8 @@ def test_frames_reach_every_connection_and_share_the_server_counter(scheme: str)
 def test_a_frame_for_one_connection_is_refused_on_another() -> None:
     pair = Pair("certificate")
     (s1, _c1), (s2, c2) = _connected(pair, b"1"), _connected(pair, b"2")
-    f1, f2 = Broadcast("room", 3, "m", audience=AUDIENCE, now=0).frames(
-        [s1, s2], server_key=ServerKey(SERVER_KID, SERVER_KEY)
-    )
+    fanout = Broadcaster(AUDIENCE, server_key=ServerKey(SERVER_KID, SERVER_KEY))
+    f1, f2 = fanout.frames(fanout.message("room", 3, "m", now=0), [s1, s2])
     assert f1 is not None
     assert f2 is not None
     with pytest.raises(Rejected) as info:
@@ -201,7 +199,8 @@ def test_a_frame_for_one_connection_is_refused_on_another() -> None:
 
 
 def _send(session: Any, tseq: int, payload: str = "m") -> bytes:
-    frame = Broadcast("t", tseq, payload, audience=AUDIENCE, now=0).frames([session])[0]
+    fanout = Broadcaster(AUDIENCE, cache_size=1)
+    frame = fanout.frames(fanout.message("t", tseq, payload, now=0), [session])[0]
     assert frame is not None
     return frame
 
@@ -231,8 +230,9 @@ def test_frames_skip_sessions_that_cannot_be_sent_to() -> None:
     ed_session, _ = _connected(pair, b"1")
     mac_pair = Pair("mac")
     mac_session, mac_signer = _connected(mac_pair, b"2")
-    message = Broadcast("t", 1, "m", audience=AUDIENCE, now=0)
-    frames = message.frames([fresh, ed_session, mac_session])  # no server key
+    fanout = Broadcaster(AUDIENCE)  # no server key
+    message = fanout.message("t", 1, "m", now=0)
+    frames = fanout.frames(message, [fresh, ed_session, mac_session])
     assert frames[0] is None
     assert frames[1] is None
     assert frames[2] is not None
@@ -242,7 +242,7 @@ def test_frames_skip_sessions_that_cannot_be_sent_to() -> None:
     with pytest.raises(UsageError):
         fresh.claim_counter()
     with pytest.raises(UsageError):
-        message.frames([ed_session], batch_size=0)
+        fanout.frames(Broadcast("t", 1, "m", audience="other", now=0), [mac_session])
     with pytest.raises(UsageError):
         message.ed25519_frames([], ServerKey(SERVER_KID, SERVER_KEY))
 
@@ -281,6 +281,11 @@ def test_broadcast_refuses_bad_arguments() -> None:
             Broadcast(*args, audience=AUDIENCE, now=0)  # type: ignore[arg-type]
     with pytest.raises(UsageError):
         Broadcast("t", 1, "m", audience="", now=0)
+    for kwargs in [{"batch_size": 0}, {"batch_size": 2**32 + 1}, {"cache_size": 0}]:
+        with pytest.raises(UsageError):
+            Broadcaster(AUDIENCE, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        Broadcaster("")
     assert repr(Broadcast("t", 1, "m", audience=AUDIENCE, now=0)).startswith(
         "Broadcast(topic='t', tseq=1"
     )
@@ -336,3 +341,15 @@ def test_topics_are_bounded_and_validated() -> None:
             Topics(bad)  # type: ignore[arg-type]
     with pytest.raises(UsageError):
         Topics(max_topics=0)
+
+
+def test_broadcaster_keeps_a_bounded_context_per_frame_key() -> None:
+    # Three servers' verifiers: three frame key objects, one more than the cache.
+    conns = [_connected(Pair("mac"), bytes([i])) for i in range(3)]
+    fanout = Broadcaster(AUDIENCE, cache_size=2)
+    for tseq in (1, 2, 3):
+        frames = fanout.frames(fanout.message("t", tseq, "m", now=0), [s for s, _ in conns])
+        for (_, signer), frame in zip(conns, frames, strict=True):
+            assert frame is not None
+            assert signer.verify_broadcast(frame, now=0).tseq == tseq
+        assert repr(fanout) == f"Broadcaster(audience={AUDIENCE!r}, contexts=2)"
