@@ -10,6 +10,8 @@ from typing import Any, Final
 import msgpack
 import pytest
 from helpers import AUDIENCE, SERVER_KEY, SERVER_KID, Pair, seeded_random
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signedws import broadcast
 from signedws.broadcast import Broadcast, Broadcaster, Topics
@@ -353,3 +355,32 @@ def test_broadcaster_keeps_a_bounded_context_per_frame_key() -> None:
             assert frame is not None
             assert signer.verify_broadcast(frame, now=0).tseq == tseq
         assert repr(fanout) == f"Broadcaster(audience={AUDIENCE!r}, contexts=2)"
+
+
+@pytest.mark.parametrize(
+    "name", ["mac_first_of_topic", "batch_ed25519_three_verify_r1"], ids=lambda n: n
+)
+def test_every_bit_flip_of_a_valid_frame_is_refused(name: str) -> None:
+    """Flipping any one bit of an accepted frame (nonce, counter, key id, body,
+    path, tag or structure) makes it refused with a typed rejection."""
+    case = next(c for c in CASES if c["name"] == name)
+    frame = bytes.fromhex(case["frame"])
+    _check(case, Topics(case["marks"]))  # the original is accepted
+    codes = set()
+    for i in range(len(frame)):
+        for bit in range(8):
+            flipped = bytearray(frame)
+            flipped[i] ^= 1 << bit
+            with pytest.raises(Rejected) as info:
+                _check({**case, "frame": flipped.hex()}, Topics(case["marks"]))
+            codes.add(info.value.code)
+    assert Code.MALFORMED in codes
+    assert Code.NONCE_MISMATCH in codes
+
+
+@given(st.binary(max_size=600))
+@settings(max_examples=300, deadline=None)
+def test_arbitrary_bytes_get_a_typed_rejection(data: bytes) -> None:
+    case = next(c for c in CASES if c["name"] == "mac_first_of_topic")
+    with pytest.raises(Rejected):
+        _check({**case, "frame": data.hex()}, Topics())
