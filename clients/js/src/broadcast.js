@@ -160,9 +160,10 @@ export class Broadcast {
    * @param {UInt} tseq
    * @param {Uint8Array} body
    * @param {Uint8Array} bodyHash
+   * @param {string} audience
    * @param {ReturnType<typeof prefixes>} prefix
    */
-  constructor(topic, tseq, body, bodyHash, prefix) {
+  constructor(topic, tseq, body, bodyHash, audience, prefix) {
     /** @readonly */
     this.topic = topic;
     /** @readonly */
@@ -171,6 +172,8 @@ export class Broadcast {
     this.body = body;
     /** @readonly */
     this.bodyHash = bodyHash;
+    /** @readonly */
+    this.audience = audience;
     /** @private */
     this._prefix = prefix;
   }
@@ -200,7 +203,7 @@ export class Broadcast {
     const number = toUInt(tseq);
     const body = encode([VERSION, KIND_BROADCAST_BODY, topic, number, Math.trunc(now * 1000), payload]);
     const prefix = prefixes(audience);
-    return new Broadcast(topic, number, body, await sha256(concat(prefix.body, body)), prefix);
+    return new Broadcast(topic, number, body, await sha256(concat(prefix.body, body)), audience, prefix);
   }
 
   /**
@@ -251,6 +254,97 @@ export class Broadcast {
 
   toString() {
     return `Broadcast(topic=${JSON.stringify(this.topic)}, tseq=${this.tseq}, body=${this.body.length} bytes)`;
+  }
+}
+
+/** How many `ed25519` recipients share one signature by default (§14.3). */
+export const DEFAULT_BATCH_SIZE = 256;
+
+/**
+ * Fans broadcasts out to the server sessions of one audience (§14.3), as the
+ * Python `Broadcaster`: each session's next server counter, one HMAC per
+ * `mac` session, one signature per batch of `ed25519` sessions.
+ */
+export class Broadcaster {
+  /**
+   * @param {string} audience the server's audience
+   * @param {{serverKey?: ServerKey | null, batchSize?: number}} [options]
+   *   the key to sign `ed25519` batches with (without one, `ed25519`
+   *   sessions get no frame); recipients per signature
+   * @throws {UsageError} for an invalid audience or batch size
+   */
+  constructor(audience, { serverKey = null, batchSize = DEFAULT_BATCH_SIZE } = {}) {
+    try {
+      strField(audience, 'audience', Code.malformed);
+    } catch (error) {
+      throw new UsageError(/** @type {Rejected} */ (error).detail);
+    }
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 2 ** MAX_PATH_HASHES) {
+      throw new UsageError('batchSize must be an integer from 1 to 2**32');
+    }
+    /** @readonly */
+    this.audience = audience;
+    /** @readonly */
+    this.serverKey = serverKey;
+    /** @readonly */
+    this.batchSize = batchSize;
+  }
+
+  /**
+   * A `Broadcast` for this audience.
+   *
+   * @param {string} topic
+   * @param {number | bigint} tseq
+   * @param {string | Uint8Array} payload
+   * @param {{now: number}} options
+   */
+  message(topic, tseq, payload, { now }) {
+    return Broadcast.create(topic, tseq, payload, { audience: this.audience, now });
+  }
+
+  /**
+   * The frame of `message` for each session, taking each one's next server
+   * counter (synchronously, in order, before any await); `null` for a
+   * session that cannot be sent a server frame yet, or an `ed25519` one
+   * without a server key.
+   *
+   * @param {Broadcast} message
+   * @param {import('./session.js').ServerSession[]} sessions
+   * @returns {Promise<Array<Uint8Array | null>>}
+   */
+  async frames(message, sessions) {
+    if (message.audience !== this.audience) throw new UsageError('the message was made for another audience');
+    /** @type {Array<Promise<Uint8Array> | null>} */
+    const macs = [];
+    /** @type {Array<Array<[number, Uint8Array, UInt]>>} */
+    const batches = [];
+    /** @type {Array<[number, Uint8Array, UInt]>} */
+    let batch = [];
+    sessions.forEach((session, i) => {
+      const credential = session.state.credential;
+      macs.push(null);
+      if (credential === null) return;
+      if (credential.frameKey !== null) {
+        macs[i] = message.macFrame(session.nonce, session.claimCounter(), credential.cid, credential.frameKey);
+      } else if (this.serverKey !== null) {
+        batch.push([i, session.nonce, session.claimCounter()]);
+        if (batch.length === this.batchSize) {
+          batches.push(batch);
+          batch = [];
+        }
+      }
+    });
+    if (batch.length > 0) batches.push(batch);
+    /** @type {Array<Uint8Array | null>} */
+    const frames = await Promise.all(macs);
+    const serverKey = /** @type {ServerKey} */ (this.serverKey);
+    for (const group of batches) {
+      const made = await message.ed25519Frames(group.map(([, nonce, counter]) => [nonce, counter]), serverKey);
+      group.forEach(([i], j) => {
+        frames[i] = made[j];
+      });
+    }
+    return frames;
   }
 }
 

@@ -33,6 +33,7 @@ export {
 export { KEPT_FRAME_KEYS, Signer } from './signer.js';
 export {
   Broadcast,
+  Broadcaster,
   DEFAULT_MAX_TOPICS,
   Topics,
   checkBroadcast,

@@ -9,6 +9,8 @@ import { describe, test } from 'node:test';
 
 import {
   Broadcast,
+  Broadcaster,
+  Ed25519Credential,
   Ed25519PrivateKey,
   Ed25519PublicKey,
   HMACKey,
@@ -118,49 +120,79 @@ describe('broadcast.json: verify', () => {
   }
 });
 
-describe('Signer.verifyBroadcast', () => {
+describe('Broadcaster and Signer.verifyBroadcast', () => {
   const NOW = 1_700_000_000;
-  async function pair() {
+  /** One server, `count` connections of one scheme, each with a client frame accepted. */
+  async function world(scheme = 'mac', count = 3) {
     const secret = await HMACKey.fromBytes(new Uint8Array(32).fill(7), { derivable: true });
+    const issuerKey = await Ed25519PrivateKey.generate();
     const keyring = new Keyring();
     await keyring.addHMACKey('login', 'k1', secret);
-    const issuer = await Issuer.create('login', 'k1', secret);
-    const { token, frameKey } = await issuer.issueToken({ subject: 'alice', now: NOW, lifetime: 900 });
+    keyring.addEd25519Key('login', 'e1', issuerKey.publicKey());
     const verifier = await Verifier.create(keyring, {
       audience: AUDIENCE,
       fleetKey: await HMACKey.fromBytes(new Uint8Array(32).fill(9), { derivable: true }),
     });
-    const session = await ServerSession.create(verifier, { now: NOW });
-    const topics = new Topics();
-    const signer = Signer.fromHello(session.hello, await MACCredential.fromBytes(token, frameKey), {
-      audience: AUDIENCE,
-      now: NOW,
-      topics,
-    });
-    await session.receive(await signer.sign('hi', { now: NOW }), { now: NOW });
-    const credential = /** @type {any} */ (session.state.credential);
-    /** @param {number} tseq @param {number} counter */
-    const frame = async (tseq, counter) =>
-      (await Broadcast.create('room', tseq, 'm', { audience: AUDIENCE, now: NOW })).macFrame(
-        session.state.nonce,
-        counter,
-        credential.cid,
-        credential.frameKey,
-      );
-    return { session, signer, topics, frame };
+    const serverKey = { kid: 'srv-1', privateKey: await Ed25519PrivateKey.generate() };
+    let credential;
+    if (scheme === 'mac') {
+      const { token, frameKey } = await (await Issuer.create('login', 'k1', secret)).issueToken({ subject: 'alice', now: NOW, lifetime: 900 });
+      credential = await MACCredential.fromBytes(token, frameKey);
+    } else {
+      const mine = await Ed25519PrivateKey.generate();
+      const certificate = await (await Issuer.create('login', 'e1', issuerKey)).issueCertificate(mine.publicKey(), { subject: 'bob', now: NOW });
+      credential = new Ed25519Credential(certificate, mine);
+    }
+    const conns = [];
+    for (let i = 0; i < count; i++) {
+      const session = await ServerSession.create(verifier, { now: NOW, serverKey });
+      const signer = Signer.fromHello(session.hello, credential, {
+        audience: AUDIENCE,
+        now: NOW,
+        serverKeys: { 'srv-1': serverKey.privateKey.publicKey() },
+      });
+      await session.receive(await signer.sign('hi', { now: NOW }), { now: NOW });
+      conns.push({ session, signer });
+    }
+    const fresh = await ServerSession.create(verifier, { now: NOW, serverKey });
+    return { conns, serverKey, fresh };
   }
 
-  test('shares the server counter with ordinary frames and moves the topic mark', async () => {
-    const { session, signer, topics, frame } = await pair();
-    const got = await signer.verifyBroadcast(await frame(3, 1));
-    assert.deepEqual([got.counter, got.topic, got.tseq, got.missed, got.payload], [1, 'room', 3, 0, 'm']);
-    assert.equal(topics.mark('room'), 3);
-    // The server's next ordinary frame reuses counter 1 (the JS ServerSession
-    // has no broadcast hook yet): the client refuses it as a replay.
-    await assert.rejects(signer.verify(await session.send('x', { now: NOW })), (e) => e instanceof Rejected && e.code.id === 'replay');
-    assert.equal((await signer.verifyBroadcast(await frame(6, 2))).missed, 2);
-    await assert.rejects(signer.verifyBroadcast(await frame(6, 3)), (e) => e instanceof Rejected && e.code.id === 'replay');
-    assert.equal(topics.mark('room'), 6);
+  for (const scheme of ['mac', 'ed25519']) {
+    test(`${scheme}: every connection verifies its frame; the server counter is shared`, async () => {
+      const { conns, serverKey, fresh } = await world(scheme, 5);
+      const fanout = new Broadcaster(AUDIENCE, { serverKey, batchSize: 2 });
+      const first = await conns[0].session.send('unicast', { now: NOW });
+      assert.equal((await conns[0].signer.verify(first)).counter, 1);
+      const message = await fanout.message('room', 3, 'm', { now: NOW });
+      const frames = await fanout.frames(message, [fresh, ...conns.map((c) => c.session)]);
+      assert.equal(frames[0], null); // no client frame accepted yet: no frame, no counter
+      for (const [i, { session, signer }] of conns.entries()) {
+        const got = await signer.verifyBroadcast(/** @type {Uint8Array} */ (frames[i + 1]));
+        assert.deepEqual([got.topic, got.tseq, got.missed, got.payload], ['room', 3, 0, 'm']);
+        assert.equal(signer.topics.mark('room'), 3);
+        const after = await signer.verify(await session.send('next', { now: NOW }));
+        assert.equal(after.counter, Number(got.counter) + 1);
+      }
+      // Connection 0's frame on connection 1: refused.
+      await assert.rejects(conns[1].signer.verifyBroadcast(/** @type {Uint8Array} */ (frames[1])), (e) => e instanceof Rejected);
+    });
+  }
+
+  test('topic marks: a replayed tseq is refused, a gap is reported', async () => {
+    const { conns } = await world('mac', 1);
+    const [{ session, signer }] = conns;
+    const fanout = new Broadcaster(AUDIENCE);
+    /** @param {number} tseq */
+    const send = async (tseq) => /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('room', tseq, 'm', { now: NOW }), [session]))[0]);
+    assert.equal((await signer.verifyBroadcast(await send(1))).missed, 0);
+    assert.equal((await signer.verifyBroadcast(await send(4))).missed, 2);
+    await assert.rejects(signer.verifyBroadcast(await send(4)), (e) => e instanceof Rejected && e.code.id === 'replay');
+    assert.equal(signer.topics.mark('room'), 4);
+    await assert.rejects(fanout.frames(await Broadcast.create('t', 1, 'm', { audience: 'other', now: 0 }), [session]), UsageError);
+    assert.throws(() => new Broadcaster(''), UsageError);
+    assert.throws(() => new Broadcaster(AUDIENCE, { batchSize: 0 }), UsageError);
+    assert.throws(() => session.claimCounter.call(/** @type {any} */ ({ state: { credential: null } })), UsageError);
   });
 
   test('refuses bad arguments and frames over the limit; topics are bounded', async () => {
