@@ -366,3 +366,17 @@ class Signer:
         self._server_counter = message.counter
         self._topics.commit(message)
         return message
+
+    def verify_any(self, data: bytes, *, now: float) -> ServerMessage | broadcast.BroadcastMessage:
+        """Verify a server frame (`verify`) or a broadcast frame
+        (`verify_broadcast`), told apart by their first bytes: a canonical
+        broadcast frame starts with an 8-element array, version 1, kind 6
+        or 7. The one call a client's receive loop needs; either path checks
+        the whole frame, so a frame sent down the wrong one is only refused.
+
+        Raises:
+            Rejected: as `verify` or `verify_broadcast`; nothing changes.
+        """
+        if data[:2] == b"\x98\x01" and data[2:3] in (b"\x06", b"\x07"):
+            return self.verify_broadcast(data, now=now)
+        return self.verify(data, now=now)

@@ -384,3 +384,22 @@ def test_arbitrary_bytes_get_a_typed_rejection(data: bytes) -> None:
     case = next(c for c in CASES if c["name"] == "mac_first_of_topic")
     with pytest.raises(Rejected):
         _check({**case, "frame": data.hex()}, Topics())
+
+
+def test_verify_any_routes_by_kind_and_shares_the_counter() -> None:
+    pair = Pair("mac")
+    session, signer = _connected(pair, b"1")
+    fanout = Broadcaster(AUDIENCE)
+    first = fanout.frames(fanout.message("t", 1, "b", now=0), [session])[0]
+    assert first is not None
+    got = signer.verify_any(first, now=0)
+    assert isinstance(got, broadcast.BroadcastMessage)
+    assert (got.counter, got.topic) == (1, "t")
+    plain = signer.verify_any(session.send("p", now=0), now=0)
+    assert not isinstance(plain, broadcast.BroadcastMessage)
+    assert (plain.counter, plain.payload) == (2, "p")
+    # A server frame dressed as a broadcast (kind byte 6) is refused, not delivered.
+    with pytest.raises(Rejected) as info:
+        signer.verify_any(b"\x98\x01\x06" + session.send("q", now=0)[3:], now=0)
+    assert info.value.code is Code.MALFORMED
+    assert signer.topics.mark("t") == 1

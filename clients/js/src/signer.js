@@ -383,6 +383,24 @@ export class Signer {
     return result;
   }
 
+  /**
+   * Verify a server frame (`verify`) or a broadcast frame (`verifyBroadcast`),
+   * told apart by their first bytes: a canonical broadcast frame starts with
+   * an 8-element array, version 1, kind 6 or 7. The one call a client's
+   * receive loop needs; either path checks the whole frame.
+   *
+   * @param {Uint8Array | ArrayBuffer} data the exact bytes received
+   * @param {{now?: number}} [options]
+   * @returns {Promise<ServerMessage | import('./broadcast.js').BroadcastMessage>}
+   */
+  verifyAny(data, options = {}) {
+    const bytes = toBytes(data);
+    if (bytes[0] === 0x98 && bytes[1] === 0x01 && (bytes[2] === 0x06 || bytes[2] === 0x07)) {
+      return this.verifyBroadcast(bytes, options);
+    }
+    return this.verify(bytes, options);
+  }
+
   toString() {
     return `Signer(${this._credential}, counter=${this._counter}, acked=${this._ack})`;
   }

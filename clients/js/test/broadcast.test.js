@@ -179,6 +179,20 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
     });
   }
 
+  test('verifyAny routes by kind and shares the counter', async () => {
+    const { conns } = await world('mac', 1);
+    const [{ session, signer }] = conns;
+    const fanout = new Broadcaster(AUDIENCE);
+    const first = /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('t', 1, 'b', { now: NOW }), [session]))[0]);
+    const got = /** @type {any} */ (await signer.verifyAny(first));
+    assert.deepEqual([got.counter, got.topic], [1, 't']);
+    const plain = /** @type {any} */ (await signer.verifyAny(await session.send('p', { now: NOW })));
+    assert.deepEqual([plain.counter, plain.payload, plain.topic], [2, 'p', undefined]);
+    const dressed = await session.send('q', { now: NOW });
+    dressed.set([0x98, 0x01, 0x06]);
+    await assert.rejects(signer.verifyAny(dressed), (e) => e instanceof Rejected && e.code.id === 'malformed');
+  });
+
   test('topic marks: a replayed tseq is refused, a gap is reported', async () => {
     const { conns } = await world('mac', 1);
     const [{ session, signer }] = conns;
