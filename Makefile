@@ -12,7 +12,7 @@ LOCK := requirements.lock
 
 # The core modules held to 100% branch coverage (adapters have their own tests).
 CORE := errors envelope ed25519 keys credential keyring revocation replay nonce \
-        verifier signer session stream redaction jsondoc issuer
+        verifier signer session stream redaction jsondoc issuer broadcast
 comma := ,
 
 .PHONY: demo test lint typecheck pytest coverage vectors clean fuzz security-report bench \
@@ -86,6 +86,7 @@ coverage: $(STAMP)
 vectors: $(STAMP)
 	$(BIN)/python vectors/generate.py
 	$(BIN)/python vectors/gen_issuance.py
+	$(BIN)/python vectors/gen_broadcast.py
 
 # The long fuzzing run (make test runs a bounded one): atheris over decode +
 # verify, its corpus kept in fuzz/corpus between runs; crashes land in fuzz/.

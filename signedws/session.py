@@ -181,6 +181,19 @@ class ServerSession:
         self._sent_ack = ack
         return body + bytes((0xC4, size)) + tag
 
+    def claim_counter(self) -> int:
+        """Take the next server counter for a frame built outside `send`: a
+        broadcast frame (SPEC.md §14.3), which shares the connection's server
+        counter. Write the frame before any frame `send` builds afterwards.
+
+        Raises:
+            UsageError: before any client frame was accepted (SPEC.md §7.1).
+        """
+        if self.state.credential is None:
+            raise UsageError("no client frame accepted yet: a server frame has no key")
+        self._server_counter += 1
+        return self._server_counter
+
     def ack(self, *, now: float) -> bytes:
         """A pure acknowledgement frame (see `send`)."""
         return self.send(None, now=now)

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Mapping
 from typing import Final, NamedTuple
 
-from . import envelope
+from . import broadcast, envelope
 from .credential import ClientCredential, Ed25519Credential, KeyReference, MACCredential
 from .envelope import (
     CLIENT_LABEL,
@@ -85,6 +85,8 @@ class Signer:
             omitted. Pass the same one to every connection's signer.
         seq: the ``seq`` of the last message already numbered in the stream
             (0 for a new stream); `sign` numbers new messages after it.
+        topics: the client's topic marks for broadcasts (SPEC.md §14.4); a
+            new one if omitted. Pass the same one to every connection's signer.
 
     Raises:
         UsageError: for an invalid credential type.
@@ -99,6 +101,7 @@ class Signer:
         server_keys: Mapping[str, Ed25519PublicKey] | None = None,
         stream: bytes | None = None,
         seq: int = 0,
+        topics: broadcast.Topics | None = None,
     ) -> None:
         if stream is None:
             stream = secrets.token_bytes(STREAM_SIZE)
@@ -111,6 +114,7 @@ class Signer:
         if not isinstance(credential, MACCredential | Ed25519Credential):
             raise UsageError("credential must be a MACCredential or an Ed25519Credential")
         self.hello = hello
+        self._topics = broadcast.Topics() if topics is None else topics
         aud = length_prefixed(hello.audience.encode())
         self._client_prefix = CLIENT_LABEL + aud
         self._server_prefix = SERVER_LABEL + aud
@@ -139,6 +143,7 @@ class Signer:
         server_keys: Mapping[str, Ed25519PublicKey] | None = None,
         stream: bytes | None = None,
         seq: int = 0,
+        topics: broadcast.Topics | None = None,
     ) -> Signer:
         """Start a connection from the hello's bytes (SPEC.md §5.2).
 
@@ -150,7 +155,15 @@ class Signer:
         hello = envelope.decode_hello(data)
         if hello.audience != audience:
             raise Rejected(Code.AUDIENCE_MISMATCH, "hello names another audience")
-        return cls(credential, hello, now=now, server_keys=server_keys, stream=stream, seq=seq)
+        return cls(
+            credential,
+            hello,
+            now=now,
+            server_keys=server_keys,
+            stream=stream,
+            seq=seq,
+            topics=topics,
+        )
 
     def _install(self, credential: ClientCredential) -> None:
         if isinstance(credential, MACCredential):
@@ -329,3 +342,49 @@ class Signer:
         self._server_counter = frame.counter
         self._ack = frame.ack
         return ServerMessage(frame.counter, frame.ack, frame.payload, frame.timestamp_ms)
+
+    # -- broadcast frames (SPEC.md §14.4) -----------------------------------------
+
+    @property
+    def topics(self) -> broadcast.Topics:
+        """The client's topic marks (SPEC.md §14.4)."""
+        return self._topics
+
+    def verify_broadcast(self, data: bytes, *, now: float) -> broadcast.BroadcastMessage:
+        """Verify a broadcast frame (a server frame of kind 6 or 7).
+
+        It shares the connection's server counter with `verify`; the topic's
+        mark moves to the message's ``tseq``.
+
+        Raises:
+            Rejected: with the code of the first failing step; nothing changes.
+                The client closes the connection with the code's close code.
+        """
+        del now
+        message = broadcast.check(
+            data,
+            audience=self.hello.audience,
+            nonce=self.hello.nonce,
+            server_counter=self._server_counter,
+            mac=self._kind == KIND_CLIENT_MAC,
+            frame_keys=self._frame_keys,
+            server_keys=self._server_keys,
+            topics=self._topics,
+        )
+        self._server_counter = message.counter
+        self._topics.commit(message)
+        return message
+
+    def verify_any(self, data: bytes, *, now: float) -> ServerMessage | broadcast.BroadcastMessage:
+        """Verify a server frame (`verify`) or a broadcast frame
+        (`verify_broadcast`), told apart by their first bytes: a canonical
+        broadcast frame starts with an 8-element array, version 1, kind 6
+        or 7. The one call a client's receive loop needs; either path checks
+        the whole frame, so a frame sent down the wrong one is only refused.
+
+        Raises:
+            Rejected: as `verify` or `verify_broadcast`; nothing changes.
+        """
+        if data[:2] == b"\x98\x01" and data[2:3] in (b"\x06", b"\x07"):
+            return self.verify_broadcast(data, now=now)
+        return self.verify(data, now=now)

@@ -113,7 +113,13 @@ def run_suite(*files: str, websocket: bool = False, timeout: float = 120) -> str
 
 def test_node_conformance() -> None:
     """Every conformance vector, the codec and the signer pass under Node."""
-    run_suite("vectors.test.js", "issuance.test.js", "codec.test.js", "signer.test.js")
+    run_suite(
+        "vectors.test.js",
+        "issuance.test.js",
+        "broadcast.test.js",
+        "codec.test.js",
+        "signer.test.js",
+    )
 
 
 def test_node_python() -> None:

@@ -31,6 +31,15 @@ export {
   unverifiedCredential,
 } from './credential.js';
 export { KEPT_FRAME_KEYS, Signer } from './signer.js';
+export {
+  Broadcast,
+  Broadcaster,
+  DEFAULT_MAX_TOPICS,
+  Topics,
+  checkBroadcast,
+  parseBody as parseBroadcastBody,
+  parseBroadcastFrame,
+} from './broadcast.js';
 export { NonceKey } from './nonce.js';
 export { Keyring } from './keyring.js';
 export { RevocationSet } from './revocation.js';

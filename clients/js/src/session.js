@@ -169,6 +169,20 @@ export class ServerSession {
   }
 
   /**
+   * Take the next server counter for a frame built outside `send`: a
+   * broadcast frame (SPEC.md §14.3), which shares the connection's server
+   * counter. Write the frame before any frame `send` builds afterwards.
+   *
+   * @returns {UInt}
+   * @throws {UsageError} before any client frame was accepted (SPEC.md §7.1)
+   */
+  claimCounter() {
+    if (this.state.credential === null) throw new UsageError('no client frame accepted yet: a server frame has no key');
+    this._serverCounter = increment(this._serverCounter);
+    return this._serverCounter;
+  }
+
+  /**
    * A pure acknowledgement frame (see `send`).
    *
    * @param {{now: number}} options

@@ -20,6 +20,7 @@
  * @module signedws/signer
  */
 
+import { Topics, checkBroadcast } from './broadcast.js';
 import { concat, lengthPrefixed, randomBytes, toBytes, utf8 } from './bytes.js';
 import { MAX_UINT64, increment, toUInt } from './codec.js';
 import { Ed25519Credential, MACCredential } from './credential.js';
@@ -116,9 +117,11 @@ export class Signer {
    *   random if omitted: pass the same one to every connection's signer
    * @param {number | bigint} [options.seq] the `seq` of the last message
    *   already numbered in the stream (0 for a new stream)
+   * @param {Topics} [options.topics] the client's topic marks for broadcasts
+   *   (SPEC.md §14.4), new if omitted: pass the same one to every connection's signer
    * @throws {UsageError} for an invalid credential, stream or seq
    */
-  constructor(credential, hello, { now, serverKeys, stream = randomBytes(STREAM_SIZE), seq = 0 }) {
+  constructor(credential, hello, { now, serverKeys, stream = randomBytes(STREAM_SIZE), seq = 0, topics = new Topics() }) {
     if (!(stream instanceof Uint8Array) || stream.length !== STREAM_SIZE) {
       throw new UsageError(`stream must be ${STREAM_SIZE} bytes`);
     }
@@ -132,6 +135,8 @@ export class Signer {
     this._seq = toUInt(seq);
     /** @readonly */
     this.hello = hello;
+    /** @readonly */
+    this.topics = topics;
     const aud = lengthPrefixed(utf8(hello.audience));
     /** @private */
     this._clientPrefix = concat(CLIENT_LABEL, aud);
@@ -167,7 +172,7 @@ export class Signer {
    * @param {Uint8Array | ArrayBuffer} data
    * @param {ClientCredential} credential
    * @param {{audience: string, now: number, serverKeys?: ServerKeys,
-   *          stream?: Uint8Array, seq?: number | bigint}} options
+   *          stream?: Uint8Array, seq?: number | bigint, topics?: Topics}} options
    * @returns {Signer}
    * @throws {Rejected} `malformed`/`unsupported_version` for a bad hello,
    *   `audience_mismatch` if it names another audience than the one the
@@ -356,6 +361,55 @@ export class Signer {
     this._ack = frame.ack;
     const payload = frame.payload instanceof Uint8Array ? frame.payload.slice() : frame.payload;
     return { counter: frame.counter, ack: frame.ack, payload, timestampMs: frame.timestampMs };
+  }
+
+  /**
+   * Verify a broadcast frame (SPEC.md §14.4; kinds 6 and 7). It shares the
+   * connection's server counter with `verify` and is queued with it; the
+   * topic's mark moves to the message's `tseq`.
+   *
+   * @param {Uint8Array | ArrayBuffer} data the exact bytes received
+   * @param {{now?: number}} [options]
+   * @returns {Promise<import('./broadcast.js').BroadcastMessage>}
+   * @throws {Rejected} with the code of the first failing step; nothing changes
+   */
+  verifyBroadcast(data, options = {}) {
+    void options;
+    const bytes = toBytes(data);
+    const result = this._verifying.then(async () => {
+      const message = await checkBroadcast(bytes, {
+        audience: this.hello.audience,
+        nonce: this.hello.nonce,
+        serverCounter: this._serverCounter,
+        mac: this._kind === KIND_CLIENT_MAC,
+        frameKeys: this._frameKeys,
+        serverKeys: this._serverKeys,
+        topics: this.topics,
+      });
+      this._serverCounter = message.counter;
+      this.topics.commit(message);
+      return message;
+    });
+    this._verifying = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
+   * Verify a server frame (`verify`) or a broadcast frame (`verifyBroadcast`),
+   * told apart by their first bytes: a canonical broadcast frame starts with
+   * an 8-element array, version 1, kind 6 or 7. The one call a client's
+   * receive loop needs; either path checks the whole frame.
+   *
+   * @param {Uint8Array | ArrayBuffer} data the exact bytes received
+   * @param {{now?: number}} [options]
+   * @returns {Promise<ServerMessage | import('./broadcast.js').BroadcastMessage>}
+   */
+  verifyAny(data, options = {}) {
+    const bytes = toBytes(data);
+    if (bytes[0] === 0x98 && bytes[1] === 0x01 && (bytes[2] === 0x06 || bytes[2] === 0x07)) {
+      return this.verifyBroadcast(bytes, options);
+    }
+    return this.verify(bytes, options);
   }
 
   toString() {
