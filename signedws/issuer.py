@@ -174,6 +174,10 @@ class IssuancePolicy:
                 raise UsageError(exc.detail) from None
         object.__setattr__(self, "audiences", tuple(self.audiences))
         if self.grantable is not None:
+            if isinstance(self.grantable, str) or not all(
+                isinstance(s, str) for s in self.grantable
+            ):
+                raise UsageError("IssuancePolicy.grantable must be a set of strings")
             object.__setattr__(self, "grantable", frozenset(self.grantable))
         for name in ("mac_lifetime", "ed25519_lifetime", "min_lifetime"):
             value = getattr(self, name)
@@ -285,8 +289,6 @@ class ChallengeKey:
                 str_field(kid, "kid", Code.MALFORMED)
             except Rejected as exc:
                 raise UsageError(exc.detail) from None
-            if len(kid.encode()) > 255:
-                raise UsageError("a challenge key id is at most 255 bytes")
             if not isinstance(key, HMACKey):
                 raise UsageError("a challenge key is derived from an HMACKey (the fleet key)")
             self._keys[kid] = key.derive(CHALLENGE_KEY_INFO)
@@ -647,8 +649,13 @@ class IssuerService:
     def __post_init__(self) -> None:
         if self.mac_issuer is None and self.ed25519_issuer is None:
             raise UsageError("an issuer service needs a mac issuer, an ed25519 issuer or both")
-        if self.ed25519_issuer is not None and self.challenge_key is None:
-            raise UsageError("an ed25519 issuer needs a challenge_key (proof of possession)")
+        if self.mac_issuer is not None and not isinstance(self.mac_issuer._key, HMACKey):
+            raise UsageError("the mac issuer's key is an HMACKey")
+        if self.ed25519_issuer is not None:
+            if not isinstance(self.ed25519_issuer._key, Ed25519PrivateKey):
+                raise UsageError("the ed25519 issuer's key is an Ed25519PrivateKey")
+            if self.challenge_key is None:
+                raise UsageError("an ed25519 issuer needs a challenge_key (proof of possession)")
         if not isinstance(self.node_id, bytes) or len(self.node_id) != _NODE_ID_SIZE:
             raise UsageError(f"node_id must be {_NODE_ID_SIZE} bytes")
         for entry in self.server_keys:
@@ -813,7 +820,7 @@ class IssuerService:
         entries = list(self.server_keys)
         if self.ed25519_issuer is not None:
             private = self.ed25519_issuer._key
-            assert isinstance(private, Ed25519PrivateKey)  # noqa: S101 - Issuer checks
+            assert isinstance(private, Ed25519PrivateKey)  # noqa: S101 - __post_init__ checks
             nbf, exp = self.ed25519_issuer_window
             entries.append(
                 JWKSEntry(
