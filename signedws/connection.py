@@ -470,6 +470,13 @@ class PushTransport(Transport, Protocol):
     def resume_reading(self) -> None:
         """Read from the socket again (idempotent)."""
 
+    async def fail(self, code: int, reason: str) -> None:
+        """After a rejection: drop every message read and not yet delivered,
+        send a close frame with ``code`` and ``reason``, and end the TCP
+        connection without parsing another message (RFC 6455 §7.1.7, *Fail
+        the WebSocket Connection*): what the peer sends next is discarded
+        unread until it closes, within the library's close timeout."""
+
 
 class ServerConnection:
     """One authenticated connection, as the application handler sees it.
@@ -491,6 +498,9 @@ class ServerConnection:
         self._state = self.session.state
         self._clock = service.clock
         self._offload = service.offload
+        # ed25519 frames leave the inline path: for the pool, or to be refused.
+        self._no_ed25519 = service.server_key is None
+        self._divert = self._offload or self._no_ed25519
         self._messages: deque[Message] = deque()
         # The stream of the connection's last message and its `stream_key`.
         self._key_stream: bytes | None = None
@@ -565,25 +575,43 @@ class ServerConnection:
                 (see the adapter) when the connection is closed.
         """
         if self._messages:
-            return self._take()
+            message = self._take()
+            if message is not None:
+                return message
         # Asking for the next message means the handler is done with the last.
         self._release()
-        while not self._messages:
-            if self._closed.is_set():
-                await self._transport.wait_closed()
-                raise self._transport.close_error()
-            reader = self._reader = asyncio.get_running_loop().create_future()
-            try:
-                await reader
-            finally:
-                self._reader = None
-        return self._take()
+        while True:
+            while not self._messages:
+                if self._closed.is_set():
+                    await self._transport.wait_closed()
+                    raise self._transport.close_error()
+                reader = self._reader = asyncio.get_running_loop().create_future()
+                try:
+                    await reader
+                finally:
+                    self._reader = None
+            message = self._take()
+            if message is not None:
+                return message
 
-    def _take(self) -> Message:
+    def _take(self) -> Message | None:
         """Hand the handler the next queued message: it is done with the one
-        it held, and everything accepted before the new one (SPEC.md §7.3)."""
+        it held, and everything accepted before the new one (SPEC.md §7.3).
+
+        The stream's mark moves here, when the handler takes the message, not
+        when it was queued: a message queued for a handler that stops is not
+        delivered, and its resend on the next connection is. A queued message
+        another connection's handler took meanwhile (the same stream,
+        resent) is dropped here: None if no message is left."""
         messages = self._messages
-        message = self._holding = messages.popleft()
+        marks = self._service.marks
+        message: Message | None = None
+        while messages:
+            message = messages.popleft()
+            if marks is None or marks.advance(self._stream_key(message), message.seq):
+                break
+            message = None  # delivered by another connection meanwhile
+        self._holding = message
         if self._ack_handle is None:
             self._schedule_ack()
         if self._waker is not None or (
@@ -601,7 +629,9 @@ class ServerConnection:
         """The next verified message; the end of the iteration once the
         connection is closed."""
         if self._messages:
-            return self._take()
+            message = self._take()
+            if message is not None:
+                return message
         try:
             return await self.recv()
         except self._transport.Closed:
@@ -708,7 +738,14 @@ class ServerConnection:
 
     async def _reject(self, exc: Rejected) -> None:
         log_rejection(self.id, exc.code, exc.detail)
-        await self._transport.close(exc.code.close_code, exc.code.peer_reason)
+        if self._push:
+            # Send the close frame and end the connection without reading or
+            # inflating another message (RFC 6455 §7.1.7).
+            await cast(PushTransport, self._transport).fail(
+                exc.code.close_code, exc.code.peer_reason
+            )
+        else:
+            await self._transport.close(exc.code.close_code, exc.code.peer_reason)
 
     def _accept(self, message: Message) -> None:
         """A verified frame: queue it for the handler, or count it delivered."""
@@ -719,7 +756,10 @@ class ServerConnection:
             self._advance_delivery()  # nothing to deliver
             return
         marks = self._service.marks
-        if marks is not None and not marks.advance(self._stream_key(message), message.seq):
+        if marks is not None and marks.delivered(self._stream_key(message), message.seq):
+            # Delivered before (by this connection or another). A message that
+            # is only queued has not moved its stream's mark: the mark moves
+            # when a handler takes the message (`_take`, SPEC.md §7.3).
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "connection=%s: dropped resent seq=%d, delivered before",
@@ -789,8 +829,17 @@ class ServerConnection:
             reason.__traceback__ = None
             reason.__context__ = reason.__cause__ = None
         self._stop = reason
+        # Nothing read after the stop is verified or kept: drop the frames
+        # waiting for the pool now (a job in flight finishes and is ignored),
+        # rather than holding them until the connection is gone.
+        self._backlog -= len(self._unverified)
+        self._unverified = []
         if self._push:
             self._receiving = False
+            # No more reading (and, under compression, no more inflating)
+            # until the transport fails the connection (`_reject`).
+            self._paused = True
+            cast(PushTransport, self._transport).pause_reading()
             self._stop_task = asyncio.get_running_loop().create_task(self._stopped())
         elif self._receiving:
             assert self._pump_task is not None  # noqa: S101 - it is receiving
@@ -876,6 +925,13 @@ class ServerConnection:
                 self._timer = None
         if isinstance(data, str):
             self._interrupt(Rejected(Code.MALFORMED, "text message; frames are binary"))
+        elif self._no_ed25519 and data[:3] == _ED25519_PREFIX:
+            # SPEC.md §7.1: a server without a server key cannot answer an
+            # ed25519 client; it refuses its frames, unverified, rather than
+            # accepting them and failing at its first server frame.
+            self._interrupt(
+                Rejected(Code.SCHEME_MISMATCH, "ed25519 frame; this server has no server_key")
+            )
         elif self._backlog or (self._service.offload and data[:3] == _ED25519_PREFIX):
             # Ed25519 verification costs ~50 µs: it runs in the pool, not on
             # the loop. Frames behind it wait their turn.
@@ -902,7 +958,7 @@ class ServerConnection:
                 self._first
                 or self._backlog
                 or type(data) is not bytes
-                or (self._offload and data[:3] == _ED25519_PREFIX)
+                or (self._divert and data[:3] == _ED25519_PREFIX)
             ):
                 self._frame(data)
             else:  # `_frame`'s last branch, inlined: most frames
