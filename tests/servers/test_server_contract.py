@@ -55,7 +55,7 @@ from server_support import KINDS, start
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from signedws import ConnectionState, Message, RevocationSet, ServerMessage, UsageError, Verifier
+from signedws import ConnectionState, Message, RevocationSet, ServerMessage, Verifier
 from signedws.asyncio import Backoff, ClientClosed, connect
 from signedws.connection import ServerConnection
 from signedws.envelope import decode_hello
