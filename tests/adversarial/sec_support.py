@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,7 +40,15 @@ from helpers import AUDIENCE, FLEET_KEY, SERVER_KEY, SERVER_KID, make_keyring  #
 from signedws import ServerKey, Verifier  # noqa: E402
 from signedws.envelope import KIND_CLIENT_ED25519, KIND_CLIENT_MAC  # noqa: E402
 
-__all__ = ["PREFIXES", "SecServer", "cpu_seconds", "deflate_flood", "readme_uvicorn_flags"]
+__all__ = [
+    "KINDS",
+    "PREFIXES",
+    "SecServer",
+    "cpu_seconds",
+    "deflate_flood",
+    "readme_uvicorn_flags",
+    "serving",
+]
 
 #: The first bytes of a client frame of each scheme (fixarray of 10, version 1, kind).
 PREFIXES: Final = {
@@ -171,6 +180,57 @@ async def deflate_flood(port: int, prefix: bytes, count: int, *, wait: float = 1
         return len(frames)
     finally:
         writer.transport.abort()
+
+
+# -- servers in the test's own process ----------------------------------------------------
+
+#: The server adapters an in-process test runs against.
+KINDS: Final = ("websockets", "asgi")
+
+
+@contextlib.asynccontextmanager
+async def serving(kind: str, handler: Any, **kwargs: Any) -> AsyncIterator[tuple[str, Any]]:
+    """``handler`` behind the adapter ``kind`` on 127.0.0.1, any free port, in
+    this event loop (uvicorn as README.md runs it); yields the URI and the
+    server (websockets' ``Server``, or the `SignedWebSockets` guard)."""
+    verifier = kwargs.pop("verifier", None) or _verifier()
+    kwargs.setdefault("origins", [])
+    kwargs.setdefault("allow_no_origin", True)
+    kwargs.setdefault("server_key", ServerKey(SERVER_KID, SERVER_KEY))
+    if kind == "websockets":
+        from signedws.asyncio import serve
+
+        async with serve(handler, "127.0.0.1", 0, verifier=verifier, **kwargs) as server:
+            yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", server
+        return
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+
+    from signedws.asgi import SignedWebSockets
+
+    signed = SignedWebSockets(verifier, **kwargs)
+    app = Starlette(routes=[WebSocketRoute(PATH, signed.endpoint(handler))])
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        ws="websockets-sansio",
+        ws_max_size=verifier.max_frame_size,
+        ws_per_message_deflate=False,
+        lifespan="off",
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup()
+    try:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}{PATH}", signed
+    finally:
+        await server.shutdown()
 
 
 # -- the servers -------------------------------------------------------------------------
