@@ -223,14 +223,14 @@ async def serving(kind: str, handler: Any, **kwargs: Any) -> AsyncIterator[tuple
         timeout_graceful_shutdown=5,
     )
     config.load()
-    server = uvicorn.Server(config)
-    server.lifespan = config.lifespan_class(config)
-    await server.startup()
+    uv = uvicorn.Server(config)
+    uv.lifespan = config.lifespan_class(config)
+    await uv.startup()
     try:
-        port = server.servers[0].sockets[0].getsockname()[1]
+        port = uv.servers[0].sockets[0].getsockname()[1]
         yield f"ws://127.0.0.1:{port}{PATH}", signed
     finally:
-        await server.shutdown()
+        await uv.shutdown()
 
 
 # -- the servers -------------------------------------------------------------------------
