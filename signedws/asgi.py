@@ -75,6 +75,7 @@ from .connection import (
     DEFAULT_FIRST_FRAME_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
     DEFAULT_MAX_QUEUE,
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
@@ -247,7 +248,8 @@ class SignedWebSockets:
             `signedws.connection.OriginPolicy.build`). Required: pass ``[]``
             for a server that accepts no browser.
         server_key, first_frame_timeout, idle_timeout, max_connections,
-        ack_delay, max_queue, stream_marks, dedupe, executor, verify_workers,
+        max_connections_per_principal, ack_delay, max_queue, stream_marks,
+        dedupe, executor, verify_workers,
         clock: as `signedws.connection.Service` documents them (the defaults
             are in this signature). ``max_connections`` counts every route of
             this guard; ``stream_marks`` is new per guard if omitted.
@@ -267,6 +269,7 @@ class SignedWebSockets:
         first_frame_timeout: float | None = DEFAULT_FIRST_FRAME_TIMEOUT,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_principal: int | None = DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
         ack_delay: float | None = DEFAULT_ACK_DELAY,
         max_queue: int = DEFAULT_MAX_QUEUE,
         stream_marks: StreamMarks | None = None,
@@ -282,6 +285,7 @@ class SignedWebSockets:
             first_frame_timeout=first_frame_timeout,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            max_connections_per_principal=max_connections_per_principal,
             ack_delay=ack_delay,
             max_queue=max_queue,
             stream_marks=stream_marks,

@@ -278,6 +278,7 @@ async def _serve(
             first_frame_timeout=config.first_frame_timeout,
             idle_timeout=config.idle_timeout,
             max_connections=config.max_connections,
+            max_connections_per_principal=config.max_connections_per_principal,
             ack_delay=config.ack_delay,
             # Under --workers, the CPUs are shared out among the processes.
             verify_workers=config.verify_workers

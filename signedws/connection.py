@@ -90,6 +90,7 @@ __all__ = [
     "DEFAULT_FIRST_FRAME_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL",
     "DEFAULT_MAX_QUEUE",
     "SUBPROTOCOL",
     "FrameSink",
@@ -109,6 +110,7 @@ SUBPROTOCOL: Final = "signedws.v1"
 DEFAULT_FIRST_FRAME_TIMEOUT: Final = 10.0
 DEFAULT_IDLE_TIMEOUT: Final = 300.0
 DEFAULT_MAX_CONNECTIONS: Final = 10_000
+DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL: Final = 1_000
 DEFAULT_ACK_DELAY: Final = 0.02
 DEFAULT_MAX_QUEUE: Final = 16
 
@@ -245,8 +247,11 @@ class Service:
             (close 4408, ``first_frame_timeout``). None: no limit.
         idle_timeout: seconds between valid frames after the first (close
             4408, ``idle_timeout``). None: no limit.
-        max_connections: open connections beyond which handshakes are refused
-            with HTTP 503 (``server_busy``).
+        max_connections: connections (handshakes in progress included)
+            beyond which handshakes are refused with HTTP 503 (``server_busy``).
+        max_connections_per_principal: connections one principal ``(iss,
+            sub)`` may hold at once; a connection beyond it is closed at its
+            first valid frame with ``server_busy`` (4503). None: no limit.
         ack_delay: seconds after a delivered frame within which a pure
             acknowledgement is sent if the handler sent nothing (acks are
             coalesced). None: only handler frames carry acks.
@@ -281,6 +286,7 @@ class Service:
         executor: Executor | None,
         verify_workers: int | None,
         clock: Callable[[], float],
+        max_connections_per_principal: int | None = DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise UsageError("verifier must be a signedws Verifier")
@@ -293,6 +299,10 @@ class Service:
                 raise UsageError(f"{name} must not be negative")
         if type(max_connections) is not int or max_connections < 1:
             raise UsageError("max_connections must be a positive integer")
+        if max_connections_per_principal is not None and (
+            type(max_connections_per_principal) is not int or max_connections_per_principal < 1
+        ):
+            raise UsageError("max_connections_per_principal must be a positive integer or None")
         if type(max_queue) is not int or max_queue < 1:
             raise UsageError("max_queue must be a positive integer")
         self.verifier = verifier
@@ -319,6 +329,32 @@ class Service:
         self._inbox: _Inbox | None = None
         self.clock = clock
         self.slots: set[object] = set()
+        self.max_connections_per_principal = max_connections_per_principal
+        #: Open connections per principal, after their first valid frame.
+        self.principals: dict[tuple[str, str], int] = {}
+
+    def bind(self, principal: tuple[str, str]) -> Rejected | None:
+        """Count a connection for ``principal`` (at its first valid frame), or
+        the ``server_busy`` rejection if the principal holds its limit."""
+        held = self.principals.get(principal, 0)
+        limit = self.max_connections_per_principal
+        if limit is not None and held >= limit:
+            return Rejected(
+                Code.SERVER_BUSY,
+                "iss={!r} sub={!r} holds {} connections, limit per principal {}",
+                principal[0],
+                principal[1],
+                held,
+                limit,
+            )
+        self.principals[principal] = held + 1
+        return None
+
+    def unbind(self, principal: tuple[str, str]) -> None:
+        """A connection counted by `bind` is gone."""
+        held = self.principals.pop(principal, 0) - 1
+        if held > 0:
+            self.principals[principal] = held
 
     @property
     def executor(self) -> Executor:
@@ -547,6 +583,8 @@ class ServerConnection:
         self._unverified: list[tuple[bytes, float]] = []
         self._in_flight = 0
         self._backlog = 0
+        # The principal this connection is counted for (`Service.bind`).
+        self._bound: tuple[str, str] | None = None
 
     @property
     def id(self) -> object:
@@ -750,6 +788,12 @@ class ServerConnection:
     def _accept(self, message: Message) -> None:
         """A verified frame: queue it for the handler, or count it delivered."""
         if not self._last_accepted:
+            principal = (message.issuer, message.subject)
+            busy = self._service.bind(principal)
+            if busy is not None:
+                self._interrupt(busy)
+                return
+            self._bound = principal
             self._accepted.set()
         self._last_accepted = message.counter
         if message.payload is None:
@@ -909,6 +953,8 @@ class ServerConnection:
                 self._interrupt(result)
                 return
             self._accept(result)
+            if self._stop is not None:
+                return
         if self._unverified:
             self._submit()
         self._wake_pump()
@@ -1056,7 +1102,11 @@ class ServerConnection:
         log_rejection(self.id, Code.FRAME_TOO_LARGE, f"message over {limit} bytes (close 1009)")
 
     def _close_pump(self) -> None:
-        """No more frames: stop the timer, mark closed, wake the handler."""
+        """No more frames: stop the timer, mark closed, wake the handler, and
+        give the principal's connection back."""
+        bound, self._bound = self._bound, None
+        if bound is not None:
+            self._service.unbind(bound)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

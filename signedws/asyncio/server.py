@@ -58,6 +58,7 @@ from ..connection import (
     DEFAULT_FIRST_FRAME_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
     DEFAULT_MAX_QUEUE,
     SUBPROTOCOL,
     FrameSink,
@@ -442,6 +443,7 @@ def serve(
     first_frame_timeout: float | None = DEFAULT_FIRST_FRAME_TIMEOUT,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_connections_per_principal: int | None = DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
     ack_delay: float | None = DEFAULT_ACK_DELAY,
     max_queue: int = DEFAULT_MAX_QUEUE,
     stream_marks: StreamMarks | None = None,
@@ -472,7 +474,8 @@ def serve(
             `signedws.connection.OriginPolicy.build`). Required: pass ``[]``
             for a server that accepts no browser.
         server_key, first_frame_timeout, idle_timeout, max_connections,
-        ack_delay, max_queue, stream_marks, dedupe, executor, verify_workers:
+        max_connections_per_principal, ack_delay, max_queue, stream_marks,
+        dedupe, executor, verify_workers:
             as `signedws.connection.Service` documents them (the defaults
             are in this signature). ``stream_marks`` is new per call if
             omitted.
@@ -502,6 +505,7 @@ def serve(
         first_frame_timeout=first_frame_timeout,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        max_connections_per_principal=max_connections_per_principal,
         ack_delay=ack_delay,
         max_queue=max_queue,
         stream_marks=stream_marks,
