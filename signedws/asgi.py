@@ -48,6 +48,17 @@ Invariants (beyond those of `signedws.connection`):
    verifier's ``max_frame_size`` (``--ws-max-size``): oversize messages then
    close with 1009 and are logged as ``frame_too_large``; otherwise the
    verifier's own size check closes with 4413.
+4. Compression and what is buffered before the application reads: the ASGI
+   server's. uvicorn negotiates permessage-deflate unless told not to, and
+   inflates every message of a socket read into its queue before the
+   application sees one (SECURITY.md: ten connections and 1.7 MiB on the wire
+   grew it by ~930 MiB). Run it with ``--ws-per-message-deflate false``
+   (``ws_per_message_deflate=False``); an ASGI application can neither see
+   nor refuse the negotiated extension. Likewise handshakes in progress and
+   the closing handshake's timeout are the server's (uvicorn:
+   ``--limit-concurrency``, ``--timeout-graceful-shutdown``). This adapter
+   reads one message at a time and drops what waits for verification at the
+   first rejection.
 
 Starlette (and FastAPI, for the dependency) come with ``signedws[asgi]``;
 ``import signedws`` imports neither, nor does this module import websockets.

@@ -23,8 +23,9 @@ every adapter. Per connection, a `ServerConnection`:
   costs a hand-off per burst, not per frame;
 - drops resends already delivered (`StreamMarks`, SPEC.md §7.3), queues the
   rest for the application, and stops reading while ``max_queue`` messages
-  are queued or being verified (a push transport pauses the socket; what one
-  read already holds still comes);
+  are queued or being verified (a push transport pauses the socket, and must
+  stop delivering within a bounded number of bytes: the websockets adapter
+  parses at most 16 KiB, 1 KiB under permessage-deflate, between checks);
 - schedules a coalesced acknowledgement and enforces the first-frame and
   idle timeouts with one timer per connection, re-armed lazily;
 - is what the application's handler gets: `recv` returns verified
@@ -46,13 +47,18 @@ Invariants:
    naming the connection id, the code and the core's detail (`log_rejection`,
    the one place that maps a rejection to a log line and a close). No frame
    byte, payload, token, key or signature is ever logged. Frames read after a
-   rejected one are dropped unverified; frames read before the connection
-   closed are still verified, and the first rejection among them is the one
-   logged.
+   rejected one are dropped unverified, at once (those waiting for the pool
+   too), and a push transport stops reading: it fails the connection (close
+   frame, then the end of the TCP connection, discarding what the peer sends
+   meanwhile unparsed). Frames read before the connection closed are still
+   verified, and the first rejection among them is the one logged.
 3. Server frames are built and written under one lock per connection, so
    their counters reach the wire in order.
 4. Acknowledgements cover only frames the handler is done with (SPEC.md §7.3):
-   a message is done when the handler asks for the next one or returns;
+   a message is done when the handler asks for the next one or returns; its
+   stream's mark (`StreamMarks`) moves when the handler takes it, never when
+   it is queued, so a message queued for a handler that stops is neither
+   acknowledged nor marked, and its resend is delivered;
    control frames and dropped resends are done once nothing queued precedes
    them. Each advance is acknowledged within ``ack_delay``, by a pure
    acknowledgement or by a handler frame that carries the ack. The delivery
@@ -1017,8 +1023,10 @@ class ServerConnection:
             return
         if self._stop is None and not self._paused:
             if len(self._messages) + self._backlog >= self._service.max_queue:
-                # Frames already read still come; the queue may pass max_queue
-                # by what one read of the socket holds, as websockets' would.
+                # Frames already parsed still come: the queue may pass
+                # max_queue by what the transport parses between checks (the
+                # websockets adapter: 16 KiB of frames; 1 KiB, ~15 messages of
+                # max_frame_size, under permessage-deflate).
                 self._paused = True
                 self._receiving = False
                 cast(PushTransport, self._transport).pause_reading()

@@ -23,8 +23,11 @@ pauses reading while its queue is full, as websockets' ``max_queue`` would.
 
 Invariants (beyond those of `signedws.connection`):
 
-1. A connection slot is held from the handshake response until the TCP
-   connection is gone, whether or not the handshake completes.
+1. A connection slot is held from the TCP connection until it is gone:
+   handshakes in progress count against ``max_connections``. A connection
+   without a slot is answered HTTP 503 when its request is read (if a slot
+   freed meanwhile, it takes it); at most 1,024 such wait for their answer,
+   and connections beyond that are closed at once.
 2. The handler sees websockets' own exceptions: `recv` raises
    ``ConnectionClosed`` once the connection is closed.
 3. Messages reach the signedws connection whole and in order: fragments are
@@ -32,6 +35,19 @@ Invariants (beyond those of `signedws.connection`):
    is passed on as a str at its first fragment, control frames stay
    websockets' own. Messages that arrive before the signedws connection is
    attached are held, with reading paused, and passed on when it attaches.
+4. What the socket gives is parsed 16 KiB at a time (1 KiB once
+   permessage-deflate is negotiated), and not at all while the signedws
+   connection has reading paused: the rest of a read waits, unparsed. A pause
+   therefore takes effect within one slice, not one read of up to 256 KiB,
+   which compression can inflate ~1000-fold. Compression is off unless
+   ``compression="deflate"`` is passed; with it, a connection holds at most
+   ``max_queue`` messages plus one slice's (each at most ``max_size``
+   inflated), and a rejected connection inflates nothing more.
+5. After a rejection the connection is *failed* (RFC 6455 §7.1.7): the close
+   frame goes out, the TCP connection is ended, and what the peer sends
+   meanwhile is discarded unparsed. A peer that never completes a closing
+   handshake holds its connection for ``close_timeout`` (2 s by default,
+   websockets' is 10 s), which bounds a server's shutdown too.
 """
 
 from __future__ import annotations
@@ -483,9 +499,12 @@ def serve(
         process_response: as websockets' (runs after the connection limit).
         clock: as `signedws.connection.Service` documents it.
         **kwargs: passed to `websockets.asyncio.server.serve` (``ssl``,
-            ``ping_interval``, ``compression``, ``logger`` ...), except the
-            keywords signedws sets: ``subprotocols``, ``select_subprotocol``,
-            ``max_size``, ``origins`` and ``create_connection``.
+            ``ping_interval``, ``logger`` ...), except the keywords signedws
+            sets: ``subprotocols``, ``select_subprotocol``, ``max_size``,
+            ``origins`` and ``create_connection``. Two defaults differ from
+            websockets': ``compression`` is None (no permessage-deflate;
+            ``compression="deflate"`` opts in, at the bounded cost of
+            invariant 4) and ``close_timeout`` is 2 s (invariant 5).
 
     Raises:
         UsageError: for an invalid limit, an Origin list containing None (use
