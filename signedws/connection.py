@@ -1183,6 +1183,10 @@ class ServerConnection:
                 await pump
         elif self._push:
             self._finished = True  # frames still coming are dropped
+            if self._paused and self._stop is None:
+                # Read again, so the peer's answer to the close is seen.
+                self._paused = False
+                cast(PushTransport, self._transport).resume_reading()
             self._close_pump()
         for task in list(self._ack_tasks):
             task.cancel()

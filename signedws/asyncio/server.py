@@ -180,9 +180,10 @@ class _SignedWebSocket(WebSocket):
         hundreds of messages). The rest waits, unparsed, for `resume`."""
         self._feeding = None
         held = self._held
-        step = _FEED_BYTES_DEFLATE if self.protocol.extensions else _FEED_BYTES
         offset, size = 0, len(held)
         while offset < size and not self._paused:
+            # Per slice: the handshake may complete within this read.
+            step = _FEED_BYTES_DEFLATE if self.protocol.extensions else _FEED_BYTES
             super().data_received(held[offset : offset + step])
             offset += step
         self._held = held[offset:] if offset < size else b""
@@ -218,15 +219,20 @@ class _SignedWebSocket(WebSocket):
         try:
             async with self.send_context():
                 self.protocol.fail(code, reason)
+                # Read again, to see the peer's EOF (the protocol now discards
+                # what comes, unparsed); `send_context` waits for the end of
+                # the TCP connection, at most ``close_timeout``.
+                self._resume_discarding()
         except ConnectionClosed:
             pass  # closed already
         finally:
-            # Read again, to see the peer's EOF: the protocol discards the
-            # rest unparsed; websockets ends the TCP connection within its
-            # close timeout.
-            self._paused = False
-            if not self.transport.is_closing():
-                self.transport.resume_reading()
+            self._resume_discarding()
+
+    def _resume_discarding(self) -> None:
+        self._paused = False
+        self._held = b""
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def process_event(self, event: Any) -> None:
         if type(event) is not Frame or self.request is None:
