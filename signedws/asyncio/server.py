@@ -216,23 +216,19 @@ class _SignedWebSocket(WebSocket):
         if self._feeding is not None:
             self._feeding.cancel()
             self._feeding = None
+        # Read again, to see the peer's EOF: nothing is parsed before the
+        # protocol fails (no await in between), and after it the protocol
+        # discards what comes, unparsed. `send_context` then waits for the
+        # end of the TCP connection, at most ``close_timeout`` (also when the
+        # protocol had failed already, say on an oversize message).
+        self._paused = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
         try:
             async with self.send_context():
                 self.protocol.fail(code, reason)
-                # Read again, to see the peer's EOF (the protocol now discards
-                # what comes, unparsed); `send_context` waits for the end of
-                # the TCP connection, at most ``close_timeout``.
-                self._resume_discarding()
         except ConnectionClosed:
             pass  # closed already
-        finally:
-            self._resume_discarding()
-
-    def _resume_discarding(self) -> None:
-        self._paused = False
-        self._held = b""
-        if not self.transport.is_closing():
-            self.transport.resume_reading()
 
     def process_event(self, event: Any) -> None:
         if type(event) is not Frame or self.request is None:
