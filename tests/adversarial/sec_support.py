@@ -150,10 +150,14 @@ def compressed_message(prefix: bytes) -> bytes:
     return bytes((0x80 | 0x40 | 0x02, 0x80 | len(body))) + mask + masked
 
 
-async def deflate_flood(port: int, prefix: bytes, count: int, *, wait: float = 15.0) -> int:
+async def deflate_flood(
+    port: int, prefix: bytes, count: int, *, wait: float = 5.0
+) -> tuple[int, bool]:
     """One attacking connection: the handshake offering permessage-deflate,
-    then ``count`` compressed 64 KiB messages written at once, then read until
-    the server closes (at most ``wait`` seconds). Returns the wire bytes sent."""
+    then ``count`` compressed 64 KiB messages written at once, then read (and
+    never answer a close) until the server ends the TCP connection, at most
+    ``wait`` seconds. Returns the wire bytes sent and whether the server
+    ended the connection within ``wait``."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         key = base64.b64encode(os.urandom(16)).decode()
@@ -173,11 +177,13 @@ async def deflate_flood(port: int, prefix: bytes, count: int, *, wait: float = 1
         with contextlib.suppress(ConnectionError):
             async with asyncio.timeout(10):
                 await writer.drain()
+        ended = False
         with contextlib.suppress(ConnectionError, TimeoutError):
             async with asyncio.timeout(wait):
                 while await reader.read(65536):
                     pass
-        return len(frames)
+                ended = True
+        return len(frames), ended
     finally:
         writer.transport.abort()
 
