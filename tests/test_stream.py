@@ -103,6 +103,15 @@ def test_capacity_forgets_the_least_recently_active_principal_first() -> None:
     assert marks.mark("login", "a", STREAM_A) == 0
     assert marks.mark("login", "b", STREAM_A) == 1
     assert marks.mark("login", "c", STREAM_A) == 1
+    # The least recently active principal keeps its other streams.
+    marks = StreamMarks(capacity=3, per_principal=2)
+    marks.is_new(message(1, sub="a"))
+    marks.is_new(message(1, sub="a", stream=STREAM_B))
+    marks.is_new(message(1, sub="b"))
+    marks.is_new(message(1, sub="c"))
+    assert len(marks) == 3
+    assert marks.mark("login", "a", STREAM_A) == 0
+    assert marks.mark("login", "a", STREAM_B) == 1
 
 
 def test_delivered_peeks_without_moving() -> None:
