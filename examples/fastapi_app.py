@@ -1,6 +1,7 @@
 """A signedws echo endpoint in FastAPI. Run examples/setup.sh first, then
-``uvicorn fastapi_app:app --port 8765 --ws-max-size 65536`` (the verifier's frame
-size limit); examples/client.py reaches it at ``ws://127.0.0.1:8765/ws``."""
+``uvicorn fastapi_app:app --port 8765 --ws-max-size 65536 --ws-per-message-deflate false``
+(the verifier's frame size limit, and no compression: SECURITY.md); examples/client.py
+reaches it at ``ws://127.0.0.1:8765/ws``."""
 
 from typing import Annotated
 

@@ -48,6 +48,17 @@ Invariants (beyond those of `signedws.connection`):
    verifier's ``max_frame_size`` (``--ws-max-size``): oversize messages then
    close with 1009 and are logged as ``frame_too_large``; otherwise the
    verifier's own size check closes with 4413.
+4. Compression and what is buffered before the application reads: the ASGI
+   server's. uvicorn negotiates permessage-deflate unless told not to, and
+   inflates every message of a socket read into its queue before the
+   application sees one (SECURITY.md: ten connections and 1.7 MiB on the wire
+   grew it by ~930 MiB). Run it with ``--ws-per-message-deflate false``
+   (``ws_per_message_deflate=False``); an ASGI application can neither see
+   nor refuse the negotiated extension. Likewise handshakes in progress and
+   the closing handshake's timeout are the server's (uvicorn:
+   ``--limit-concurrency``, ``--timeout-graceful-shutdown``). This adapter
+   reads one message at a time and drops what waits for verification at the
+   first rejection.
 
 Starlette (and FastAPI, for the dependency) come with ``signedws[asgi]``;
 ``import signedws`` imports neither, nor does this module import websockets.
@@ -75,6 +86,7 @@ from .connection import (
     DEFAULT_FIRST_FRAME_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
     DEFAULT_MAX_QUEUE,
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
@@ -247,7 +259,8 @@ class SignedWebSockets:
             `signedws.connection.OriginPolicy.build`). Required: pass ``[]``
             for a server that accepts no browser.
         server_key, first_frame_timeout, idle_timeout, max_connections,
-        ack_delay, max_queue, stream_marks, dedupe, executor, verify_workers,
+        max_connections_per_principal, ack_delay, max_queue, stream_marks,
+        dedupe, executor, verify_workers,
         clock: as `signedws.connection.Service` documents them (the defaults
             are in this signature). ``max_connections`` counts every route of
             this guard; ``stream_marks`` is new per guard if omitted.
@@ -267,6 +280,7 @@ class SignedWebSockets:
         first_frame_timeout: float | None = DEFAULT_FIRST_FRAME_TIMEOUT,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_connections_per_principal: int | None = DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
         ack_delay: float | None = DEFAULT_ACK_DELAY,
         max_queue: int = DEFAULT_MAX_QUEUE,
         stream_marks: StreamMarks | None = None,
@@ -282,6 +296,7 @@ class SignedWebSockets:
             first_frame_timeout=first_frame_timeout,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            max_connections_per_principal=max_connections_per_principal,
             ack_delay=ack_delay,
             max_queue=max_queue,
             stream_marks=stream_marks,

@@ -284,6 +284,7 @@ async def _serve(
             first_frame_timeout=config.first_frame_timeout,
             idle_timeout=config.idle_timeout,
             max_connections=config.max_connections,
+            max_connections_per_principal=config.max_connections_per_principal,
             ack_delay=config.ack_delay,
             # Under --workers, the CPUs are shared out among the processes.
             verify_workers=config.verify_workers
@@ -479,6 +480,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.worker is not None:
         config = config.replace(node_id=worker_node_id(config.node_id, args.worker))
     verifier = build_verifier(config)  # every file loads, in the parent too
+    if config.server_key is None and verifier.keyring.trusts_ed25519:
+        # SPEC.md §7.1: without a server key, no ed25519 client could be
+        # answered; they would all be refused (scheme_mismatch).
+        raise UsageError(
+            f"{config.keyring} trusts ed25519 clients but [keys] server_key is not set: "
+            "make one with `signedws keygen ed25519 --kid server-1 -o server.jwk` and name it "
+            "in [keys] server_key"
+        )
     if args.worker is None and config.workers > 1:
         return asyncio.run(_supervise(args, config))
     handler = resolve_handler(config.handler)

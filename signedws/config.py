@@ -30,6 +30,7 @@ none)::
     first_frame_timeout = 10.0       # seconds from hello to first valid frame (0: none)
     idle_timeout = 300.0             # seconds between valid frames (0: none)
     max_connections = 10000          # beyond it: HTTP 503
+    max_connections_per_principal = 1000  # per (iss, sub); beyond it: close 4503 (0: none)
     ack_delay = 0.02                 # seconds before a pure acknowledgement
     window = 0                       # replay window (0: strictly increasing)
     max_skew = 300.0                 # seconds of frame timestamp tolerance
@@ -104,6 +105,7 @@ _SECTIONS: Final = {
         "first_frame_timeout",
         "idle_timeout",
         "max_connections",
+        "max_connections_per_principal",
         "ack_delay",
         "window",
         "max_skew",
@@ -134,6 +136,7 @@ class ServerConfig:
     first_frame_timeout: float | None = 10.0
     idle_timeout: float | None = 300.0
     max_connections: int = 10_000
+    max_connections_per_principal: int | None = 1000
     ack_delay: float = 0.02
     window: int = 0
     max_skew: float = 300.0
@@ -256,6 +259,11 @@ def load_config(path: str | Path) -> ServerConfig:
             kwargs[key] = float(get(key, (int, float))) or None
     if "verify_workers" in values:
         kwargs["verify_workers"] = get("verify_workers", int) or None
+    if "max_connections_per_principal" in values:
+        per_principal = get("max_connections_per_principal", int)
+        if per_principal < 0:
+            raise UsageError("config: [limits].max_connections_per_principal must not be negative")
+        kwargs["max_connections_per_principal"] = per_principal or None
     if "workers" in values:
         kwargs["workers"] = get("workers", int)
     if "node_id" in values:

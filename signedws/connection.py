@@ -23,8 +23,9 @@ every adapter. Per connection, a `ServerConnection`:
   costs a hand-off per burst, not per frame;
 - drops resends already delivered (`StreamMarks`, SPEC.md §7.3), queues the
   rest for the application, and stops reading while ``max_queue`` messages
-  are queued or being verified (a push transport pauses the socket; what one
-  read already holds still comes);
+  are queued or being verified (a push transport pauses the socket, and must
+  stop delivering within a bounded number of bytes: the websockets adapter
+  parses at most 16 KiB, 1 KiB under permessage-deflate, between checks);
 - schedules a coalesced acknowledgement and enforces the first-frame and
   idle timeouts with one timer per connection, re-armed lazily;
 - is what the application's handler gets: `recv` returns verified
@@ -46,13 +47,18 @@ Invariants:
    naming the connection id, the code and the core's detail (`log_rejection`,
    the one place that maps a rejection to a log line and a close). No frame
    byte, payload, token, key or signature is ever logged. Frames read after a
-   rejected one are dropped unverified; frames read before the connection
-   closed are still verified, and the first rejection among them is the one
-   logged.
+   rejected one are dropped unverified, at once (those waiting for the pool
+   too), and a push transport stops reading: it fails the connection (close
+   frame, then the end of the TCP connection, discarding what the peer sends
+   meanwhile unparsed). Frames read before the connection closed are still
+   verified, and the first rejection among them is the one logged.
 3. Server frames are built and written under one lock per connection, so
    their counters reach the wire in order.
 4. Acknowledgements cover only frames the handler is done with (SPEC.md §7.3):
-   a message is done when the handler asks for the next one or returns;
+   a message is done when the handler asks for the next one or returns; its
+   stream's mark (`StreamMarks`) moves when the handler takes it, never when
+   it is queued, so a message queued for a handler that stops is neither
+   acknowledged nor marked, and its resend is delivered;
    control frames and dropped resends are done once nothing queued precedes
    them. Each advance is acknowledged within ``ack_delay``, by a pure
    acknowledgement or by a handler frame that carries the ack. The delivery
@@ -90,6 +96,7 @@ __all__ = [
     "DEFAULT_FIRST_FRAME_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL",
     "DEFAULT_MAX_QUEUE",
     "SUBPROTOCOL",
     "FrameSink",
@@ -109,6 +116,7 @@ SUBPROTOCOL: Final = "signedws.v1"
 DEFAULT_FIRST_FRAME_TIMEOUT: Final = 10.0
 DEFAULT_IDLE_TIMEOUT: Final = 300.0
 DEFAULT_MAX_CONNECTIONS: Final = 10_000
+DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL: Final = 1_000
 DEFAULT_ACK_DELAY: Final = 0.02
 DEFAULT_MAX_QUEUE: Final = 16
 
@@ -245,8 +253,11 @@ class Service:
             (close 4408, ``first_frame_timeout``). None: no limit.
         idle_timeout: seconds between valid frames after the first (close
             4408, ``idle_timeout``). None: no limit.
-        max_connections: open connections beyond which handshakes are refused
-            with HTTP 503 (``server_busy``).
+        max_connections: connections (handshakes in progress included)
+            beyond which handshakes are refused with HTTP 503 (``server_busy``).
+        max_connections_per_principal: connections one principal ``(iss,
+            sub)`` may hold at once; a connection beyond it is closed at its
+            first valid frame with ``server_busy`` (4503). None: no limit.
         ack_delay: seconds after a delivered frame within which a pure
             acknowledgement is sent if the handler sent nothing (acks are
             coalesced). None: only handler frames carry acks.
@@ -281,6 +292,7 @@ class Service:
         executor: Executor | None,
         verify_workers: int | None,
         clock: Callable[[], float],
+        max_connections_per_principal: int | None = DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise UsageError("verifier must be a signedws Verifier")
@@ -293,6 +305,10 @@ class Service:
                 raise UsageError(f"{name} must not be negative")
         if type(max_connections) is not int or max_connections < 1:
             raise UsageError("max_connections must be a positive integer")
+        if max_connections_per_principal is not None and (
+            type(max_connections_per_principal) is not int or max_connections_per_principal < 1
+        ):
+            raise UsageError("max_connections_per_principal must be a positive integer or None")
         if type(max_queue) is not int or max_queue < 1:
             raise UsageError("max_queue must be a positive integer")
         self.verifier = verifier
@@ -319,6 +335,32 @@ class Service:
         self._inbox: _Inbox | None = None
         self.clock = clock
         self.slots: set[object] = set()
+        self.max_connections_per_principal = max_connections_per_principal
+        #: Open connections per principal, after their first valid frame.
+        self.principals: dict[tuple[str, str], int] = {}
+
+    def bind(self, principal: tuple[str, str]) -> Rejected | None:
+        """Count a connection for ``principal`` (at its first valid frame), or
+        the ``server_busy`` rejection if the principal holds its limit."""
+        held = self.principals.get(principal, 0)
+        limit = self.max_connections_per_principal
+        if limit is not None and held >= limit:
+            return Rejected(
+                Code.SERVER_BUSY,
+                "iss={!r} sub={!r} holds {} connections, limit per principal {}",
+                principal[0],
+                principal[1],
+                held,
+                limit,
+            )
+        self.principals[principal] = held + 1
+        return None
+
+    def unbind(self, principal: tuple[str, str]) -> None:
+        """A connection counted by `bind` is gone."""
+        held = self.principals.pop(principal, 0) - 1
+        if held > 0:
+            self.principals[principal] = held
 
     @property
     def executor(self) -> Executor:
@@ -470,6 +512,13 @@ class PushTransport(Transport, Protocol):
     def resume_reading(self) -> None:
         """Read from the socket again (idempotent)."""
 
+    async def fail(self, code: int, reason: str) -> None:
+        """After a rejection: drop every message read and not yet delivered,
+        send a close frame with ``code`` and ``reason``, and end the TCP
+        connection without parsing another message (RFC 6455 §7.1.7, *Fail
+        the WebSocket Connection*): what the peer sends next is discarded
+        unread until it closes, within the library's close timeout."""
+
 
 class ServerConnection:
     """One authenticated connection, as the application handler sees it.
@@ -491,6 +540,9 @@ class ServerConnection:
         self._state = self.session.state
         self._clock = service.clock
         self._offload = service.offload
+        # ed25519 frames leave the inline path: for the pool, or to be refused.
+        self._no_ed25519 = service.server_key is None
+        self._divert = self._offload or self._no_ed25519
         self._messages: deque[Message] = deque()
         # The stream of the connection's last message and its `stream_key`.
         self._key_stream: bytes | None = None
@@ -537,6 +589,8 @@ class ServerConnection:
         self._unverified: list[tuple[bytes, float]] = []
         self._in_flight = 0
         self._backlog = 0
+        # The principal this connection is counted for (`Service.bind`).
+        self._bound: tuple[str, str] | None = None
 
     @property
     def id(self) -> object:
@@ -565,25 +619,43 @@ class ServerConnection:
                 (see the adapter) when the connection is closed.
         """
         if self._messages:
-            return self._take()
+            message = self._take()
+            if message is not None:
+                return message
         # Asking for the next message means the handler is done with the last.
         self._release()
-        while not self._messages:
-            if self._closed.is_set():
-                await self._transport.wait_closed()
-                raise self._transport.close_error()
-            reader = self._reader = asyncio.get_running_loop().create_future()
-            try:
-                await reader
-            finally:
-                self._reader = None
-        return self._take()
+        while True:
+            while not self._messages:
+                if self._closed.is_set():
+                    await self._transport.wait_closed()
+                    raise self._transport.close_error()
+                reader = self._reader = asyncio.get_running_loop().create_future()
+                try:
+                    await reader
+                finally:
+                    self._reader = None
+            message = self._take()
+            if message is not None:
+                return message
 
-    def _take(self) -> Message:
+    def _take(self) -> Message | None:
         """Hand the handler the next queued message: it is done with the one
-        it held, and everything accepted before the new one (SPEC.md §7.3)."""
+        it held, and everything accepted before the new one (SPEC.md §7.3).
+
+        The stream's mark moves here, when the handler takes the message, not
+        when it was queued: a message queued for a handler that stops is not
+        delivered, and its resend on the next connection is. A queued message
+        another connection's handler took meanwhile (the same stream,
+        resent) is dropped here: None if no message is left."""
         messages = self._messages
-        message = self._holding = messages.popleft()
+        marks = self._service.marks
+        message: Message | None = None
+        while messages:
+            message = messages.popleft()
+            if marks is None or marks.advance(self._stream_key(message), message.seq):
+                break
+            message = None  # delivered by another connection meanwhile
+        self._holding = message
         if self._ack_handle is None:
             self._schedule_ack()
         if self._waker is not None or (
@@ -601,7 +673,9 @@ class ServerConnection:
         """The next verified message; the end of the iteration once the
         connection is closed."""
         if self._messages:
-            return self._take()
+            message = self._take()
+            if message is not None:
+                return message
         try:
             return await self.recv()
         except self._transport.Closed:
@@ -708,18 +782,34 @@ class ServerConnection:
 
     async def _reject(self, exc: Rejected) -> None:
         log_rejection(self.id, exc.code, exc.detail)
-        await self._transport.close(exc.code.close_code, exc.code.peer_reason)
+        if self._push:
+            # Send the close frame and end the connection without reading or
+            # inflating another message (RFC 6455 §7.1.7).
+            await cast(PushTransport, self._transport).fail(
+                exc.code.close_code, exc.code.peer_reason
+            )
+        else:
+            await self._transport.close(exc.code.close_code, exc.code.peer_reason)
 
     def _accept(self, message: Message) -> None:
         """A verified frame: queue it for the handler, or count it delivered."""
         if not self._last_accepted:
+            principal = (message.issuer, message.subject)
+            busy = self._service.bind(principal)
+            if busy is not None:
+                self._interrupt(busy)
+                return
+            self._bound = principal
             self._accepted.set()
         self._last_accepted = message.counter
         if message.payload is None:
             self._advance_delivery()  # nothing to deliver
             return
         marks = self._service.marks
-        if marks is not None and not marks.advance(self._stream_key(message), message.seq):
+        if marks is not None and marks.delivered(self._stream_key(message), message.seq):
+            # Delivered before (by this connection or another). A message that
+            # is only queued has not moved its stream's mark: the mark moves
+            # when a handler takes the message (`_take`, SPEC.md §7.3).
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "connection=%s: dropped resent seq=%d, delivered before",
@@ -789,8 +879,17 @@ class ServerConnection:
             reason.__traceback__ = None
             reason.__context__ = reason.__cause__ = None
         self._stop = reason
+        # Nothing read after the stop is verified or kept: drop the frames
+        # waiting for the pool now (a job in flight finishes and is ignored),
+        # rather than holding them until the connection is gone.
+        self._backlog -= len(self._unverified)
+        self._unverified = []
         if self._push:
             self._receiving = False
+            # No more reading (and, under compression, no more inflating)
+            # until the transport fails the connection (`_reject`).
+            self._paused = True
+            cast(PushTransport, self._transport).pause_reading()
             self._stop_task = asyncio.get_running_loop().create_task(self._stopped())
         elif self._receiving:
             assert self._pump_task is not None  # noqa: S101 - it is receiving
@@ -860,6 +959,8 @@ class ServerConnection:
                 self._interrupt(result)
                 return
             self._accept(result)
+            if self._stop is not None:
+                return
         if self._unverified:
             self._submit()
         self._wake_pump()
@@ -876,6 +977,13 @@ class ServerConnection:
                 self._timer = None
         if isinstance(data, str):
             self._interrupt(Rejected(Code.MALFORMED, "text message; frames are binary"))
+        elif self._no_ed25519 and data[:3] == _ED25519_PREFIX:
+            # SPEC.md §7.1: a server without a server key cannot answer an
+            # ed25519 client; it refuses its frames, unverified, rather than
+            # accepting them and failing at its first server frame.
+            self._interrupt(
+                Rejected(Code.SCHEME_MISMATCH, "ed25519 frame; this server has no server_key")
+            )
         elif self._backlog or (self._service.offload and data[:3] == _ED25519_PREFIX):
             # Ed25519 verification costs ~50 µs: it runs in the pool, not on
             # the loop. Frames behind it wait their turn.
@@ -902,7 +1010,7 @@ class ServerConnection:
                 self._first
                 or self._backlog
                 or type(data) is not bytes
-                or (self._offload and data[:3] == _ED25519_PREFIX)
+                or (self._divert and data[:3] == _ED25519_PREFIX)
             ):
                 self._frame(data)
             else:  # `_frame`'s last branch, inlined: most frames
@@ -915,8 +1023,10 @@ class ServerConnection:
             return
         if self._stop is None and not self._paused:
             if len(self._messages) + self._backlog >= self._service.max_queue:
-                # Frames already read still come; the queue may pass max_queue
-                # by what one read of the socket holds, as websockets' would.
+                # Frames already parsed still come: the queue may pass
+                # max_queue by what the transport parses between checks (the
+                # websockets adapter: 16 KiB of frames; 1 KiB, ~15 messages of
+                # max_frame_size, under permessage-deflate).
                 self._paused = True
                 self._receiving = False
                 cast(PushTransport, self._transport).pause_reading()
@@ -1000,7 +1110,11 @@ class ServerConnection:
         log_rejection(self.id, Code.FRAME_TOO_LARGE, f"message over {limit} bytes (close 1009)")
 
     def _close_pump(self) -> None:
-        """No more frames: stop the timer, mark closed, wake the handler."""
+        """No more frames: stop the timer, mark closed, wake the handler, and
+        give the principal's connection back."""
+        bound, self._bound = self._bound, None
+        if bound is not None:
+            self._service.unbind(bound)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -1069,6 +1183,10 @@ class ServerConnection:
                 await pump
         elif self._push:
             self._finished = True  # frames still coming are dropped
+            if self._paused and self._stop is None:
+                # Read again, so the peer's answer to the close is seen.
+                self._paused = False
+                cast(PushTransport, self._transport).resume_reading()
             self._close_pump()
         for task in list(self._ack_tasks):
             task.cancel()

@@ -304,6 +304,14 @@ class Keyring:
         return entry
 
     @property
+    def trusts_ed25519(self) -> bool:
+        """Whether `ed25519` clients can authenticate: an Ed25519 issuer key or
+        a registry entry (SPEC.md §7.1: such a server needs a server key)."""
+        return bool(self._registry) or any(
+            isinstance(entry.key, Ed25519PublicKey) for entry in self._issuer_keys.values()
+        )
+
+    @property
     def issuers(self) -> frozenset[str]:
         """The names of the trusted issuers."""
         return frozenset(self._issuers)

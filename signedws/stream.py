@@ -6,12 +6,18 @@ was lost therefore arrives twice, on two connections. `StreamMarks` remembers,
 per ``(iss, sub, stream)``, the highest ``seq`` delivered, and says whether a
 verified message is new.
 
-It is bounded: it remembers the `capacity` most recently active streams and
-forgets the least recently active one beyond that. A stream that was forgotten,
-or that reconnects to another server of the fleet, is seen as new: marks held
-here give exactly-once delivery per server process. An application that must
-deliver once across restarts and servers keeps the mark with its own data
-(SPEC.md §7.3).
+It is bounded, per principal first: each ``(iss, sub)`` keeps the marks of at
+most `per_principal` streams (its most recently active ones), and a principal
+that opens more streams forgets only its own least recently active one. Beyond
+that, the whole holds at most `capacity` marks, and forgets the least recently
+active stream of the least recently active principal. Clients choose stream
+ids freely: one principal can therefore cost others nothing but the marks of
+principals idle longer than it has been busy, and only by holding more than
+``capacity / per_principal`` principals' credentials. A stream that was
+forgotten, or that reconnects to another server of the fleet, is seen as new:
+marks held here give exactly-once delivery per server process. An application
+that must deliver once across restarts and servers keeps the mark with its own
+data (SPEC.md §7.3).
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from typing import Final
 from .errors import UsageError
 from .verifier import Message
 
-__all__ = ["DEFAULT_CAPACITY", "StreamMarks", "stream_key"]
+__all__ = ["DEFAULT_CAPACITY", "DEFAULT_PER_PRINCIPAL", "StreamMarks", "stream_key"]
 
 DEFAULT_CAPACITY: Final = 65536
+#: The streams one principal keeps marks for (SPEC.md §7.3).
+DEFAULT_PER_PRINCIPAL: Final = 256
 
 
 def stream_key(issuer: str, subject: str, stream: bytes) -> bytes:
@@ -36,16 +44,29 @@ def stream_key(issuer: str, subject: str, stream: bytes) -> bytes:
     return b"".join((len(iss).to_bytes(4, "big"), iss, len(sub).to_bytes(4, "big"), sub, stream))
 
 
+def _principal(key: bytes) -> bytes:
+    """The ``(iss, sub)`` prefix of a `stream_key`."""
+    end = 4 + int.from_bytes(key[:4], "big")
+    return key[: end + 4 + int.from_bytes(key[end : end + 4], "big")]
+
+
 class StreamMarks:
-    """The highest ``seq`` delivered per stream, for the most recent streams."""
+    """The highest ``seq`` delivered per stream, for the most recent streams
+    of each principal (see the module docstring for the bounds)."""
 
-    __slots__ = ("_marks", "capacity")
+    __slots__ = ("_count", "_principals", "capacity", "per_principal")
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise UsageError("capacity must be a positive integer")
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, *, per_principal: int = DEFAULT_PER_PRINCIPAL
+    ) -> None:
+        for name, value in (("capacity", capacity), ("per_principal", per_principal)):
+            if type(value) is not int or value < 1:
+                raise UsageError(f"{name} must be a positive integer")
         self.capacity = capacity
-        self._marks: OrderedDict[bytes, int] = OrderedDict()
+        self.per_principal = min(per_principal, capacity)
+        # principal -> (stream key -> mark), both least recently active first.
+        self._principals: OrderedDict[bytes, OrderedDict[bytes, int]] = OrderedDict()
+        self._count = 0
 
     def is_new(self, message: Message) -> bool:
         """Record ``message`` and say whether it should be delivered.
@@ -59,26 +80,55 @@ class StreamMarks:
             return False
         return self.advance(stream_key(message.issuer, message.subject, message.stream), seq)
 
+    def delivered(self, key: bytes, seq: int) -> bool:
+        """Whether ``seq`` of the stream ``key`` is at or below its mark (was
+        delivered before), without moving or touching anything."""
+        streams = self._principals.get(_principal(key))
+        return streams is not None and seq <= streams.get(key, 0)
+
     def advance(self, key: bytes, seq: int) -> bool:
         """`is_new` for a data frame (``seq`` >= 1) of the stream ``key``
         (from `stream_key`), for callers that keep the key of a stream."""
-        marks = self._marks
+        principals = self._principals
+        principal = _principal(key)
+        streams = principals.get(principal)
+        if streams is None:
+            streams = principals[principal] = OrderedDict()
+        else:
+            principals.move_to_end(principal)
         # Popped and put back: the stream becomes the most recently active.
-        mark = marks.pop(key, 0)
+        mark = streams.pop(key, 0)
         if seq <= mark:
-            marks[key] = mark
+            streams[key] = mark
             return False
-        marks[key] = seq
-        if not mark and len(marks) > self.capacity:
-            marks.popitem(last=False)
+        streams[key] = seq
+        if not mark:
+            self._count += 1
+            if len(streams) > self.per_principal:
+                streams.popitem(last=False)  # the principal's own oldest stream
+                self._count -= 1
+            elif self._count > self.capacity:
+                self._evict()
         return True
+
+    def _evict(self) -> None:
+        """Forget the least recently active stream of the least recently
+        active principal (never the one just touched: it is the most recent)."""
+        principals = self._principals
+        principal, streams = next(iter(principals.items()))
+        streams.popitem(last=False)
+        self._count -= 1
+        if not streams:
+            del principals[principal]
 
     def mark(self, issuer: str, subject: str, stream: bytes) -> int:
         """The highest ``seq`` delivered for a stream (0 if unknown)."""
-        return self._marks.get(stream_key(issuer, subject, stream), 0)
+        key = stream_key(issuer, subject, stream)
+        streams = self._principals.get(_principal(key))
+        return 0 if streams is None else streams.get(key, 0)
 
     def __len__(self) -> int:
-        return len(self._marks)
+        return self._count
 
     def __repr__(self) -> str:
-        return f"StreamMarks({len(self._marks)}/{self.capacity})"
+        return f"StreamMarks({self._count}/{self.capacity}, per principal {self.per_principal})"

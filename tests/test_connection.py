@@ -30,6 +30,7 @@ def test_public_api_is_pinned() -> None:
         "DEFAULT_FIRST_FRAME_TIMEOUT",
         "DEFAULT_IDLE_TIMEOUT",
         "DEFAULT_MAX_CONNECTIONS",
+        "DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL",
         "DEFAULT_MAX_QUEUE",
         "SUBPROTOCOL",
         "FrameSink",

@@ -221,6 +221,22 @@ def test_register_and_unregister() -> None:
     assert rejected_code(keyring, ISS_A, "dev-1", registry=True) is Code.UNKNOWN_KEY
 
 
+def test_trusts_ed25519(hmac_secret: HMACKey) -> None:
+    """Ed25519 clients can authenticate with an Ed25519 issuer key or a
+    registry entry, not with HMAC keys alone (SPEC.md §7.1: the server then
+    needs a server key)."""
+    keyring = Keyring()
+    assert not keyring.trusts_ed25519
+    keyring.add_hmac_key(ISS_A, "h", hmac_secret)
+    assert not keyring.trusts_ed25519
+    keyring.add_ed25519_key(ISS_A, "e", public(1))
+    assert keyring.trusts_ed25519
+    keyring.remove(ISS_A, "e")
+    assert not keyring.trusts_ed25519
+    keyring.register(ISS_A, "dev-1", public(2), subject="alice", not_before=10, expires=20)
+    assert keyring.trusts_ed25519
+
+
 def test_window_ms() -> None:
     """window_ms is [not_before, not_after) in ms, open ends as 0 and 2**64."""
     key = public(1)

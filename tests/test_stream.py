@@ -72,14 +72,70 @@ def test_capacity_forgets_the_least_recently_active_stream() -> None:
     assert len(marks) == 2
     assert marks.mark("login", "alice", STREAM_B) == 0
     assert marks.mark("login", "alice", STREAM_A) == 1
-    assert repr(marks) == "StreamMarks(2/2)"
+    assert repr(marks) == "StreamMarks(2/2, per principal 2)"
+
+
+def test_one_principal_evicts_only_its_own_marks() -> None:
+    """A principal opening more streams than its budget forgets its own least
+    recently active stream; another principal's marks survive however many
+    streams it opens (issue 13, finding 2)."""
+    marks = StreamMarks(capacity=64, per_principal=4)
+    for seq in (1, 2, 3):
+        assert marks.is_new(message(seq, sub="victim"))
+    for n in range(1000):
+        assert marks.is_new(message(1, sub="mallory", stream=n.to_bytes(16, "big")))
+    assert marks.mark("login", "victim", STREAM_A) == 3
+    assert not marks.is_new(message(3, sub="victim"))
+    assert len(marks) == 5  # the victim's one stream and mallory's last four
+    assert marks.mark("login", "mallory", (999).to_bytes(16, "big")) == 1
+    assert marks.mark("login", "mallory", (995).to_bytes(16, "big")) == 0
+
+
+def test_capacity_forgets_the_least_recently_active_principal_first() -> None:
+    """Beyond capacity, the oldest stream of the least recently active
+    principal goes; a principal with nothing left is forgotten."""
+    marks = StreamMarks(capacity=3, per_principal=2)
+    marks.is_new(message(1, sub="a"))
+    marks.is_new(message(1, sub="b"))
+    marks.is_new(message(1, sub="c"))
+    marks.is_new(message(1, sub="b", stream=STREAM_B))  # b is the most recent
+    assert len(marks) == 3
+    assert marks.mark("login", "a", STREAM_A) == 0
+    assert marks.mark("login", "b", STREAM_A) == 1
+    assert marks.mark("login", "c", STREAM_A) == 1
+    # The least recently active principal keeps its other streams.
+    marks = StreamMarks(capacity=3, per_principal=2)
+    marks.is_new(message(1, sub="a"))
+    marks.is_new(message(1, sub="a", stream=STREAM_B))
+    marks.is_new(message(1, sub="b"))
+    marks.is_new(message(1, sub="c"))
+    assert len(marks) == 3
+    assert marks.mark("login", "a", STREAM_A) == 0
+    assert marks.mark("login", "a", STREAM_B) == 1
+
+
+def test_delivered_peeks_without_moving() -> None:
+    """delivered(key, seq) says whether seq is at or below the mark, and
+    changes nothing: not the mark, not the count, not the order."""
+    marks = StreamMarks(capacity=2, per_principal=2)
+    key = stream_key("login", "alice", STREAM_A)
+    assert not marks.delivered(key, 1)
+    assert len(marks) == 0
+    marks.advance(key, 2)
+    assert marks.delivered(key, 2)
+    assert marks.delivered(key, 1)
+    assert not marks.delivered(key, 3)
+    assert not marks.delivered(stream_key("login", "alice", STREAM_B), 1)
+    assert marks.mark("login", "alice", STREAM_A) == 2
 
 
 @pytest.mark.parametrize("capacity", [0, -1, 1.5, "8"])
 def test_capacity_must_be_positive(capacity: object) -> None:
-    """An invalid capacity is a usage error."""
+    """An invalid capacity or per-principal budget is a usage error."""
     with pytest.raises(UsageError):
         StreamMarks(capacity)  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        StreamMarks(8, per_principal=capacity)  # type: ignore[arg-type]
 
 
 def test_stream_keys_are_unambiguous() -> None:

@@ -23,8 +23,11 @@ pauses reading while its queue is full, as websockets' ``max_queue`` would.
 
 Invariants (beyond those of `signedws.connection`):
 
-1. A connection slot is held from the handshake response until the TCP
-   connection is gone, whether or not the handshake completes.
+1. A connection slot is held from the TCP connection until it is gone:
+   handshakes in progress count against ``max_connections``. A connection
+   without a slot is answered HTTP 503 when its request is read (if a slot
+   freed meanwhile, it takes it); at most 1,024 such wait for their answer,
+   and connections beyond that are closed at once.
 2. The handler sees websockets' own exceptions: `recv` raises
    ``ConnectionClosed`` once the connection is closed.
 3. Messages reach the signedws connection whole and in order: fragments are
@@ -32,6 +35,19 @@ Invariants (beyond those of `signedws.connection`):
    is passed on as a str at its first fragment, control frames stay
    websockets' own. Messages that arrive before the signedws connection is
    attached are held, with reading paused, and passed on when it attaches.
+4. What the socket gives is parsed 16 KiB at a time (1 KiB once
+   permessage-deflate is negotiated), and not at all while the signedws
+   connection has reading paused: the rest of a read waits, unparsed. A pause
+   therefore takes effect within one slice, not one read of up to 256 KiB,
+   which compression can inflate ~1000-fold. Compression is off unless
+   ``compression="deflate"`` is passed; with it, a connection holds at most
+   ``max_queue`` messages plus one slice's (each at most ``max_size``
+   inflated), and a rejected connection inflates nothing more.
+5. After a rejection the connection is *failed* (RFC 6455 §7.1.7): the close
+   frame goes out, the TCP connection is ended, and what the peer sends
+   meanwhile is discarded unparsed. A peer that never completes a closing
+   handshake holds its connection for ``close_timeout`` (2 s by default,
+   websockets' is 10 s), which bounds a server's shutdown too.
 """
 
 from __future__ import annotations
@@ -58,14 +74,16 @@ from ..connection import (
     DEFAULT_FIRST_FRAME_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
     DEFAULT_MAX_QUEUE,
     SUBPROTOCOL,
     FrameSink,
     OriginPolicy,
     Service,
     log_refusal,
+    log_rejection,
 )
-from ..errors import UsageError
+from ..errors import Code, UsageError
 from ..session import ServerKey
 from ..stream import StreamMarks
 from ..verifier import Verifier
@@ -99,16 +117,118 @@ _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
 _TEXT: Final = Opcode.TEXT
 
+#: The most bytes parsed off the socket at a time (invariant 4): reading
+#: pauses within this many bytes of the sink asking, not within one read
+#: (up to 256 KiB). With permessage-deflate, the smaller slice: a message of
+#: ``max_size`` bytes can inflate from ~70, so a slice of 1 KiB holds at most
+#: ~15 messages, ~1 MiB inflated at the default ``max_size``.
+_FEED_BYTES: Final = 16384
+_FEED_BYTES_DEFLATE: Final = 1024
+
+#: TCP connections beyond ``max_connections`` that may wait for their HTTP
+#: 503 (invariant 1); connections beyond these are closed at once.
+_MAX_REFUSING: Final = 1024
+
+#: Seconds a closing handshake may take before the TCP connection is dropped
+#: (websockets' ``close_timeout``, 10 s by default): bounds how long a peer
+#: that never answers a close holds its slot, and a server's shutdown.
+DEFAULT_CLOSE_TIMEOUT: Final = 2.0
+
 
 class _SignedWebSocket(WebSocket):
     """websockets' server connection, handing whole data messages to a
     `FrameSink` as they are parsed (see the module docstring)."""
+
+    #: The server's service (set on the subclass `serve` makes per server).
+    service: ClassVar[_Service]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sink: FrameSink | None = None
         self._early: list[bytes | str] = []
         self._message: bytearray | None = None  # a fragmented binary message
+        # Bytes read from the socket and not yet parsed (`_feed`), and whether
+        # the sink (or the adapter) asked to stop reading.
+        self._held = b""
+        self._paused = False
+        self._feeding: asyncio.Handle | None = None
+        # Whether this TCP connection holds a connection slot (invariant 1).
+        self.slot = False
+
+    # -- reading, bounded (invariant 4) -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The slot is taken with the TCP connection: handshakes in progress
+        # count against max_connections (invariant 1).
+        self.slot = self.service.take_slot(self)
+        if not self.slot and not self.service.wait_for_refusal(self):
+            cast(asyncio.Transport, transport).abort()
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        held = self._held
+        if held or self._paused or len(data) > _FEED_BYTES_DEFLATE:
+            self._held = held + data if held else data
+            self._feed()
+        else:  # most reads: small, whole
+            super().data_received(data)
+
+    def _feed(self) -> None:
+        """Parse what is held, a slice at a time, until it is all parsed or
+        reading is paused: a pause takes effect within one slice, not one read
+        (with permessage-deflate, one read of a few KiB can inflate to
+        hundreds of messages). The rest waits, unparsed, for `resume`."""
+        self._feeding = None
+        held = self._held
+        offset, size = 0, len(held)
+        while offset < size and not self._paused:
+            # Per slice: the handshake may complete within this read.
+            step = _FEED_BYTES_DEFLATE if self.protocol.extensions else _FEED_BYTES
+            super().data_received(held[offset : offset + step])
+            offset += step
+        self._held = held[offset:] if offset < size else b""
+
+    def pause(self) -> None:
+        """Stop parsing and reading (the sink's queue is full, or it stopped)."""
+        self._paused = True
+        self.transport.pause_reading()
+
+    def resume(self) -> None:
+        """Parse what is held, then read from the socket again if it all fit."""
+        self._paused = False
+        if self._held:
+            if self._feeding is None:
+                # Not from inside the sink's call that made room.
+                self._feeding = self.loop.call_soon(self._resume_feed)
+        else:
+            self.transport.resume_reading()
+
+    def _resume_feed(self) -> None:
+        self._feed()
+        if not self._paused and not self._held:
+            self.transport.resume_reading()
+
+    async def fail(self, code: int, reason: str) -> None:
+        """See `signedws.connection.PushTransport.fail`."""
+        self._held = b""
+        self._early = []
+        self._message = None
+        if self._feeding is not None:
+            self._feeding.cancel()
+            self._feeding = None
+        # Read again, to see the peer's EOF: nothing is parsed before the
+        # protocol fails (no await in between), and after it the protocol
+        # discards what comes, unparsed. `send_context` then waits for the
+        # end of the TCP connection, at most ``close_timeout`` (also when the
+        # protocol had failed already, say on an oversize message).
+        self._paused = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+        try:
+            async with self.send_context():
+                self.protocol.fail(code, reason)
+        except ConnectionClosed:
+            pass  # closed already
 
     def process_event(self, event: Any) -> None:
         if type(event) is not Frame or self.request is None:
@@ -144,10 +264,15 @@ class _SignedWebSocket(WebSocket):
             sink.frame_received(data)
         else:
             self._early.append(data)
-            self.transport.pause_reading()
+            self.pause()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self._held = b""
+        if self._feeding is not None:
+            self._feeding.cancel()
+            self._feeding = None
+        self.service.free_slot(self)
         # Let go of the sink: it holds this connection (through its
         # transport), and a reference cycle would keep both, buffers and all,
         # until a full garbage collection.
@@ -159,10 +284,12 @@ class _SignedWebSocket(WebSocket):
         """Start handing messages to ``sink`` (see `PushTransport.attach`)."""
         self.sink = sink
         early, self._early = self._early, []
+        if early:
+            self._paused = False  # paused for `_early`; the sink may pause again
         for data in early:
             sink.frame_received(data)
-        if early and self.sink is sink:
-            self.transport.resume_reading()  # unless the sink paused it since
+        if early and self.sink is sink and not self._paused:
+            self.resume()
         if self.connection_lost_waiter.done():
             self.sink = None  # as in `connection_lost`
             sink.connection_ended()
@@ -180,10 +307,13 @@ class _Transport:
         self.websocket.attach(sink)
 
     def pause_reading(self) -> None:
-        self.websocket.transport.pause_reading()
+        self.websocket.pause()
 
     def resume_reading(self) -> None:
-        self.websocket.transport.resume_reading()
+        self.websocket.resume()
+
+    async def fail(self, code: int, reason: str) -> None:
+        await self.websocket.fail(code, reason)
 
     @property
     def id(self) -> object:
@@ -252,7 +382,32 @@ class _Service(Service):
         super().__init__(**kwargs)
         self.handler = handler
         self._user_process_response = process_response
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._refusing: set[_SignedWebSocket] = set()
+
+    def take_slot(self, websocket: _SignedWebSocket) -> bool:
+        """At the TCP connection: a free slot, held until it is gone."""
+        if len(self.slots) >= self.max_connections:
+            return False
+        self.slots.add(websocket)
+        return True
+
+    def wait_for_refusal(self, websocket: _SignedWebSocket) -> bool:
+        """No slot: whether the connection may stay to be told 503."""
+        if len(self._refusing) >= _MAX_REFUSING:
+            log_rejection(
+                websocket.id,
+                Code.SERVER_BUSY,
+                f"{len(self.slots)} connections and "
+                f"{len(self._refusing)} refusals in progress: closed at once",
+            )
+            return False
+        self._refusing.add(websocket)
+        return True
+
+    def free_slot(self, websocket: _SignedWebSocket) -> None:
+        """The TCP connection is gone."""
+        self.release(websocket)
+        self._refusing.discard(websocket)
 
     async def process_response(
         self, websocket: WebSocket, request: Request, response: Response
@@ -260,14 +415,13 @@ class _Service(Service):
         """Enforce ``max_connections`` and log refused handshakes."""
         replaced: Response | None = None
         if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS:
-            if not self.admit(websocket, websocket.id):
-                return websocket.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "server busy\n")
-            # The slot is held until the TCP connection is gone, whether or not
-            # the handshake completes.
-            task = asyncio.create_task(websocket.wait_closed())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            task.add_done_callback(lambda _: self.release(websocket))
+            signed = cast(_SignedWebSocket, websocket)
+            if not signed.slot:
+                # A slot may have freed since the TCP connection was made.
+                signed.slot = self.admit(signed, websocket.id)
+                if not signed.slot:
+                    return websocket.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "server busy\n")
+                self._refusing.discard(signed)
         else:
             self._log_refusal(websocket, request, response)
         if self._user_process_response is not None:
@@ -307,6 +461,7 @@ def serve(
     first_frame_timeout: float | None = DEFAULT_FIRST_FRAME_TIMEOUT,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_connections_per_principal: int | None = DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
     ack_delay: float | None = DEFAULT_ACK_DELAY,
     max_queue: int = DEFAULT_MAX_QUEUE,
     stream_marks: StreamMarks | None = None,
@@ -337,7 +492,8 @@ def serve(
             `signedws.connection.OriginPolicy.build`). Required: pass ``[]``
             for a server that accepts no browser.
         server_key, first_frame_timeout, idle_timeout, max_connections,
-        ack_delay, max_queue, stream_marks, dedupe, executor, verify_workers:
+        max_connections_per_principal, ack_delay, max_queue, stream_marks,
+        dedupe, executor, verify_workers:
             as `signedws.connection.Service` documents them (the defaults
             are in this signature). ``stream_marks`` is new per call if
             omitted.
@@ -345,9 +501,12 @@ def serve(
         process_response: as websockets' (runs after the connection limit).
         clock: as `signedws.connection.Service` documents it.
         **kwargs: passed to `websockets.asyncio.server.serve` (``ssl``,
-            ``ping_interval``, ``compression``, ``logger`` ...), except the
-            keywords signedws sets: ``subprotocols``, ``select_subprotocol``,
-            ``max_size``, ``origins`` and ``create_connection``.
+            ``ping_interval``, ``logger`` ...), except the keywords signedws
+            sets: ``subprotocols``, ``select_subprotocol``, ``max_size``,
+            ``origins`` and ``create_connection``. Two defaults differ from
+            websockets': ``compression`` is None (no permessage-deflate;
+            ``compression="deflate"`` opts in, at the bounded cost of
+            invariant 4) and ``close_timeout`` is 2 s (invariant 5).
 
     Raises:
         UsageError: for an invalid limit, an Origin list containing None (use
@@ -367,6 +526,7 @@ def serve(
         first_frame_timeout=first_frame_timeout,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        max_connections_per_principal=max_connections_per_principal,
         ack_delay=ack_delay,
         max_queue=max_queue,
         stream_marks=stream_marks,
@@ -375,6 +535,12 @@ def serve(
         verify_workers=verify_workers,
         clock=clock,
     )
+    # Compression is off unless asked for (websockets' default is on): a
+    # message of zeros inflates ~1000-fold. An opt-in is bounded per read
+    # (`_FEED_BYTES_DEFLATE`), per message (``max_size``, inflated) and per
+    # connection (``max_queue`` messages and one slice).
+    kwargs.setdefault("compression", None)
+    kwargs.setdefault("close_timeout", DEFAULT_CLOSE_TIMEOUT)
     return ws_serve(
         service.handle,
         host,
@@ -384,6 +550,6 @@ def serve(
         max_size=verifier.max_frame_size,
         process_request=process_request,
         process_response=service.process_response,
-        create_connection=_SignedWebSocket,
+        create_connection=type("_SignedWebSocket", (_SignedWebSocket,), {"service": service}),
         **kwargs,
     )

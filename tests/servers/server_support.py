@@ -4,7 +4,8 @@ in a Starlette app and in a FastAPI app, each under a real uvicorn on 127.0.0.1.
 uvicorn runs with ``ws="websockets-sansio"``, the implementation its ``auto``
 setting picks when websockets is installed (its ``websockets`` setting is the
 deprecated legacy one; wsproto is not installed), with ``ws_max_size`` set to
-the verifier's ``max_frame_size`` as the ASGI adapter's docs ask. Each server
+the verifier's ``max_frame_size`` and without permessage-deflate, as the ASGI
+adapter's docs ask. Each server
 is started with ``Server.startup`` in the test's own event loop, on port 0,
 and stopped with ``Server.shutdown`` (bounded by ``timeout_graceful_shutdown``).
 """
@@ -70,6 +71,7 @@ async def uvicorn_server(app: ASGIApp, *, ws_max_size: int) -> AsyncIterator[int
         port=0,
         ws="websockets-sansio",
         ws_max_size=ws_max_size,
+        ws_per_message_deflate=False,  # as README.md runs it (SECURITY.md, issue 13)
         lifespan="off",
         log_config=None,
         timeout_graceful_shutdown=5,

@@ -260,6 +260,6 @@ def test_fastapi_example_runs(tmp_path: Path) -> None:
         client.replace("ws://127.0.0.1:8765", f"ws://127.0.0.1:{port}/ws")
     )
     command = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--host", "127.0.0.1"]
-    command += ["--port", port, "--ws-max-size", "65536"]
+    command += ["--port", port, "--ws-max-size", "65536", "--ws-per-message-deflate", "false"]
     server = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)  # noqa: S603
     assert run_example_client(server, tmp_path) == "alice said hello\n"

@@ -55,7 +55,7 @@ from server_support import KINDS, start
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from signedws import ConnectionState, Message, RevocationSet, ServerMessage, UsageError, Verifier
+from signedws import ConnectionState, Message, RevocationSet, ServerMessage, Verifier
 from signedws.asyncio import Backoff, ClientClosed, connect
 from signedws.connection import ServerConnection
 from signedws.envelope import decode_hello
@@ -863,34 +863,23 @@ def test_ed25519_frames_verified_on_the_loop_with_one_worker(
 def test_ed25519_connection_without_server_key(
     run: Any, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Without a server key, ed25519 messages are still delivered, the missing
-    acknowledgements are logged once, and handler sends fail with UsageError."""
+    """SPEC.md §7.1: a server without a server key refuses an ed25519
+    client's first frame with scheme_mismatch (4400), unverified, and the
+    handler never sees it; mac clients are served as ever (issue 13, finding
+    7: the frame used to be accepted, then the first send closed with 1011)."""
     caplog.set_level(logging.INFO, logger="signedws")
-    errors: list[Exception] = []
 
-    async def hook(connection: ServerConnection, message: Message) -> None:
-        try:
-            await connection.send("reply")
-        except UsageError as exc:
-            errors.append(exc)
+    async def main() -> tuple[int | None, list[object]]:
+        async with start(kind, server_key=None) as srv:  # type: ignore[arg-type]
+            async with raw(srv.uri) as (ws, hello):
+                await ws.send(signer_for(hello, certificate()).sign("one", now=time.time()))
+                code = await closed_with(ws)
+            async with connect(srv.uri, token(), audience=AUDIENCE) as client:
+                await client.send("mac")
+                await client.drain()
+            return code, [m.payload for m in srv.recorder.messages]
 
-    def warnings() -> list[str]:
-        return [r.getMessage() for r in caplog.records if "no server_key" in r.getMessage()]
-
-    async def main() -> None:
-        async with start(kind, Recorder(hook=hook), server_key=None) as srv:  # type: ignore[arg-type]
-            client = await connect(
-                srv.uri, certificate(), audience=AUDIENCE, server_keys=SERVER_KEYS
-            )
-            await client.send("one")
-            await client.send("two")
-            await srv.recorder.wait_for(lambda: len(srv.recorder.messages) == 2)
-            async with asyncio.timeout(5):
-                while not warnings():
-                    await asyncio.sleep(0.01)
-            assert client.pending == 2
-            await client.close()
-
-    run(main())
-    assert len(errors) == 2
-    assert len(warnings()) == 1
+    code, delivered = run(main())
+    assert code == 4400
+    assert delivered == ["mac"]
+    assert codes_logged(caplog) == ["scheme_mismatch"]
