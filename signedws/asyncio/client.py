@@ -388,7 +388,9 @@ class ClientConnection:
             origin=Origin(self._origin) if self._origin is not None else None,
             open_timeout=self._open_timeout,
             max_size=DEFAULT_MAX_SERVER_FRAME_SIZE,
-            **self._ws_kwargs,
+            # No permessage-deflate unless asked for (compression="deflate"): a
+            # hostile server could inflate ~1000-fold what it sends (SPEC §11.7).
+            **{"compression": None, **self._ws_kwargs},
         )
         try:
             signer = await self._hello(websocket)
@@ -834,7 +836,8 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
         **websockets_kwargs: passed to `websockets.asyncio.client.connect`
             (``ssl``, ``ping_interval``, ``additional_headers`` ...), except
             the ones signedws sets: ``subprotocols``, ``origin``,
-            ``open_timeout`` and ``max_size``.
+            ``open_timeout`` and ``max_size``. ``compression`` is None (no
+            permessage-deflate) unless ``compression="deflate"`` is passed.
 
     Raises:
         Refused: the handshake was refused (e.g. HTTP 403 for the Origin).
