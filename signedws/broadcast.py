@@ -129,9 +129,7 @@ def parse_body(data: bytes) -> BroadcastBody:
     Raises:
         Rejected: `malformed` or `unsupported_version`.
     """
-    fields = decode_canonical(data)
-    if not fields:
-        raise Rejected(Code.MALFORMED, "empty body")
+    fields = decode_canonical(data)  # refuses an empty array (§2)
     version = fields[0]
     if type(version) is not int or version != VERSION:
         raise Rejected(Code.UNSUPPORTED_VERSION, "body version {}", describe(version))
@@ -415,9 +413,7 @@ def parse_frame(data: bytes, *, max_size: int = DEFAULT_MAX_SERVER_FRAME_SIZE) -
     """
     if len(data) > max_size:
         raise Rejected(Code.FRAME_TOO_LARGE, "broadcast frame of {} bytes", len(data))
-    fields = decode_canonical(data)
-    if not fields:
-        raise Rejected(Code.MALFORMED, "empty array")
+    fields = decode_canonical(data)  # refuses an empty array (§2)
     version = fields[0]
     if type(version) is not int or version != VERSION:
         raise Rejected(Code.UNSUPPORTED_VERSION, "version {}", describe(version))
