@@ -49,6 +49,7 @@ from ..credential import Claims, ClientCredential, Ed25519Credential, MACCredent
 from ..envelope import DEFAULT_MAX_SERVER_FRAME_SIZE
 from ..errors import Code, Rejected, SignedWSError, UsageError
 from ..keys import Ed25519PublicKey
+from ..logformat import When
 from ..redaction import redacted_url
 from ..signer import ServerMessage, Signer
 from ._outbox import Outbox
@@ -639,7 +640,12 @@ class ClientConnection:
                 logger.error("refreshed credential refused: %s", exc)  # noqa: TRY400
                 self._end(exc)
                 return
-        logger.info("credential refreshed: %r", credential)
+        expires = _expires(credential)
+        logger.info(
+            "credential refreshed: %r, expires %s",
+            credential,
+            "never" if expires is None else When(expires),
+        )
 
     async def _refresh_loop(self) -> None:
         """Refresh the credential ``refresh_margin`` seconds before it expires,
