@@ -785,7 +785,7 @@ def _warn_if_not_watched(
     if path is not None:
         watched = config.revocations
         if watched is None or Path(path).resolve() != watched.resolve():
-            source = f"the file {watched}" if watched is not None else "no revocation file"
+            source = f"the file {watched.resolve()}" if watched else "no revocation file"
             if config.redis_url is not None:
                 source = "Redis ([redis].url)"
             _warn(
