@@ -63,6 +63,7 @@ from .keys import (
     save_key,
 )
 from .logformat import FORMATS as LOG_FORMATS
+from .logformat import When
 from .logformat import configure as configure_logging
 from .nonce import NonceKey, unverified_expiry
 from .revocation import RevocationSet
@@ -733,7 +734,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         what = f"credential iss={args.issuer!r} cid={args.cid!r}"
         RevocationSet.from_dict({"credentials": [{"iss": args.issuer, "cid": args.cid}]})
     else:
-        what = f"subject iss={args.issuer!r} sub={args.subject!r} before={before}"
+        what = f"subject iss={args.issuer!r} sub={args.subject!r} before={When(before)}"
         RevocationSet.from_dict(
             {"subjects": [{"iss": args.issuer, "sub": args.subject, "before": before}]}
         )

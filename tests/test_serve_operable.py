@@ -103,7 +103,19 @@ def test_example_config_runs_the_revocation_walkthrough(examples: Path) -> None:
     assert config.revocations == examples / "revoked.json"
     assert config.server_key == examples / "server.jwk"
     with serving(["--config", "serve.toml"], examples, examples / "stderr.log") as uri:
-        assert asyncio.run(say(uri, examples / "alice.json", "hello")) == "hello"
+        # README's client (examples/client.py), on this server's port.
+        port = uri.rsplit(":", 1)[1]
+        client = examples / "client.py"
+        client.write_text(client.read_text().replace("8765", port))
+        result = subprocess.run(
+            [sys.executable, "client.py"],
+            cwd=examples,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert (result.returncode, result.stdout) == (0, "hello\n"), result.stderr
         result = run(
             examples, "revoke", "--file", "revoked.json", "--issuer", "login", "--subject", "alice"
         )
