@@ -33,6 +33,7 @@ from . import __version__
 from .config import (
     ServerConfig,
     build_verifier,
+    environment_overrides,
     load_config,
     load_fleet_key,
     load_keyring,
@@ -61,6 +62,9 @@ from .keys import (
     load_key,
     save_key,
 )
+from .logformat import FORMATS as LOG_FORMATS
+from .logformat import When
+from .logformat import configure as configure_logging
 from .nonce import NonceKey, unverified_expiry
 from .revocation import RevocationSet
 from .verifier import ConnectionState, Verifier
@@ -71,8 +75,6 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("signedws.cli")
-
-_LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 # -- keygen -------------------------------------------------------------------------------
@@ -183,14 +185,30 @@ async def echo(connection: ServerConnection) -> None:
         await connection.send(message.payload)
 
 
-def resolve_handler(spec: str) -> Handler:
-    """``"echo"`` or ``"package.module:function"``.
+def resolve_handler(spec: str, base: Path | None = None) -> Handler:
+    """``"echo"`` or ``"package.module:function"``, the module searched in
+    ``base`` (the configuration file's directory), then the current directory,
+    then ``sys.path``.
+
+    Those two directories are put in front of ``sys.path`` explicitly: how the
+    process was started must not matter. (``python -m signedws``, which starts
+    the ``--workers``, has the current directory on ``sys.path``; the
+    ``signedws`` console script has its own ``bin`` directory there instead, so
+    ``handler = "chat_handler:handler"`` used to import in one and not the
+    other.)
 
     Raises:
         UsageError: if the module or function cannot be found.
     """
     if spec == "echo":
         return echo
+    for directory in (Path.cwd(), *([base] if base is not None else [])):
+        entry = str(directory.resolve())
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+        elif sys.path[0] != entry:
+            sys.path.remove(entry)
+            sys.path.insert(0, entry)
     module_name, _, name = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -391,7 +409,7 @@ async def _run_workers(
             *("-m", "signedws", "serve", "--config", args.config),
             *("--host", config.host, "--port", str(port), "--worker", str(index)),
             *("--parent", str(os.getpid())),
-            *("--log-level", args.log_level),
+            *("--log-level", args.log_level, "--log-format", args.log_format),
         ]
         if config.node_id is not None:
             argv += ["--node-id", config.node_id.hex()]
@@ -460,12 +478,12 @@ async def _copy_lines(stream: asyncio.StreamReader) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run a server from a TOML configuration until SIGINT or SIGTERM."""
-    log_format = _LOG_FORMAT
-    if args.worker is not None:  # tell the workers' lines apart in the shared stderr
-        log_format = log_format.replace("%(name)s:", f"%(name)s [worker {args.worker}]:")
-    logging.basicConfig(level=args.log_level, format=log_format, stream=sys.stderr)
+    # The worker index tells the workers' lines apart in the shared stderr.
+    configure_logging(args.log_level, args.log_format, worker=args.worker)
     logging.getLogger("websockets").setLevel(logging.WARNING)
     config = load_config(args.config)
+    if args.worker is None:
+        _log_environment_overrides()
     overrides: dict[str, Any] = {}
     if args.host is not None:
         overrides["host"] = args.host
@@ -490,14 +508,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if args.worker is None and config.workers > 1:
         return asyncio.run(_supervise(args, config))
-    handler = resolve_handler(config.handler)
+    handler = resolve_handler(config.handler, Path(args.config).parent)
     asyncio.run(_serve(config, verifier, handler, worker=args.worker, parent=args.parent))
     return 0
 
 
+def _log_environment_overrides() -> None:
+    """Name (never show: they may be secrets) the configuration keys that
+    ``SIGNEDWS_<SECTION>_<KEY>`` variables override."""
+    overrides = environment_overrides(os.environ)
+    names = [f"[{section}].{key}" for section, keys in overrides.items() for key in keys]
+    if names:
+        logger.info("configuration keys set by the environment: %s", ", ".join(names))
+
+
 def cmd_issuer(args: argparse.Namespace) -> int:
     """Run the credential issuer alone, from a TOML configuration's [issuer]."""
-    logging.basicConfig(level=args.log_level, format=_LOG_FORMAT, stream=sys.stderr)
+    configure_logging(args.log_level, args.log_format)
     from .asyncio.issuer_serve import run_issuer  # noqa: PLC0415 - Starlette, PyJWT, uvicorn
 
     asyncio.run(run_issuer(load_config(args.config)))
@@ -716,22 +743,35 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         what = f"credential iss={args.issuer!r} cid={args.cid!r}"
         RevocationSet.from_dict({"credentials": [{"iss": args.issuer, "cid": args.cid}]})
     else:
-        what = f"subject iss={args.issuer!r} sub={args.subject!r} before={before}"
+        what = f"subject iss={args.issuer!r} sub={args.subject!r} before={When(before)}"
         RevocationSet.from_dict(
             {"subjects": [{"iss": args.issuer, "sub": args.subject, "before": before}]}
         )
     path, url, prefix = args.file, args.redis, args.prefix
+    if path is None and url is None and args.config is None:
+        raise UsageError("give --file, --redis or --config")
+    if path is not None and url is not None:
+        raise UsageError("--file and --redis go to different stores: give one")
     if args.config is not None:
         config = load_config(args.config)
-        path, url = config.revocations, config.redis_url
-        prefix = prefix or config.redis_prefix
         if path is None and url is None:
-            raise UsageError(f"{args.config} names no revocation file and no [redis].url")
+            path, url = config.revocations, config.redis_url
+            if path is None and url is None:
+                raise UsageError(f"{args.config} names no revocation file and no [redis].url")
+        else:
+            _warn_if_not_watched(args.config, config, path, url)
+        prefix = prefix or config.redis_prefix
+    elif path is not None and not Path(path).exists():
+        _warn(
+            f"{path} did not exist: no running server watches it (a server refuses to "
+            "start without its [keys].revocations file). Check that this is the file "
+            "your serve configuration names, or use --config."
+        )
     if url is not None:
         where = asyncio.run(_revoke_in_redis(url, prefix or "signedws", args, before))
         print(f"revoked {what} in {where}")
         return 0
-    assert path is not None  # noqa: S101 - argparse requires one of the sources
+    assert path is not None  # noqa: S101 - checked above
     if args.cid is not None:
         _revoke_in_file(Path(path), lambda s: s.revoke_credential(args.issuer, args.cid))
     else:
@@ -740,6 +780,35 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         )
     print(f"revoked {what} in {path}")
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"signedws: warning: {message}", file=sys.stderr)
+
+
+def _warn_if_not_watched(
+    config_path: str, config: ServerConfig, path: str | None, url: str | None
+) -> None:
+    """Warn when ``--file`` or ``--redis`` is not the revocation source that
+    the server configured by ``config_path`` follows: that server would keep
+    accepting the credential."""
+    if path is not None:
+        watched = config.revocations
+        if watched is None or Path(path).resolve() != watched.resolve():
+            source = f"the file {watched.resolve()}" if watched else "no revocation file"
+            if config.redis_url is not None:
+                source = "Redis ([redis].url)"
+            _warn(
+                f"{path} is not the file that a server run with {config_path} watches "
+                f"(it follows {source}): that server keeps accepting what you revoked"
+            )
+    elif url is not None and url != config.redis_url:
+        from .redaction import redacted_url  # noqa: PLC0415
+
+        _warn(
+            f"{redacted_url(url)} is not the Redis that a server run with {config_path} "
+            "follows: that server keeps accepting what you revoked"
+        )
 
 
 def _check_nonce(nonce: bytes, args: argparse.Namespace) -> int:
@@ -850,6 +919,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="text (default) or json: one JSON object per line; times in ISO 8601 (UTC)",
+    )
     serve.set_defaults(run=cmd_serve)
 
     issuer = commands.add_parser(
@@ -863,6 +938,7 @@ def build_parser() -> argparse.ArgumentParser:
     issuer.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    issuer.add_argument("--log-format", default="text", choices=LOG_FORMATS)
     issuer.set_defaults(run=cmd_issuer)
 
     inspect = commands.add_parser(
@@ -914,10 +990,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --subject: revoke credentials issued before this time, seconds "
         "(default: now, this second included)",
     )
-    where = revoke.add_mutually_exclusive_group(required=True)
-    where.add_argument("--file", help="a revocation JSON file (created if missing)")
-    where.add_argument("--redis", metavar="URL", help="a Redis URL: redis://host:port/db")
-    where.add_argument("--config", help="the revocation source of this serve configuration")
+    revoke.add_argument("--file", help="a revocation JSON file (created if missing)")
+    revoke.add_argument("--redis", metavar="URL", help="a Redis URL: redis://host:port/db")
+    revoke.add_argument(
+        "--config",
+        help="the revocation source of this serve configuration; with --file or --redis, "
+        "warn if that is not the source this configuration's servers follow",
+    )
     revoke.add_argument(
         "--prefix", help="Redis key and channel prefix (default: signedws, or the config's)"
     )

@@ -1,60 +1,23 @@
 """The configuration of ``signedws serve``: a TOML file, and the key files it
 names; and the credential files ``signedws issue --out`` writes, for clients.
 
-No I/O beyond reading the files named; nothing here imports asyncio or
+No I/O beyond reading the files named (and the environment, for
+``SIGNEDWS_<SECTION>_<KEY>`` overrides); nothing here imports asyncio or
 websockets. Relative paths in the file are relative to the file's directory.
 
-A complete file, with every key and its default (``# required`` keys have
-none)::
-
-    [server]
-    host = "127.0.0.1"               # interface to listen on
-    port = 8765                      # 0: any free port (printed at start)
-    audience = "wss://api.example"   # required: this service's identity
-    origins = ["https://app.example"]  # required: allowed browser Origins ([]: none)
-    allow_no_origin = false          # accept clients that send no Origin
-    handler = "echo"                 # "echo" or "package.module:function"
-    node_id = ""                     # 16 hex digits: this server's id in its nonces ("": random)
-    workers = 1                      # processes sharing the port (SO_REUSEPORT), 1 to 64
-    backlog = 1024                   # pending TCP connections the kernel queues (listen)
-
-    [keys]
-    fleet_key = "fleet.jwk"          # required: oct JWK, the fleet nonce secret
-    keyring = "keyring.json"         # required: keyring document (SPEC.md §3.5)
-    revocations = ""                 # RevocationSet.from_dict JSON ("": none)
-    server_key = ""                  # OKP private JWK for ed25519 server frames ("": none)
-    reload_interval = 1.0            # seconds between file checks (0: SIGHUP only)
-
-    [limits]
-    max_frame_size = 65536           # bytes, refused before decoding
-    first_frame_timeout = 10.0       # seconds from hello to first valid frame (0: none)
-    idle_timeout = 300.0             # seconds between valid frames (0: none)
-    max_connections = 10000          # beyond it: HTTP 503
-    max_connections_per_principal = 1000  # per (iss, sub); beyond it: close 4503 (0: none)
-    ack_delay = 0.02                 # seconds before a pure acknowledgement
-    window = 0                       # replay window (0: strictly increasing)
-    max_skew = 300.0                 # seconds of frame timestamp tolerance
-    leeway = 30.0                    # seconds of tolerance on credential iat
-    nonce_ttl = 86400                # seconds a connection nonce lives
-    verify_workers = 0               # Ed25519 verify threads (0: CPUs per worker; 1: none)
-
-    [redis]
-    url = ""                         # redis://[:password@]host:port/db: revocations from
-                                     # Redis ("": none; not with [keys].revocations)
-    prefix = "signedws"              # prefix of the Redis keys and channel
-    check_interval = 5.0             # seconds between checks of the store's version
+Every key of every section, its type, default and meaning, and the
+environment variables, are documented in one place: ``docs/configuration.md``
+(a test checks it against this module and `signedws.issuer_config`).
 
 With ``workers`` above 1, each worker process gets its own node id: random, or
 derived from ``node_id`` and the worker's index (`worker_node_id`).
-
-An optional ``[issuer]`` table serves the credential issuer (SPEC.md §13) on
-the server's port; `signedws.issuer_config` documents its keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,6 +26,7 @@ from typing import Any, Final, TypeVar
 
 from .credential import ClientCredential, Ed25519Credential, MACCredential
 from .errors import KeyFormatError, UsageError
+from .issuer_config import _KEYS as _ISSUER_KEYS
 from .issuer_config import IssuerConfig, parse_issuer_table
 from .jsondoc import parse_json
 from .keyring import Keyring
@@ -73,8 +37,11 @@ from .session import ServerKey
 from .verifier import Verifier
 
 __all__ = [
+    "ENV_PREFIX",
     "ServerConfig",
     "build_verifier",
+    "environment_overrides",
+    "key_kind",
     "load_config",
     "load_credential",
     "load_fleet_key",
@@ -172,6 +139,88 @@ class ServerConfig:
         return config
 
 
+#: ``SIGNEDWS_<SECTION>_<KEY>`` (e.g. ``SIGNEDWS_SERVER_PORT``) overrides that key.
+ENV_PREFIX: Final = "SIGNEDWS_"
+
+_KINDS: Final = {
+    "str": "string",
+    "Path": "string",
+    "bytes": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "tuple": "array",
+    "list": "array",
+}
+
+
+def key_kind(section: str, key: str) -> str:
+    """The TOML type of ``[section].key``: "string", "integer", "number",
+    "boolean" or "array" (from `ServerConfig`'s field, or the ``[issuer]``
+    parser's table).
+
+    Raises:
+        LookupError: for a key ``signedws serve`` does not know.
+    """
+    if section == "issuer":
+        kind = _ISSUER_KEYS[key]
+        return "number" if isinstance(kind, tuple) else _KINDS[kind.__name__]
+    if key not in _SECTIONS[section]:
+        raise LookupError(f"[{section}].{key}")
+    name = f"redis_{key}" if section == "redis" else key
+    annotation = ServerConfig.__annotations__.get(name)
+    if annotation is None:
+        raise LookupError(f"[{section}].{key} has no ServerConfig field {name!r}")
+    return _KINDS[str(annotation).split("|")[0].split("[")[0].strip()]
+
+
+def _env_value(name: str, text: str, kind: str) -> Any:
+    """``text`` as a TOML value of ``kind``; errors never show the value (it
+    may be a secret: a Redis URL with its password)."""
+    if kind == "string":
+        return text
+    if kind == "boolean" and text in ("true", "false"):
+        return text == "true"
+    try:
+        value = tomllib.loads(f"v = {text}").get("v")
+    except tomllib.TOMLDecodeError:
+        value = None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if (
+        (kind == "integer" and number and isinstance(value, int))
+        or (kind == "number" and number)
+        or (kind == "array" and isinstance(value, list))
+    ):
+        return value
+    example = {"boolean": "true or false", "array": '["a", "b"]'}.get(kind, "")
+    hint = f" ({example})" if example else ""
+    raise UsageError(f"environment: {name} must be a TOML {kind}{hint}; value not shown")
+
+
+def environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The keys ``SIGNEDWS_<SECTION>_<KEY>`` variables of ``environ`` set,
+    by section, typed like the TOML value: a string as is, a number, integer
+    or boolean (``true``/``false``) or array (``["a", "b"]``) in TOML syntax.
+    Other ``SIGNEDWS_`` variables (no section of ours) are left alone.
+
+    Raises:
+        UsageError: for a variable naming no key of its section, or a value
+            of the wrong type (the message names the variable, never the value).
+    """
+    sections = {**_SECTIONS, "issuer": set(_ISSUER_KEYS)}
+    found: dict[str, dict[str, Any]] = {}
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
+        if section not in sections:
+            continue
+        if key not in sections[section]:
+            raise UsageError(f"environment: {name} names no key of [{section}]")
+        found.setdefault(section, {})[key] = _env_value(name, text, key_kind(section, key))
+    return found
+
+
 def _get(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     value = table[key]
     # bool is an int in Python; TOML keeps them apart, and so do we.
@@ -188,8 +237,10 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def load_config(path: str | Path) -> ServerConfig:
-    """Read and check a ``signedws serve`` TOML file.
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """Read and check a ``signedws serve`` TOML file, with the keys that
+    ``SIGNEDWS_<SECTION>_<KEY>`` variables of ``environ`` (default:
+    ``os.environ``) override (`environment_overrides`).
 
     Raises:
         UsageError: for an unreadable or invalid file, an unknown section or key
@@ -203,6 +254,12 @@ def load_config(path: str | Path) -> ServerConfig:
         raise UsageError(f"config: cannot read {str(path)!r}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config: {str(path)!r} is not valid TOML: {exc}") from None
+    for section, overrides in environment_overrides(
+        os.environ if environ is None else environ
+    ).items():
+        table = document.setdefault(section, {})
+        if isinstance(table, dict):
+            table.update(overrides)
     unknown = set(document) - set(_SECTIONS) - {"issuer"}  # [issuer]: signedws.issuer_config
     if unknown:
         raise UsageError(f"config: unknown sections {sorted(unknown)}")

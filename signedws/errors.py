@@ -26,6 +26,8 @@ __all__ = [
     "Rejected",
     "SignedWSError",
     "UsageError",
+    "explain_close",
+    "explain_status",
 ]
 
 
@@ -162,3 +164,94 @@ class UsageError(SignedWSError, ValueError):
 
 class KeyFormatError(UsageError):
     """A key, key file or key set (JWKS) document could not be loaded."""
+
+
+#: What each close code a client may meet means, and what to do about it: the
+#: first sentence says what happened, the second what the person can do. The
+#: server is coarse on purpose (SPEC.md §9): several codes share 4401.
+_CLOSE_ADVICE: dict[int, str] = {
+    1000: "the server ended the connection normally.",
+    1001: "the server is going away (restarting or draining). The client reconnects.",
+    1005: "the server closed without a close code.",
+    1006: "the connection dropped without a close frame (network, proxy or server "
+    "crash). The client reconnects.",
+    1009: "a message was larger than the server accepts (its proxy or ASGI server "
+    "limit). Send smaller messages.",
+    1011: "the server hit an internal error. The client reconnects; if it repeats, "
+    "the server's log says why.",
+    1012: "the server is restarting. The client reconnects.",
+    1013: "the server asks to try again later. The client reconnects.",
+    1014: "a gateway could not reach the server. The client reconnects.",
+    4400: "the server could not parse a frame (a client bug or a protocol version "
+    "mismatch). Update the client; retrying sends the same frames.",
+    4401: "the server did not accept the credential or a frame's MAC or signature. "
+    "Check that the credential is for this server's audience (its aud), comes from "
+    "an issuer and key this server's keyring trusts, and matches the client's key; "
+    "then get a new credential.",
+    4403: "the credential was revoked. Get a new one from the issuer (log in again); "
+    "if the subject was revoked, ask its administrator.",
+    4408: "no valid frame arrived in time (first-frame or idle timeout). The client "
+    "reconnects; send keepalives on a quiet connection.",
+    4409: "a frame reused a counter (a replay, or two signers on one connection). "
+    "Reconnect with a single signer per connection.",
+    4410: "the connection's nonce expired. The client reconnects.",
+    4413: "a frame was larger than the server's max_frame_size (in its hello). "
+    "Send smaller messages.",
+    4419: "the credential is expired or not yet valid. Refresh it (connect's "
+    "refresh=), and check this machine's clock.",
+    4425: "a frame's timestamp was too far from the server's time. Synchronise this "
+    "machine's clock (NTP).",
+    4429: "too many invalid frames on this connection. Fix what sends them, then reconnect.",
+    4503: "the server is at its connection limit. The client retries later.",
+}
+
+_STATUS_ADVICE: dict[int, str] = {
+    400: "the server refused the WebSocket handshake as malformed, often a missing "
+    "signedws.v1 subprotocol. Use a signedws client, at the right URL.",
+    401: "the handshake needs authentication that this client does not send: check "
+    "the URL (signedws authenticates frames, not handshakes).",
+    403: "the server refused the page's Origin (the CSWSH defence). Add the origin "
+    "to the server's origins ([server].origins), or for a client without a "
+    "browser, allow_no_origin or an allowed Origin.",
+    404: "no WebSocket endpoint at this path. Check the URL.",
+    426: "the request arrived without a WebSocket upgrade (a proxy may have dropped "
+    "the Upgrade header). Check the proxy configuration.",
+    429: "the server or a proxy is rate limiting. The client retries later.",
+    503: "the server is busy (at its connection limit) or draining. The client retries later.",
+}
+
+
+def explain_close(close_code: int | None, reason: str = "") -> str:
+    """What a connection closed with ``close_code`` (None: no close frame)
+    and ``reason`` means, and what the person can do: ``"close code 4401
+    (unauthorized; one of: nonce_mismatch, ...): the server did not accept
+    ..."``. The rejection codes named are the ones SPEC.md §9 maps to that
+    close code and reason."""
+    code = 1006 if close_code is None else close_code
+    codes = [
+        c.id for c in Code if c.close_code == code and (not reason or c.peer_reason == reason)
+    ]
+    shown = reason or "no reason"
+    if len(codes) == 1:
+        shown += f"; {codes[0]}"
+    elif codes:
+        shown += f"; one of: {', '.join(codes)}"
+    advice = _CLOSE_ADVICE.get(code)
+    if advice is None:
+        advice = (
+            "an application-defined close code." if 4000 <= code < 5000 else "a protocol error."
+        )
+    return f"close code {code} ({shown}): {advice}"
+
+
+def explain_status(status: int, reason: str = "") -> str:
+    """What an opening handshake refused with HTTP ``status`` means, with
+    the server's ``reason`` text, and what the person can do."""
+    advice = _STATUS_ADVICE.get(status)
+    if advice is None:
+        advice = (
+            "the server failed. The client retries later."
+            if status >= 500
+            else "the server refused the WebSocket handshake. Check the URL."
+        )
+    return f"HTTP {status} ({reason or 'no reason given'}): {advice}"

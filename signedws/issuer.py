@@ -50,6 +50,7 @@ from .keys import (
     b64url_encode,
     key_from_jwk,
 )
+from .logformat import When
 from .session import ServerKey
 
 __all__ = [
@@ -375,7 +376,9 @@ class ChallengeKey:
                 "challenge_key_mismatch", 400, "challenge was minted for another public key"
             )
         if math.floor(now) >= info.expires:
-            raise IssuanceError("challenge_expired", 400, f"challenge expired at {info.expires}")
+            raise IssuanceError(
+                "challenge_expired", 400, f"challenge expired at {When(info.expires)}"
+            )
         return info
 
     def __repr__(self) -> str:

@@ -2,36 +2,9 @@
 file (SPEC.md §13), and the `IssuerService` it describes.
 
 No I/O beyond reading the key files named; imports neither asyncio nor
-Starlette. Relative paths are relative to the TOML file's directory. Every key
-with its default (``# required`` keys have none)::
-
-    [issuer]
-    name = "app"                  # required: the iss of the credentials minted
-    mac_key = "issuer-mac.jwk"    # oct JWK: mints mac tokens ("": none)
-    ed25519_key = ""              # private OKP JWK: mints certificates ("": none)
-    path = "/signedws"            # where `serve` mounts it on the server's port
-    host = "127.0.0.1"            # `signedws issuer` alone: interface
-    port = 8766                   # `signedws issuer` alone: port (0: any free port)
-    audiences = []                # the credentials' aud ([]: [server].audience)
-    scopes = []                   # the scopes it grants at all ([]: any the login has)
-    mac_lifetime = 900            # seconds, at most
-    ed25519_lifetime = 3600       # seconds, at most
-    origins = []                  # CORS origins ([]: [server].origins)
-    rate = 1.0                    # requests per second per principal
-    burst = 10                    # requests at once per principal
-    authenticate = ""             # "package.module:function" (async, request ->
-                                  # Principal) instead of the OIDC settings below
-    oidc_issuer = ""              # the identity provider's iss
-    oidc_audience = ""            # the aud its access tokens carry for this app
-    oidc_jwks_url = ""            # its JWKS URL
-    algorithms = ["RS256", "PS256", "ES256", "EdDSA"]  # never none or HS*
-    subject_claim = "sub"
-    scopes_claim = "scope"
-
-One of ``mac_key`` and ``ed25519_key`` is required, and one of
-``authenticate`` and the three ``oidc_`` keys. The fleet key ([keys].fleet_key)
-keys the proof-of-possession challenges; [keys].server_key, if any, is
-published in ``jwks.json``.
+Starlette. Relative paths are relative to the TOML file's directory. Every
+key, its type, default and meaning: ``docs/configuration.md`` (checked
+against `_KEYS` and `IssuerConfig` by a test).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Final
 from .envelope import NONCE_SIZE, length_prefixed, str_field
 from .errors import Code, Rejected, UsageError
 from .keys import HMACKey, RandomSource
+from .logformat import When
 
 __all__ = ["NONCE_KEY_INFO", "NONCE_LABEL", "NonceInfo", "NonceKey", "unverified_expiry"]
 
@@ -103,7 +104,7 @@ class NonceKey:
             raise Rejected(Code.NONCE_INVALID, "nonce not minted by this fleet for this audience")
         expires = unverified_expiry(nonce)
         if int(now * 1000) >= expires * 1000:
-            raise Rejected(Code.NONCE_EXPIRED, f"nonce expired at {expires}")
+            raise Rejected(Code.NONCE_EXPIRED, f"nonce expired at {When(expires)}")
         return NonceInfo(nonce[1:9], expires)
 
     def __repr__(self) -> str:

@@ -100,6 +100,7 @@ from .envelope import (
 from .errors import Code, Rejected, UsageError
 from .keyring import Keyring
 from .keys import Ed25519PublicKey, HMACKey, RandomSource
+from .logformat import When
 from .nonce import NODE_ID_SIZE, NonceKey, unverified_expiry
 from .revocation import EMPTY, RevocationSet
 
@@ -789,7 +790,11 @@ class Verifier:
             )
         if now_ms < vc.iat_ms - self.leeway_ms:
             raise Rejected(
-                Code.CREDENTIAL_NOT_YET_VALID, "iss={!r} cid={!r}: iat {}", vc.iss, vc.cid, vc.iat
+                Code.CREDENTIAL_NOT_YET_VALID,
+                "iss={!r} cid={!r}: iat {}",
+                vc.iss,
+                vc.cid,
+                When(vc.iat),
             )
         if now_ms >= vc.exp_ms:
             raise Rejected(
@@ -797,7 +802,7 @@ class Verifier:
                 "iss={!r} cid={!r}: exp {}",
                 vc.iss,
                 vc.cid,
-                vc.exp_ms // 1000,
+                When(vc.exp_ms // 1000),
             )
         # Within the key window and the credential's validity, the interval is
         # empty only for a credential that is not for this audience.

@@ -32,7 +32,6 @@ from signedws import (
 )
 from signedws.cli import main
 from signedws.config import (
-    ServerConfig,
     build_verifier,
     load_config,
     load_credential,
@@ -297,32 +296,6 @@ def load_credential_from_cli(keys: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 # -- configuration ------------------------------------------------------------------------
-
-
-def documented_example() -> str:
-    """The TOML example in signedws.config's docstring."""
-    doc = signedws.config.__doc__ or ""
-    block = doc.split("::\n", 1)[1]
-    lines = [line[4:] for line in block.splitlines() if line.startswith("    ") or not line]
-    return "\n".join(lines)
-
-
-def test_documented_defaults_are_the_defaults(tmp_path: Path) -> None:
-    """The docstring's complete example parses, and every value it shows for an
-    optional key is that key's default."""
-    (tmp_path / "serve.toml").write_text(documented_example())
-    config = load_config(tmp_path / "serve.toml")
-    assert config.audience == "wss://api.example"
-    assert config.keyring == tmp_path / "keyring.json"
-    assert config.revocations is None
-    assert config.server_key is None
-    defaults = ServerConfig(
-        audience=config.audience,
-        origins=config.origins,
-        fleet_key=config.fleet_key,
-        keyring=config.keyring,
-    )
-    assert config == defaults
 
 
 def minimal(server: str = "", keys: str = "", rest: str = "") -> str:

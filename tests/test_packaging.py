@@ -21,7 +21,14 @@ import signedws
 ROOT = Path(__file__).resolve().parents[1]
 
 #: What README links to, beside the package: the sdist carries all of it.
-SDIST_DOCUMENTS = ("LICENSE", "README.md", "SPEC.md", "SECURITY.md", "CHANGELOG.md")
+SDIST_DOCUMENTS = (
+    "LICENSE",
+    "README.md",
+    "SPEC.md",
+    "SECURITY.md",
+    "CHANGELOG.md",
+    "docs/configuration.md",
+)
 
 
 def _run(*command: str, **kwargs: object) -> subprocess.CompletedProcess[str]:

@@ -98,9 +98,12 @@ def codes_for_close(close_code: int | None, reason: str | None) -> tuple[Code, .
 class Backoff:
     """Exponential backoff with jitter between reconnection attempts.
 
-    The n-th retry (from 0) waits ``min(maximum, initial * factor**n)``
-    seconds, shortened by up to ``jitter`` of itself at random so that clients
-    dropped together do not come back together.
+    The n-th retry (from 0) waits up to ``cap = min(maximum, initial *
+    factor**n)`` seconds, shortened by up to ``jitter`` of itself at random so
+    that clients dropped together do not come back together. The default,
+    ``jitter = 1``, is *full jitter*: a delay uniform over ``(0, cap]``, which
+    spreads a node's clients evenly over the whole interval instead of
+    bunching them at its end (``jitter = 0.5`` puts them all in the last half).
 
     Raises:
         UsageError: for a negative delay, a factor below 1 or a jitter outside
@@ -110,7 +113,7 @@ class Backoff:
     initial: float = 0.1
     maximum: float = 10.0
     factor: float = 2.0
-    jitter: float = 0.5
+    jitter: float = 1.0
 
     def __post_init__(self) -> None:
         if self.initial < 0 or self.maximum < self.initial:

@@ -47,8 +47,9 @@ from websockets.typing import Origin, Subprotocol
 
 from ..credential import Claims, ClientCredential, Ed25519Credential, MACCredential
 from ..envelope import DEFAULT_MAX_SERVER_FRAME_SIZE
-from ..errors import Code, Rejected, SignedWSError, UsageError
+from ..errors import Code, Rejected, SignedWSError, UsageError, explain_close, explain_status
 from ..keys import Ed25519PublicKey
+from ..logformat import When
 from ..redaction import redacted_url
 from ..signer import ServerMessage, Signer
 from ._outbox import Outbox
@@ -95,27 +96,43 @@ _system_random = secrets.SystemRandom()
 class Refused(SignedWSError):
     """The server refused this client in a way that retrying cannot fix.
 
+    Its message says what the close code or HTTP status means and what to do
+    (`signedws.errors.explain_close`, `explain_status`), with what the client
+    can tell on its own (e.g. a credential for another audience).
+
     Attributes:
         close_code: the WebSocket close code (None for a refused handshake).
-        reason: the server's opaque close reason.
+        reason: the server's opaque close reason, or for a refused handshake
+            the reason text of the server's response.
         status: the HTTP status of a refused handshake (403: Origin not
             allowed), else None.
         codes: the rejection codes the close code and reason may stand for
             (SPEC.md §9 maps several to one on purpose).
         code: the rejection code, when only one fits (e.g. 4403:
             `credential_revoked`), else None.
+        explanation: what it means and what to do, as in the message.
     """
 
     def __init__(
-        self, close_code: int | None, reason: str = "", *, status: int | None = None
+        self,
+        close_code: int | None,
+        reason: str = "",
+        *,
+        status: int | None = None,
+        hint: str = "",
     ) -> None:
         self.close_code = close_code
         self.reason = reason
         self.status = status
         self.codes = codes_for_close(close_code, reason or None) if close_code else ()
         self.code: Code | None = self.codes[0] if len(self.codes) == 1 else None
-        what = f"HTTP {status}" if status is not None else f"close code {close_code}"
-        super().__init__(f"server refused the connection: {what} ({reason or 'no reason'})")
+        if status is not None:
+            self.explanation = explain_status(status, reason)
+        else:
+            self.explanation = explain_close(close_code, reason)
+        if hint:
+            self.explanation += f" Here: {hint}."
+        super().__init__(f"server refused the connection: {self.explanation}")
 
 
 class ConnectionLost(SignedWSError):
@@ -126,15 +143,30 @@ class ConnectionLost(SignedWSError):
             frame), or None if the last attempt did not get that far.
         attempts: reconnection attempts made.
         reason: the last connection's close reason ("" if none).
+        outcomes: what each connection and reconnection attempt since the
+            last progress got, oldest first (e.g. ``"attempt 2: HTTP 503
+            (server busy)"``); the message lists them.
     """
 
-    def __init__(self, close_code: int | None, attempts: int = 0, reason: str = "") -> None:
+    def __init__(
+        self,
+        close_code: int | None,
+        attempts: int = 0,
+        reason: str = "",
+        outcomes: tuple[str, ...] = (),
+    ) -> None:
         self.close_code = close_code
         self.attempts = attempts
         self.reason = reason
+        self.outcomes = outcomes
         super().__init__(
-            f"connection lost (close code {close_code}) after {attempts} reconnection attempts"
+            f"connection lost ({explain_close(close_code, reason)}) after {attempts} "
+            f"reconnection attempts{_listed(outcomes)}"
         )
+
+
+def _listed(outcomes: tuple[str, ...]) -> str:
+    return "; what each got: " + "; ".join(outcomes) if outcomes else ""
 
 
 class RepeatedFailure(ConnectionLost):
@@ -152,14 +184,46 @@ class RepeatedFailure(ConnectionLost):
             for, as on `Refused`.
     """
 
-    def __init__(self, close_code: int | None, reason: str, attempts: int) -> None:
-        super().__init__(close_code, attempts, reason)
+    def __init__(
+        self, close_code: int | None, reason: str, attempts: int, outcomes: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(close_code, attempts, reason, outcomes)
         self.codes = codes_for_close(close_code, reason or None) if close_code else ()
         self.code: Code | None = self.codes[0] if len(self.codes) == 1 else None
         self.args = (
-            f"{attempts} connections in a row closed with close code {close_code} "
-            f"({reason or 'no reason'}) before any progress: giving up",
+            f"{attempts} connections in a row closed before any progress, giving up: "
+            f"{explain_close(close_code, reason)}{_listed(outcomes)}",
         )
+
+
+#: How many connection outcomes a client keeps for its final error.
+MAX_OUTCOMES: Final = 16
+#: Characters of a refused handshake's reason text kept.
+MAX_REASON: Final = 200
+
+
+def _http_reason(response: Any) -> str:
+    """The reason text of a refused handshake's response: the first line of
+    its body (websockets' servers explain there), else the reason phrase;
+    printable characters only, bounded."""
+    body = bytes(getattr(response, "body", b"") or b"").decode("utf-8", "replace")
+    line = next((part.strip() for part in body.splitlines() if part.strip()), "")
+    line = line.removeprefix("Failed to open a WebSocket connection: ")
+    text = line or str(getattr(response, "reason_phrase", "") or "")
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:MAX_REASON])
+
+
+def _outcome(exc: BaseException) -> str:
+    """What a failed connection attempt got, in a few words."""
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        return f"HTTP {status} ({_http_reason(exc.response) or 'no reason given'})"
+    if isinstance(exc, ConnectionClosed):
+        close = exc.rcvd
+        return f"closed during the handshake, close code {close.code if close else 1006}"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class ClientClosed(SignedWSError):
@@ -246,6 +310,8 @@ class ClientConnection:
         self._open_timeout = open_timeout
         self._clock = clock
         self._random = random
+        #: What each connection and attempt since the last progress got.
+        self._outcomes: deque[str] = deque(maxlen=MAX_OUTCOMES)
         self._ws_kwargs = dict(websockets_kwargs)
         self._outbox = Outbox()
         self._incoming: deque[str | bytes] = deque()
@@ -318,7 +384,8 @@ class ClientConnection:
         try:
             await self._open()
         except InvalidStatus as exc:
-            raise Refused(None, status=exc.response.status_code) from exc
+            status, text = exc.response.status_code, _http_reason(exc.response)
+            raise Refused(None, text, status=status) from exc
         self._supervisor = asyncio.create_task(self._run())
         if self._refresh is not None:
             self._refresher = asyncio.create_task(self._refresh_loop())
@@ -434,6 +501,7 @@ class ClientConnection:
                 ending = (action, close_code, reason)
                 if self._progress or stable or action is Action.FINISH:
                     repeats, last = 0, None
+                    self._outcomes.clear()
                 elif close_code in (None, 1006):
                     # Lost without a close frame: as likely the network's doing
                     # as the server's. Neither counted nor forgiven.
@@ -442,6 +510,10 @@ class ClientConnection:
                     repeats += 1
                 else:
                     repeats, last = 1, ending
+                self._outcomes.append(
+                    f"connection {self.connections}: closed with close code "
+                    f"{1006 if close_code is None else close_code} ({reason or 'no reason'})"
+                )
                 if (
                     action is not Action.FAIL
                     and self._max_repeats is not None
@@ -453,23 +525,23 @@ class ClientConnection:
                         repeats,
                         close_code,
                     )
-                    self._end(RepeatedFailure(close_code, reason, repeats))
+                    self._end(RepeatedFailure(close_code, reason, repeats, tuple(self._outcomes)))
                     break
                 if action is Action.FINISH:
                     self._end(None)
                     break
                 if action is Action.FAIL:
-                    self._end(Refused(close_code, reason))
+                    self._end(Refused(close_code, reason, hint=self._hint(close_code)))
                     break
                 if action is Action.REFRESH:
                     if self._refresh is None or not self._reconnect:
-                        self._end(Refused(close_code, reason))
+                        self._end(Refused(close_code, reason, hint=self._hint(close_code)))
                         break
                     await self._refresh_credential(force=True)
                     if self._done:
                         break
                 elif not self._reconnect:
-                    self._end(ConnectionLost(close_code, 0, reason))
+                    self._end(ConnectionLost(close_code, 0, reason, tuple(self._outcomes)))
                     break
                 if not await self._reconnect_loop(close_code, reason, max(0, repeats - 1)):
                     break
@@ -490,7 +562,7 @@ class ClientConnection:
         last: BaseException | None = None
         while not self._closing:
             if self._max_attempts is not None and attempt >= self._max_attempts:
-                lost = ConnectionLost(close_code, attempt, reason)
+                lost = ConnectionLost(close_code, attempt, reason, tuple(self._outcomes))
                 lost.__cause__ = last
                 self._end(lost)
                 return False
@@ -508,9 +580,10 @@ class ClientConnection:
                 await self._open()
                 return True
             except InvalidStatus as exc:
+                self._outcomes.append(f"attempt {attempt}: {_outcome(exc)}")
                 status = exc.response.status_code
                 if status_action(status) is Action.FAIL:
-                    failure = Refused(None, status=status)
+                    failure = Refused(None, _http_reason(exc.response), status=status)
                     failure.__cause__ = exc
                     self._end(failure)
                     return False
@@ -519,8 +592,24 @@ class ClientConnection:
                 self._end(exc)
                 return False
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as exc:
+                self._outcomes.append(f"attempt {attempt}: {_outcome(exc)}")
                 last = exc
         return False
+
+    def _hint(self, close_code: int | None) -> str:
+        """What this client can tell on its own about a refusal: a credential
+        for another audience (4401), or one that expired (4419)."""
+        claims = self._credential.claims
+        if not isinstance(claims, Claims):
+            return ""
+        if close_code == 4401 and claims.aud and self.audience not in claims.aud:
+            return (
+                f"this client's credential is for {sorted(claims.aud)}, not for the "
+                f"server's audience {self.audience!r}"
+            )
+        if close_code == 4419 and self._clock() >= claims.exp:
+            return f"this client's credential expired at {When(claims.exp)}"
+        return ""
 
     async def _serve(self) -> tuple[Action, int | None, str]:
         """Read the current connection until it ends; say what to do next."""
@@ -641,7 +730,12 @@ class ClientConnection:
                 logger.error("refreshed credential refused: %s", exc)  # noqa: TRY400
                 self._end(exc)
                 return
-        logger.info("credential refreshed: %r", credential)
+        expires = _expires(credential)
+        logger.info(
+            "credential refreshed: %r, expires %s",
+            credential,
+            "never" if expires is None else When(expires),
+        )
 
     async def _refresh_loop(self) -> None:
         """Refresh the credential ``refresh_margin`` seconds before it expires,

@@ -60,6 +60,7 @@ from starlette.routing import Route
 from ..errors import UsageError
 from ..issuer import IssuanceError, IssuerService, Principal
 from ..jsondoc import parse_json
+from ..logformat import When
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -245,7 +246,7 @@ class BearerTokenAuthenticator:
         if type(exp) is not int:
             raise _unauthenticated("token_invalid", "exp is not a whole number")
         if now >= exp + self.leeway:
-            raise _unauthenticated("token_expired", f"the token expired at {exp}")
+            raise _unauthenticated("token_expired", f"the token expired at {When(exp)}")
         nbf = claims.get("nbf")
         if nbf is not None and (not isinstance(nbf, int | float) or now + self.leeway < nbf):
             raise _unauthenticated("token_invalid", "the token is not valid yet")
@@ -368,11 +369,11 @@ def issuer_app(
                 return _error(IssuanceError("internal_error", 500, "the issuer failed"))
             if "cid" in document:
                 logger.info(
-                    "issued %s credential sub=%r cid=%r exp=%d",
+                    "issued %s credential sub=%r cid=%r exp=%s",
                     document["scheme"],
                     document["subject"],
                     document["cid"],
-                    document["expires_at"],
+                    When(document["expires_at"]),
                 )
             return JSONResponse(document, headers=_NO_STORE)
 

@@ -70,6 +70,7 @@ from redis.exceptions import RedisError
 
 from ..errors import KeyFormatError, UsageError
 from ..jsondoc import parse_json
+from ..logformat import When
 from ..redaction import redacted_url
 from ..revocation import RevocationSet
 from ..verifier import Verifier
@@ -190,7 +191,7 @@ class Change:
     def __str__(self) -> str:
         if self.before is None:
             return f"credential iss={self.issuer!r} cid={self.name!r}"
-        return f"subject iss={self.issuer!r} sub={self.name!r} before={self.before}"
+        return f"subject iss={self.issuer!r} sub={self.name!r} before={When(self.before)}"
 
 
 class RedisRevocationStore:

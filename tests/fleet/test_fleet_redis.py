@@ -102,7 +102,7 @@ def test_parse_change() -> None:
     change = parse('{"version":4,"kind":"subject","key":["a","s"],"before":9}')
     assert change == Change(4, "subject", "a", "s", 9)
     assert change.revocations == RevocationSet(subjects={("a", "s"): 9})
-    assert str(change) == "subject iss='a' sub='s' before=9"
+    assert str(change) == "subject iss='a' sub='s' before=9 (1970-01-01T00:00:09.000Z)"
     assert str(parse('{"version":1,"kind":"credential","key":["a","c"]}')) == (
         "credential iss='a' cid='c'"
     )

@@ -41,7 +41,15 @@
 import { randomBytes } from './bytes.js';
 import { Ed25519Credential, MACCredential } from './credential.js';
 import { DEFAULT_MAX_SERVER_FRAME_SIZE, STREAM_SIZE, SUBPROTOCOL, TYPE_KEY_REFERENCE } from './envelope.js';
-import { Code, Rejected, SignedWSError, UsageError, codesForClose } from './errors.js';
+import {
+  Code,
+  HANDSHAKE_ADVICE,
+  Rejected,
+  SignedWSError,
+  UsageError,
+  codesForClose,
+  explainClose,
+} from './errors.js';
 import { fromIssuer, isIssuerOptions } from './issuer.js';
 import { Outbox } from './outbox.js';
 import { Action, Backoff, closeAction } from './reconnect.js';
@@ -69,15 +77,26 @@ export const STABLE_SECONDS = 30;
 const OPEN = 1;
 /** The longest single timer, seconds (setTimeout's limit is 2^31 - 1 ms). */
 const MAX_SLEEP = 86400;
+/** How many connection outcomes a client keeps for its final error. */
+const MAX_OUTCOMES = 16;
+
+/** @param {string[]} outcomes */
+function listed(outcomes) {
+  return outcomes.length ? `; what each got: ${outcomes.join('; ')}` : '';
+}
 
 /** The server refused this client in a way that retrying cannot fix. */
 export class Refused extends SignedWSError {
   /**
    * @param {number} closeCode the WebSocket close code
    * @param {string} [reason] the server's opaque close reason
+   * @param {string} [hint] what the client can tell on its own
    */
-  constructor(closeCode, reason = '') {
-    super(`server refused the connection: close code ${closeCode} (${reason || 'no reason'})`);
+  constructor(closeCode, reason = '', hint = '') {
+    const explanation = explainClose(closeCode, reason) + (hint ? ` Here: ${hint}.` : '');
+    super(`server refused the connection: ${explanation}`);
+    /** What the close code means and what to do (`explainClose`), as in the message. */
+    this.explanation = explanation;
     this.closeCode = closeCode;
     this.reason = reason;
     /** The rejection codes the close code and reason may stand for (§9). */
@@ -94,7 +113,9 @@ export class Refused extends SignedWSError {
 export class HandshakeFailed extends SignedWSError {
   /** @param {string} why */
   constructor(why) {
-    super(`WebSocket handshake failed: ${why}`);
+    super(`WebSocket handshake failed: ${why}. ${HANDSHAKE_ADVICE}`);
+    /** What the client saw (e.g. `close code 1006`). */
+    this.why = why;
   }
 }
 
@@ -104,12 +125,18 @@ export class ConnectionLost extends SignedWSError {
    * @param {number | null} closeCode the last connection's close code
    * @param {number} [attempts] reconnection attempts made
    * @param {string} [reason] the last connection's close reason
+   * @param {string[]} [outcomes] what each connection and attempt since the
+   *   last progress got, oldest first
    */
-  constructor(closeCode, attempts = 0, reason = '') {
-    super(`connection lost (close code ${closeCode}) after ${attempts} reconnection attempts`);
+  constructor(closeCode, attempts = 0, reason = '', outcomes = []) {
+    super(
+      `connection lost (${explainClose(closeCode, reason)}) after ${attempts} reconnection attempts${listed(outcomes)}`,
+    );
     this.closeCode = closeCode;
     this.attempts = attempts;
     this.reason = reason;
+    /** What each connection and reconnection attempt got (e.g. `attempt 2: handshake failed (close code 1006)`). */
+    this.outcomes = outcomes;
   }
 }
 
@@ -125,12 +152,13 @@ export class RepeatedFailure extends ConnectionLost {
    * @param {number | null} closeCode how each of those connections ended
    * @param {string} reason its close reason
    * @param {number} attempts how many connections in a row ended that way
+   * @param {string[]} [outcomes] what each of them got
    */
-  constructor(closeCode, reason, attempts) {
-    super(closeCode, attempts, reason);
+  constructor(closeCode, reason, attempts, outcomes = []) {
+    super(closeCode, attempts, reason, outcomes);
     this.message =
-      `${attempts} connections in a row closed with close code ${closeCode} ` +
-      `(${reason || 'no reason'}) before any progress: giving up`;
+      `${attempts} connections in a row closed before any progress, giving up: ` +
+      `${explainClose(closeCode, reason)}${listed(outcomes)}`;
     /** The rejection codes the close code and reason may stand for (§9). */
     this.codes = closeCode === null ? [] : codesForClose(closeCode, reason || null);
     /** The rejection code, when only one fits. */
@@ -288,6 +316,8 @@ export class ClientConnection extends EventTarget {
     /** @private */ this._WebSocket = WebSocketClass;
     /** @private */ this._clock = clock;
     /** @private */ this._random = random;
+    /** @private @type {string[]} what each connection and attempt since the last progress got */
+    this._outcomes = [];
     /** @private */ this._outbox = new Outbox();
     /** @private @type {Array<string | Uint8Array>} */ this._incoming = [];
     /** @private */ this._sendLock = new Lock();
@@ -466,7 +496,10 @@ export class ClientConnection extends EventTarget {
         stage = 'hello';
       };
       ws.onerror = () => {
-        // A close event follows; it settles everything.
+        // Browsers follow an error with a close event, which settles
+        // everything. Node 20's WebSocket does not after a refused handshake
+        // (a non-101 status): without this, the client waited for openTimeout.
+        if (stage === 'handshake') fail(new HandshakeFailed('refused or unreachable, close code 1006'));
       };
       ws.onclose = (event) => {
         closedResolve({ code: event.code, reason: event.reason });
@@ -641,6 +674,7 @@ export class ClientConnection extends EventTarget {
         if (this._progress || this._clock() - opened >= STABLE_SECONDS || action === Action.FINISH) {
           repeats = 0;
           last = null;
+          this._outcomes.length = 0;
         } else if (code === null || code === 1006) {
           // Lost without a close frame: as likely the network's doing as the
           // server's. Neither counted nor forgiven.
@@ -649,24 +683,25 @@ export class ClientConnection extends EventTarget {
           repeats = 1;
           last = ending;
         }
+        this._outcome(`connection ${this.connections}: closed with close code ${code ?? 1006} (${reason || 'no reason'})`);
         if (action !== Action.FAIL && this._maxRepeats !== null && repeats >= this._maxRepeats) {
-          this._end(new RepeatedFailure(code, reason, repeats));
+          this._end(new RepeatedFailure(code, reason, repeats, [...this._outcomes]));
           break;
         }
         if (action === Action.FINISH) break;
         if (action === Action.FAIL) {
-          this._end(new Refused(code, reason));
+          this._end(new Refused(code, reason, this._hint(code)));
           break;
         }
         if (action === Action.REFRESH) {
           if (this._refresh === null || !this._reconnect) {
-            this._end(new Refused(code, reason));
+            this._end(new Refused(code, reason, this._hint(code)));
             break;
           }
           await this._refreshCredential(true);
           if (this._done) break;
         } else if (!this._reconnect) {
-          this._end(new ConnectionLost(code, 0, reason));
+          this._end(new ConnectionLost(code, 0, reason, [...this._outcomes]));
           break;
         }
         if (!(await this._reconnectLoop(code, reason, Math.max(0, repeats - 1)))) break;
@@ -691,7 +726,7 @@ export class ClientConnection extends EventTarget {
     let attempt = 0;
     while (!this._closing) {
       if (this._maxAttempts !== null && attempt >= this._maxAttempts) {
-        this._end(new ConnectionLost(closeCode, attempt, reason));
+        this._end(new ConnectionLost(closeCode, attempt, reason, [...this._outcomes]));
         return false;
       }
       await this._sleep(this._backoff.delay(attempt + repeats, this._random()));
@@ -706,9 +741,48 @@ export class ClientConnection extends EventTarget {
           return false;
         }
         if (!(error instanceof HandshakeFailed || error instanceof ConnectionLost)) throw error;
+        this._outcome(
+          `attempt ${attempt}: ` +
+            (error instanceof HandshakeFailed
+              ? `handshake failed (${error.why})`
+              : `closed before the hello with close code ${error.closeCode ?? 1006}`),
+        );
       }
     }
     return false;
+  }
+
+  /**
+   * Record what a connection or attempt got, for the final error.
+   *
+   * @private
+   * @param {string} text
+   */
+  _outcome(text) {
+    this._outcomes.push(text);
+    if (this._outcomes.length > MAX_OUTCOMES) this._outcomes.shift();
+  }
+
+  /**
+   * What this client can tell on its own about a refusal: a credential for
+   * another audience (4401), or one that expired (4419).
+   *
+   * @private
+   * @param {number | null} closeCode
+   * @returns {string}
+   */
+  _hint(closeCode) {
+    const claims = /** @type {{aud?: string[], exp?: number | bigint} | null | undefined} */ (
+      /** @type {any} */ (this._credential).claims
+    );
+    if (!claims || claims.aud === undefined || claims.exp === undefined) return '';
+    if (closeCode === 4401 && claims.aud.length > 0 && !claims.aud.includes(this.audience)) {
+      return `this client's credential is for ${JSON.stringify(claims.aud)}, not for the server's audience ${JSON.stringify(this.audience)}`;
+    }
+    if (closeCode === 4419 && this._clock() >= Number(claims.exp)) {
+      return `this client's credential expired at ${new Date(Number(claims.exp) * 1000).toISOString()}`;
+    }
+    return '';
   }
 
   /**

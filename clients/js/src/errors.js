@@ -88,6 +88,87 @@ export function codesForClose(closeCode, reason = null) {
   );
 }
 
+/**
+ * What each close code a client may meet means, and what to do about it
+ * (the same words as the Python client's `signedws.errors.explain_close`).
+ */
+const CLOSE_ADVICE = Object.freeze({
+  1000: 'the server ended the connection normally.',
+  1001: 'the server is going away (restarting or draining). The client reconnects.',
+  1005: 'the server closed without a close code.',
+  1006: 'the connection dropped without a close frame (network, proxy or server crash). The client reconnects.',
+  1009: 'a message was larger than the server accepts (its proxy or ASGI server limit). Send smaller messages.',
+  1011: "the server hit an internal error. The client reconnects; if it repeats, the server's log says why.",
+  1012: 'the server is restarting. The client reconnects.',
+  1013: 'the server asks to try again later. The client reconnects.',
+  1014: 'a gateway could not reach the server. The client reconnects.',
+  4400: 'the server could not parse a frame (a client bug or a protocol version mismatch). Update the client; retrying sends the same frames.',
+  4401: "the server did not accept the credential or a frame's MAC or signature. Check that the credential is for this server's audience (its aud), comes from an issuer and key this server's keyring trusts, and matches the client's key; then get a new credential.",
+  4403: 'the credential was revoked. Get a new one from the issuer (log in again); if the subject was revoked, ask its administrator.',
+  4408: 'no valid frame arrived in time (first-frame or idle timeout). The client reconnects; send keepalives on a quiet connection.',
+  4409: 'a frame reused a counter (a replay, or two signers on one connection). Reconnect with a single signer per connection.',
+  4410: "the connection's nonce expired. The client reconnects.",
+  4413: "a frame was larger than the server's max_frame_size (in its hello). Send smaller messages.",
+  4419: "the credential is expired or not yet valid. Refresh it (connect's refresh=), and check this machine's clock.",
+  4425: "a frame's timestamp was too far from the server's time. Synchronise this machine's clock (NTP).",
+  4429: 'too many invalid frames on this connection. Fix what sends them, then reconnect.',
+  4503: 'the server is at its connection limit. The client retries later.',
+});
+
+const STATUS_ADVICE = Object.freeze({
+  400: 'the server refused the WebSocket handshake as malformed, often a missing signedws.v1 subprotocol. Use a signedws client, at the right URL.',
+  401: 'the handshake needs authentication that this client does not send: check the URL (signedws authenticates frames, not handshakes).',
+  403: "the server refused the page's Origin (the CSWSH defence). Add the origin to the server's origins ([server].origins), or for a client without a browser, allow_no_origin or an allowed Origin.",
+  404: 'no WebSocket endpoint at this path. Check the URL.',
+  426: 'the request arrived without a WebSocket upgrade (a proxy may have dropped the Upgrade header). Check the proxy configuration.',
+  429: 'the server or a proxy is rate limiting. The client retries later.',
+  503: 'the server is busy (at its connection limit) or draining. The client retries later.',
+});
+
+/**
+ * What a connection closed with `closeCode` (null: no close frame) and
+ * `reason` means, and what the person can do; names the §9 codes that close
+ * code and reason stand for.
+ *
+ * @param {number | null} closeCode
+ * @param {string} [reason]
+ * @returns {string}
+ */
+export function explainClose(closeCode, reason = '') {
+  const code = closeCode === null ? 1006 : closeCode;
+  const ids = codesForClose(code, reason || null).map((c) => c.id);
+  let shown = reason || 'no reason';
+  if (ids.length === 1) shown += `; ${ids[0]}`;
+  else if (ids.length > 1) shown += `; one of: ${ids.join(', ')}`;
+  const advice =
+    /** @type {Record<number, string>} */ (CLOSE_ADVICE)[code] ??
+    (code >= 4000 && code < 5000 ? 'an application-defined close code.' : 'a protocol error.');
+  return `close code ${code} (${shown}): ${advice}`;
+}
+
+/**
+ * What an opening handshake refused with HTTP `status` means, with the
+ * server's `reason` text, and what the person can do.
+ *
+ * @param {number} status
+ * @param {string} [reason]
+ * @returns {string}
+ */
+export function explainStatus(status, reason = '') {
+  const advice =
+    /** @type {Record<number, string>} */ (STATUS_ADVICE)[status] ??
+    (status >= 500 ? 'the server failed. The client retries later.' : 'the server refused the WebSocket handshake. Check the URL.');
+  return `HTTP ${status} (${reason || 'no reason given'}): ${advice}`;
+}
+
+/**
+ * What a failed WebSocket handshake may mean: browsers (and Node's
+ * WebSocket) do not tell a page the HTTP status, so the client cannot say
+ * which one it was.
+ */
+export const HANDSHAKE_ADVICE =
+  "The WebSocket API does not say why: an Origin the server does not allow (HTTP 403: add it to the server's origins), no signedws.v1 subprotocol (400), a busy or draining server (503: the client retries), a wrong URL (404) or an unreachable host. The server's log names the refusal.";
+
 /** Base class of every error signedws raises on purpose. */
 export class SignedWSError extends Error {
   /** @param {string} message */

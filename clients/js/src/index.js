@@ -9,7 +9,15 @@
  * @module signedws
  */
 
-export { Code, Rejected, SignedWSError, UsageError, codesForClose } from './errors.js';
+export {
+  Code,
+  Rejected,
+  SignedWSError,
+  UsageError,
+  codesForClose,
+  explainClose,
+  explainStatus,
+} from './errors.js';
 export { fromHex, toHex, randomBytes } from './bytes.js';
 export { decodeCanonical, encode, toUInt } from './codec.js';
 export {

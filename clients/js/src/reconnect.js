@@ -51,12 +51,15 @@ export function closeAction(closeCode) {
 
 /**
  * Exponential backoff with jitter between reconnection attempts: the n-th
- * retry (from 0) waits `min(maximum, initial * factor ** n)` seconds,
- * shortened by up to `jitter` of itself at random.
+ * retry (from 0) waits up to `cap = min(maximum, initial * factor ** n)`
+ * seconds, shortened by up to `jitter` of itself at random. The default,
+ * `jitter = 1`, is full jitter: a delay uniform over (0, cap], which spreads
+ * the clients of a node that went away evenly over the whole interval. Same
+ * as the Python client's.
  */
 export class Backoff {
   /** @param {{initial?: number, maximum?: number, factor?: number, jitter?: number}} [options] seconds */
-  constructor({ initial = 0.1, maximum = 10, factor = 2, jitter = 0.5 } = {}) {
+  constructor({ initial = 0.1, maximum = 10, factor = 2, jitter = 1 } = {}) {
     if (initial < 0 || maximum < initial) throw new UsageError('backoff delays must satisfy 0 <= initial <= maximum');
     if (factor < 1) throw new UsageError('backoff factor must be at least 1');
     if (!(jitter >= 0 && jitter <= 1)) throw new UsageError('backoff jitter must be between 0 and 1');

@@ -5,14 +5,23 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
+import { createServer, connect as netConnect } from 'node:net';
+
 import {
   Backoff,
+  ConnectionLost,
   Ed25519Credential,
   Ed25519PrivateKey,
+  HMACKey,
+  HandshakeFailed,
+  Issuer,
   MACCredential,
+  Refused,
   Rejected,
   UsageError,
   connect,
+  explainClose,
+  explainStatus,
   fromHex,
   toHex,
 } from '../src/index.js';
@@ -182,5 +191,98 @@ describe('Node client <-> Python server', () => {
     assert.notEqual(messages[1].cid, first.cid);
     assert.ok(refreshed.includes(messages[1].cid));
     assert.equal(new Set(messages.map((m) => m.connection)).size, 1, 'no reconnection');
+  });
+});
+
+describe('errors a person can act on (issue 17)', () => {
+  test('a credential for another audience: 4401 explained, with what the client can tell', async () => {
+    // An issuer this server does not trust, minting for another audience:
+    // the server says only "unauthorized" (on purpose); the client says more.
+    const secret = await HMACKey.generate({ derivable: true });
+    const issuer = await Issuer.create('elsewhere', 'k1', secret);
+    const { token, frameKey } = await issuer.issueToken({
+      subject: 'mallory',
+      now: Date.now() / 1000,
+      audiences: ['wss://other.example'],
+    });
+    const credential = await MACCredential.fromBytes(token, frameKey);
+    const client = await connect(server.ws, credential, { audience: server.audience, reconnect: false });
+    await client.send('hello');
+    /** @type {any} */
+    let refused = null;
+    await assert.rejects(client.drain(), (error) => {
+      refused = error;
+      return error instanceof Refused;
+    });
+    await client.close();
+    assert.equal(refused.closeCode, 4401);
+    assert.ok(refused.message.startsWith('server refused the connection: close code 4401 (unauthorized; one of: '));
+    assert.ok(refused.message.includes("Check that the credential is for this server's audience"));
+    assert.ok(
+      refused.message.includes(
+        `Here: this client's credential is for ["wss://other.example"], not for the server's audience ${JSON.stringify(server.audience)}.`,
+      ),
+      refused.message,
+    );
+    assert.equal(explainClose(4401, 'unauthorized'), refused.explanation.split(' Here: ')[0]);
+  });
+
+  test('ConnectionLost lists what each reconnection attempt got', async () => {
+    // A TCP proxy: the first connection goes to the real server, every later
+    // one is refused with HTTP 503, as a draining or overloaded node does.
+    const target = new URL(server.ws);
+    let seen = 0;
+    const proxy = createServer((socket) => {
+      seen += 1;
+      if (seen === 1) {
+        const upstream = netConnect(Number(target.port), target.hostname);
+        socket.pipe(upstream).pipe(socket);
+        socket.on('error', () => upstream.destroy());
+        upstream.on('error', () => socket.destroy());
+        return;
+      }
+      socket.once('data', () => {
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\nConnection: close\r\n\r\nserver busy\n', () => socket.destroy());
+      });
+    });
+    await new Promise((resolve) => proxy.listen(0, '127.0.0.1', () => resolve(undefined)));
+    const port = /** @type {import('node:net').AddressInfo} */ (proxy.address()).port;
+    try {
+      const client = await connect(`ws://127.0.0.1:${port}`, await macCredential('ivan'), {
+        audience: server.audience,
+        backoff: new Backoff({ initial: 0.01, maximum: 0.02 }),
+        maxAttempts: 2,
+        openTimeout: 5, // a bound, should the refusal not reach the client
+      });
+      await client.send('!drop'); // the server aborts: no close frame (1006)
+      /** @type {any} */
+      let lost = null;
+      await assert.rejects(client.drain(), (error) => {
+        lost = error;
+        return error instanceof ConnectionLost;
+      });
+      await client.close();
+      assert.deepEqual(lost.outcomes, [
+        'connection 1: closed with close code 1006 (no reason)',
+        'attempt 1: handshake failed (refused or unreachable, close code 1006)',
+        'attempt 2: handshake failed (refused or unreachable, close code 1006)',
+      ]);
+      assert.ok(lost.message.startsWith('connection lost (close code 1006 (no reason): the connection dropped'), lost.message);
+      assert.ok(lost.message.includes('after 2 reconnection attempts; what each got: connection 1:'), lost.message);
+      assert.equal(seen, 3);
+    } finally {
+      await new Promise((resolve) => proxy.close(() => resolve(undefined)));
+    }
+  });
+
+  test('explainStatus and the handshake advice name the statuses', () => {
+    assert.ok(explainStatus(403, 'invalid Origin header').startsWith('HTTP 403 (invalid Origin header): '));
+    assert.ok(explainStatus(403).includes('[server].origins'));
+    assert.ok(explainStatus(502).endsWith('the server failed. The client retries later.'));
+    assert.ok(explainStatus(418).endsWith('Check the URL.'));
+    assert.ok(explainClose(null).startsWith('close code 1006 (no reason): '));
+    assert.ok(explainClose(4999).endsWith('an application-defined close code.'));
+    assert.ok(explainClose(3000).endsWith('a protocol error.'));
+    assert.ok(new HandshakeFailed('close code 1006').message.includes('HTTP 403'));
   });
 });

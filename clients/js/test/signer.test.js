@@ -178,4 +178,36 @@ describe('reconnect', () => {
     assert.equal(backoff.delay(10, 0.999) > 0.5, true);
     assert.throws(() => new Backoff({ factor: 0.5 }), UsageError);
   });
+
+  test('the default backoff is full jitter: delays uniform over (0, cap], seeded, no sleeps', () => {
+    // mulberry32: a small seeded generator, so the draw is the same every run.
+    const seeded = (seed) => () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const backoff = new Backoff();
+    assert.equal(backoff.jitter, 1);
+    const draws = 20000;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const cap = Math.min(backoff.maximum, backoff.initial * backoff.factor ** attempt);
+      const random = seeded(1700 + attempt);
+      const delays = Array.from({ length: draws }, () => backoff.delay(attempt, random()));
+      assert.ok(delays.every((d) => d > 0 && d <= cap));
+      // Kolmogorov-Smirnov distance to uniform(0, cap): below the 0.1 % critical value.
+      delays.sort((a, b) => a - b);
+      let ks = 0;
+      delays.forEach((x, i) => { ks = Math.max(ks, (i + 1) / draws - x / cap, x / cap - i / draws); });
+      assert.ok(ks < 0.0138, `attempt ${attempt}: KS ${ks}`);
+      const mean = delays.reduce((a, b) => a + b, 0) / draws;
+      assert.ok(Math.abs(mean - cap / 2) < cap * 0.01, `attempt ${attempt}: mean ${mean}`);
+    }
+    // 200 clients dropped at once: no tenth of the interval gets twice its share.
+    const random = seeded(17);
+    const cap = backoff.delay(0, 0);
+    const bins = new Array(10).fill(0);
+    for (let i = 0; i < 200; i++) bins[Math.min(9, Math.floor((backoff.delay(0, random()) / cap) * 10))] += 1;
+    assert.ok(Math.max(...bins) <= 40 && Math.min(...bins) > 0, `${bins}`);
+  });
 });
