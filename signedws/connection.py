@@ -25,7 +25,7 @@ every adapter. Per connection, a `ServerConnection`:
   rest for the application, and stops reading while ``max_queue`` messages
   are queued or being verified (a push transport pauses the socket, and must
   stop delivering within a bounded number of bytes: the websockets adapter
-  parses at most 16 KiB, 1 KiB under permessage-deflate, between checks);
+  parses at most one read, 1 KiB under permessage-deflate, between checks);
 - schedules a coalesced acknowledgement and enforces the first-frame and
   idle timeouts with one timer per connection, re-armed lazily;
 - is what the application's handler gets: `recv` returns verified
@@ -88,7 +88,7 @@ from typing import ClassVar, Final, Protocol, Self, cast, runtime_checkable
 from .envelope import KIND_CLIENT_ED25519
 from .errors import Code, Rejected, UsageError
 from .session import ServerKey, ServerSession
-from .stream import StreamMarks, stream_key
+from .stream import StreamKey, StreamMarks, stream_key
 from .verifier import Message, Verifier
 
 __all__ = [
@@ -546,7 +546,7 @@ class ServerConnection:
         self._messages: deque[Message] = deque()
         # The stream of the connection's last message and its `stream_key`.
         self._key_stream: bytes | None = None
-        self._key = b""
+        self._key: StreamKey | None = None
         # Delivery (SPEC.md §7.3): acks cover only frames the handler is done
         # with. The session's delivery mark moves here, on the loop, never in
         # a verification thread; `_delivered` mirrors it.
@@ -823,13 +823,14 @@ class ServerConnection:
         if reader is not None and not reader.done():
             reader.set_result(None)
 
-    def _stream_key(self, message: Message) -> bytes:
+    def _stream_key(self, message: Message) -> StreamKey:
         """``message``'s `stream_key`, made once per stream of the connection
         (its frames all carry its one principal, SPEC.md §4.5)."""
-        if message.stream != self._key_stream:
+        key = self._key
+        if key is None or message.stream != self._key_stream:
             self._key_stream = message.stream
-            self._key = stream_key(message.issuer, message.subject, message.stream)
-        return self._key
+            key = self._key = stream_key(message.issuer, message.subject, message.stream)
+        return key
 
     def _wake_pump(self) -> None:
         """Room in the queue, verified frames or a stop: wake the pump (pull),
@@ -1025,8 +1026,8 @@ class ServerConnection:
             if len(self._messages) + self._backlog >= self._service.max_queue:
                 # Frames already parsed still come: the queue may pass
                 # max_queue by what the transport parses between checks (the
-                # websockets adapter: 16 KiB of frames; 1 KiB, ~15 messages of
-                # max_frame_size, under permessage-deflate).
+                # websockets adapter: one read, at most 256 KiB of frames; 1 KiB,
+                # ~15 messages of max_frame_size, under permessage-deflate).
                 self._paused = True
                 self._receiving = False
                 cast(PushTransport, self._transport).pause_reading()

@@ -23,31 +23,34 @@ data (SPEC.md §7.3).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Final
+from typing import Final, NamedTuple
 
 from .errors import UsageError
 from .verifier import Message
 
-__all__ = ["DEFAULT_CAPACITY", "DEFAULT_PER_PRINCIPAL", "StreamMarks", "stream_key"]
+__all__ = ["DEFAULT_CAPACITY", "DEFAULT_PER_PRINCIPAL", "StreamKey", "StreamMarks", "stream_key"]
 
 DEFAULT_CAPACITY: Final = 65536
 #: The streams one principal keeps marks for (SPEC.md §7.3).
 DEFAULT_PER_PRINCIPAL: Final = 256
 
 
-def stream_key(issuer: str, subject: str, stream: bytes) -> bytes:
-    """The key a stream's mark is kept under: the issuer, the subject (each
-    UTF-8 with a 4-byte length, so no two triples share a key) and the stream.
-    A bytes object caches its hash: a caller that makes the key once per
-    stream (a connection) pays for no hashing per message."""
+class StreamKey(NamedTuple):
+    """Where a stream's mark is kept: its principal's key and its own."""
+
+    #: The issuer and the subject, each UTF-8 with a 4-byte length.
+    principal: bytes
+    #: ``principal`` followed by the stream id: no two triples share it.
+    stream: bytes
+
+
+def stream_key(issuer: str, subject: str, stream: bytes) -> StreamKey:
+    """The key a stream's mark is kept under. Bytes objects cache their hash:
+    a caller that makes the key once per stream (a connection) pays for no
+    hashing per message, and nothing is sliced or parsed per message."""
     iss, sub = issuer.encode(), subject.encode()
-    return b"".join((len(iss).to_bytes(4, "big"), iss, len(sub).to_bytes(4, "big"), sub, stream))
-
-
-def _principal(key: bytes) -> bytes:
-    """The ``(iss, sub)`` prefix of a `stream_key`."""
-    end = 4 + int.from_bytes(key[:4], "big")
-    return key[: end + 4 + int.from_bytes(key[end : end + 4], "big")]
+    principal = b"".join((len(iss).to_bytes(4, "big"), iss, len(sub).to_bytes(4, "big"), sub))
+    return StreamKey(principal, principal + stream)
 
 
 class StreamMarks:
@@ -80,28 +83,29 @@ class StreamMarks:
             return False
         return self.advance(stream_key(message.issuer, message.subject, message.stream), seq)
 
-    def delivered(self, key: bytes, seq: int) -> bool:
+    def delivered(self, key: StreamKey, seq: int) -> bool:
         """Whether ``seq`` of the stream ``key`` is at or below its mark (was
         delivered before), without moving or touching anything."""
-        streams = self._principals.get(_principal(key))
-        return streams is not None and seq <= streams.get(key, 0)
+        principal, stream = key
+        streams = self._principals.get(principal)
+        return streams is not None and seq <= streams.get(stream, 0)
 
-    def advance(self, key: bytes, seq: int) -> bool:
+    def advance(self, key: StreamKey, seq: int) -> bool:
         """`is_new` for a data frame (``seq`` >= 1) of the stream ``key``
         (from `stream_key`), for callers that keep the key of a stream."""
         principals = self._principals
-        principal = _principal(key)
+        principal, key_ = key
         streams = principals.get(principal)
         if streams is None:
             streams = principals[principal] = OrderedDict()
         else:
             principals.move_to_end(principal)
         # Popped and put back: the stream becomes the most recently active.
-        mark = streams.pop(key, 0)
+        mark = streams.pop(key_, 0)
         if seq <= mark:
-            streams[key] = mark
+            streams[key_] = mark
             return False
-        streams[key] = seq
+        streams[key_] = seq
         if not mark:
             self._count += 1
             if len(streams) > self.per_principal:
@@ -123,8 +127,8 @@ class StreamMarks:
 
     def mark(self, issuer: str, subject: str, stream: bytes) -> int:
         """The highest ``seq`` delivered for a stream (0 if unknown)."""
-        key = stream_key(issuer, subject, stream)
-        streams = self._principals.get(_principal(key))
+        principal, key = stream_key(issuer, subject, stream)
+        streams = self._principals.get(principal)
         return 0 if streams is None else streams.get(key, 0)
 
     def __len__(self) -> int:
