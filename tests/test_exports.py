@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import signedws.revocation
 
 PUBLIC_API = [
     "Claims",
+    "ClientConnection",
     "ClientCredential",
     "Code",
     "ConnectionState",
@@ -39,6 +41,7 @@ PUBLIC_API = [
     "RegisteredKey",
     "Rejected",
     "RevocationSet",
+    "ServerConnection",
     "ServerKey",
     "ServerMessage",
     "ServerSession",
@@ -47,12 +50,14 @@ PUBLIC_API = [
     "StreamMarks",
     "UsageError",
     "Verifier",
+    "connect",
     "decode_hello",
     "encode_key_reference",
     "key_from_jwk",
     "key_to_jwk",
     "load_key",
     "save_key",
+    "serve",
     "unverified_client_frame",
     "unverified_credential",
 ]
@@ -112,6 +117,96 @@ def test_import_is_io_free() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert json.loads(result.stdout) == []
+
+
+# Modules that may do I/O: everything else is the sans-I/O core.
+IO_PACKAGES = ("signedws.asyncio", "signedws.cli")
+IO_LIBRARIES = ("asyncio", "websockets", "starlette", "fastapi", "uvicorn", "redis", "picows")
+
+
+def core_modules() -> list[str]:
+    """Every module of the package outside `IO_PACKAGES`, found on disk."""
+    package = REPO / "signedws"
+    names = []
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if not name.startswith(IO_PACKAGES):
+            names.append(name)
+    return names
+
+
+def test_core_modules_found() -> None:
+    """The walk above finds the core (a check over nothing would pass)."""
+    modules = core_modules()
+    assert {"signedws", "signedws.verifier", "signedws.errors"} <= set(modules)
+    assert not [name for name in modules if name.startswith(IO_PACKAGES)]
+
+
+def test_core_modules_import_no_io_library() -> None:
+    """No module outside signedws.asyncio and signedws.cli imports asyncio or a
+    networking library, directly or through another module (issue 15)."""
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {core_modules()!r}: importlib.import_module(name)\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {IO_LIBRARIES!r})))"
+    )
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert json.loads(result.stdout) == []
+
+
+def test_lint_rule_bans_asyncio_in_the_core() -> None:
+    """ruff's banned-api rule (TID251) refuses `import asyncio` in a core module
+    and allows it under signedws/asyncio/ (pyproject.toml)."""
+    ruff = Path(sys.executable).with_name("ruff")
+    if not ruff.exists():
+        pytest.skip("ruff is not installed beside this interpreter")
+
+    def check(filename: str) -> str:
+        result = subprocess.run(  # noqa: S603 - fixed arguments
+            [
+                str(ruff),
+                "check",
+                "--no-cache",
+                "--select",
+                "TID251",
+                "--stdin-filename",
+                filename,
+                "-",
+            ],
+            input="import asyncio\n\nprint(asyncio)\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+        )
+        return result.stdout
+
+    assert "TID251" in check("signedws/probe.py")
+    assert "TID251" not in check("signedws/asyncio/probe.py")
+    assert "TID251" not in check("signedws/cli/probe.py")
+
+
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [
+        ("serve", "signedws.asyncio.server"),
+        ("connect", "signedws.asyncio.client"),
+        ("ServerConnection", "signedws.asyncio.connection"),
+        ("ClientConnection", "signedws.asyncio.client"),
+    ],
+)
+def test_lazy_names_are_the_asyncio_objects(name: str, module: str) -> None:
+    """signedws.serve and friends are the asyncio adapter's objects, imported on use."""
+    assert getattr(signedws, name) is getattr(importlib.import_module(module), name)
+    assert name in dir(signedws)
+
+
+def test_unknown_attribute_still_raises() -> None:
+    with pytest.raises(AttributeError, match="no_such_name"):
+        signedws.no_such_name  # noqa: B018 - the access is the test
 
 
 def test_import_check_detects_asyncio() -> None:
