@@ -634,19 +634,26 @@ class ClientCase:
         self.last_send = now
         for entry in self.outbox:
             entry.counter = 0
+        frames = []
         for entry in self.outbox:  # rule 1
             ts = ms_floor(now) + self.offset
-            frame = self.client.frame(
-                self.counter + 1, ts, entry.payload, seq=entry.seq, nonce=self.nonce
+            counter = len(frames) + 1
+            frames.append(
+                (
+                    counter,
+                    entry,
+                    self.client.frame(counter, ts, entry.payload, seq=entry.seq, nonce=self.nonce),
+                )
             )
-            if len(frame) > max_frame:
-                self._events.append({"type": "rejected", "code": "frame_too_large"})
-                self.connected = False
-                self.failed = True
-                break
-            self.counter += 1
-            entry.counter = self.counter
-            self._record(self.counter, entry.seq, entry.payload, frame)
+        if any(len(frame) > max_frame for _, _, frame in frames):
+            # Nothing is sent on a connection a pending message does not fit.
+            self._events.append({"type": "rejected", "code": "frame_too_large"})
+            self.connected = False
+            self.failed = True
+            return self._step({"op": "hello", "now": num(now), "hello": hx(data)})
+        for counter, entry, frame in frames:
+            self.counter = entry.counter = counter
+            self._record(counter, entry.seq, entry.payload, frame)
         if not self.outbox:
             counter, frame = self._sign(None, 0, now)
             self._record(counter, 0, None, frame)
@@ -713,9 +720,9 @@ class ClientCase:
             self.last_send = now
         return self._step({"op": "advance", "now": num(now)})
 
-    def refresh(self, client: Client) -> ClientCase:
+    def refresh(self, client: Client, now: float) -> ClientCase:
         self.client = replace(client, stream=self.stream)  # rule 5: nothing sent
-        return self._step({"op": "refresh", "credential": client.json()})
+        return self._step({"op": "refresh", "now": num(now), "credential": client.json()})
 
     def closed(self, code: int | None, reason: str = "") -> ClientCase:
         """The connection ended (rule 6, and the repeated-failure rule of §7.3)."""
@@ -793,8 +800,8 @@ def client_cases() -> list[Json]:
     )
     case(
         "resend_too_large_kept",
-        "a pending message larger than the new hello's max_frame stops the resend: the frames "
-        "before it are sent, nothing is dropped, the connection fails with frame_too_large",
+        "a pending message larger than the new hello's max_frame: nothing is sent on that "
+        "connection, nothing is dropped, the connection fails with frame_too_large",
     ).hello(c).send("a", c + 1).send("x" * 2000, c + 1).send("c", c + 1).closed(1001).hello(
         c + 3, max_frame=1024
     )
@@ -814,7 +821,7 @@ def client_cases() -> list[Json]:
         "refresh refresh_margin before exp; the refresh sends nothing, the next frame carries "
         "the new credential, and server frames under its frame key are accepted",
         "§4.5, §7.3",
-    ).hello(c).refresh(ALICE_R).send("after", c + 1).receive(1, "ok", c + 2)
+    ).hello(c).refresh(ALICE_R, c + 0.5).send("after", c + 1).receive(1, "ok", c + 2)
     case(
         "refresh_due_key_reference",
         "a key reference has no exp: no refresh time",
