@@ -93,7 +93,6 @@ class ServerConn:
     state: str = "AWAITING_FIRST_FRAME"
     highest: int = 0  # H
     outstanding: list[int] = field(default_factory=list)
-    handed: dict[tuple[str, str, bytes], int] = field(default_factory=dict)
     messages: list[tuple[Client, int, int]] = field(default_factory=list)  # (client, ctr, seq)
     acked: int = 0  # A_s
     ack_due: float | None = None
@@ -253,10 +252,9 @@ class ServerCase:
                 conn.credential = client
                 key = (client.iss, client.sub, client.stream)
                 if payload is not None:
-                    if number <= self.marks.get(key, 0) or number <= conn.handed.get(key, 0):
+                    if number <= self.marks.get(key, 0):
                         pass  # rule 2: dropped, delivered
                     else:
-                        conn.handed[key] = number
                         conn.outstanding.append(ctr)
                         conn.messages.append((client, ctr, number))
                         conn.events.append(
@@ -292,7 +290,8 @@ class ServerCase:
         self._tick(conn, now)
         client, ctr, seq = conn.messages[index]
         key = (client.iss, client.sub, client.stream)
-        self.marks[key] = max(self.marks.get(key, 0), seq)  # rule 2: taken
+        # Rule 2: taken (and finished); a copy taken first elsewhere leaves the mark.
+        self.marks[key] = max(self.marks.get(key, 0), seq)
         conn.outstanding.remove(ctr)
         if conn.state == "OPEN":
             self._schedule(conn, now)
