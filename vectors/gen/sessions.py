@@ -181,7 +181,8 @@ class ServerCase:
         conn.ack_due = None
 
     def _tick(self, conn: ServerConn, now: float) -> None:
-        """Rule 4: deadlines passed at ``now``, in time order (the ack first on a tie)."""
+        """Rule 4: a clock tick processes the deadlines passed at ``now``, in time
+        order (the ack first on a tie)."""
         while True:
             due = []
             if conn.ack_due is not None and conn.ack_due <= now:
@@ -239,7 +240,8 @@ class ServerCase:
         conn = self.conns[session]
         number = (0 if payload is None else ctr) if seq is None else seq
         frame = client.frame(ctr, ms_floor(now) - 250, payload, seq=number, nonce=conn.nonce)
-        self._tick(conn, now)
+        if conn.timeout_due is not None and now >= conn.timeout_due:  # rule 4: too late
+            self._reject(conn, "idle_timeout" if conn.received else "first_frame_timeout")
         if conn.state in ("OPEN", "AWAITING_FIRST_FRAME"):
             conn.received = True
             if self.idle_timeout is not None:
@@ -272,7 +274,6 @@ class ServerCase:
 
     def receive_text(self, now: float, session: int = 0) -> ServerCase:
         conn = self.conns[session]
-        self._tick(conn, now)
         if conn.state in ("OPEN", "AWAITING_FIRST_FRAME"):
             self._reject(conn, "malformed")
         self._step(session, {"op": "receive_text", "now": num(now), "text": "hello"})
@@ -287,7 +288,6 @@ class ServerCase:
 
     def done(self, index: int, now: float, session: int = 0) -> ServerCase:
         conn = self.conns[session]
-        self._tick(conn, now)
         client, ctr, seq = conn.messages[index]
         key = (client.iss, client.sub, client.stream)
         # Rule 2: taken (and finished); a copy taken first elsewhere leaves the mark.
@@ -305,7 +305,6 @@ class ServerCase:
 
     def send(self, payload: Payload, now: float, session: int = 0) -> ServerCase:
         conn = self.conns[session]
-        self._tick(conn, now)
         assert conn.state == "OPEN"  # noqa: S101 - the cases send only when they may
         self._server_frame(conn, payload, now)
         self._step(session, {"op": "send", "payload": typed(payload), "now": num(now)})
