@@ -181,20 +181,12 @@ class ServerCase:
         conn.ack_due = None
 
     def _tick(self, conn: ServerConn, now: float) -> None:
-        """Rule 4: a clock tick processes the deadlines passed at ``now``, in time
-        order (the ack first on a tie)."""
-        while True:
-            due = []
-            if conn.ack_due is not None and conn.ack_due <= now:
-                due.append((conn.ack_due, 0))
-            if conn.timeout_due is not None and conn.timeout_due <= now:
-                due.append((conn.timeout_due, 1))
-            if not due:
-                return
-            if min(due)[1] == 0:
-                self._server_frame(conn, None, now)
-            else:
-                self._reject(conn, "idle_timeout" if conn.received else "first_frame_timeout")
+        """Rule 4: a clock tick acts on the deadlines passed at ``now``; the timeout
+        wins over an acknowledgement (rule 5: nothing is sent after it)."""
+        if conn.timeout_due is not None and conn.timeout_due <= now:
+            self._reject(conn, "idle_timeout" if conn.received else "first_frame_timeout")
+        elif conn.ack_due is not None and conn.ack_due <= now:
+            self._server_frame(conn, None, now)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -240,8 +232,6 @@ class ServerCase:
         conn = self.conns[session]
         number = (0 if payload is None else ctr) if seq is None else seq
         frame = client.frame(ctr, ms_floor(now) - 250, payload, seq=number, nonce=conn.nonce)
-        if conn.timeout_due is not None and now >= conn.timeout_due:  # rule 4: too late
-            self._reject(conn, "idle_timeout" if conn.received else "first_frame_timeout")
         if conn.state in ("OPEN", "AWAITING_FIRST_FRAME"):
             conn.received = True
             if self.idle_timeout is not None:
@@ -436,10 +426,13 @@ def server_cases() -> list[Json]:
         ALICE, 1, "late", now=t + FIRST_FRAME_TIMEOUT + 1
     )
     case(
-        "first_frame_late",
-        "a frame arriving at the first-frame deadline is too late: it is not verified",
-        "§10",
-    ).open(t).receive(ALICE, 1, "late", now=t + FIRST_FRAME_TIMEOUT)
+        "first_frame_before_tick",
+        "a frame read at the first-frame deadline, before the clock ticks, counts: the "
+        "deadline acts on ticks only",
+        "§7.3, §10",
+    ).open(t).receive(ALICE, 1, "just in time", now=t + FIRST_FRAME_TIMEOUT).advance(
+        t + FIRST_FRAME_TIMEOUT
+    )
     case(
         "idle_timeout",
         "each frame moves the deadline to its arrival plus idle_timeout; then idle_timeout",
@@ -448,10 +441,17 @@ def server_cases() -> list[Json]:
         t + 30 + IDLE_TIMEOUT - STEP
     ).advance(t + 30 + IDLE_TIMEOUT)
     case(
-        "idle_timeout_late_frame",
-        "a frame arriving at the idle deadline, before the clock tick, is too late",
-        "§10",
-    ).open(t).receive(ALICE, 1, "m1", now=t + 1).receive(ALICE, 2, "m2", now=t + 1 + IDLE_TIMEOUT)
+        "idle_frame_before_tick",
+        "a frame read at the idle deadline, before the clock ticks, counts and moves the deadline",
+        "§7.3, §10",
+    ).open(t).receive(ALICE, 1, "m1", now=t + 1).receive(
+        ALICE, 2, "m2", now=t + 1 + IDLE_TIMEOUT
+    ).advance(t + 1 + IDLE_TIMEOUT)
+    case(
+        "timeout_wins_over_ack",
+        "a late tick finds the ack deadline and the idle deadline passed: idle_timeout, no ack",
+        "§7.3, §10",
+    ).open(t).receive(ALICE, 1, None, now=t + 1).advance(t + 1 + IDLE_TIMEOUT + 1)
     case(
         "idle_deadline_with_ack_deadline",
         "the next deadline is the earlier of the ack deadline and the idle deadline",
