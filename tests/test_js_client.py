@@ -122,6 +122,12 @@ def test_node_conformance() -> None:
     )
 
 
+def test_node_session_vectors() -> None:
+    """vectors/sessions.json (SPEC.md §7.3, §10) through the JS ClientSession and,
+    once the JS port has it, ServerSession."""
+    run_suite("sessions.test.js")
+
+
 def test_node_python() -> None:
     """The Node client talks to the real Python server: mac, ed25519,
     reconnect with resend, refresh without reconnecting."""

@@ -2,8 +2,8 @@
 """Generate the signedws conformance vectors (SPEC.md §12).
 
 Run ``python vectors/generate.py``: it writes ``keys.json``, ``credentials.json``,
-``nonces.json``, ``frames.json``, ``server_frames.json`` and ``ed25519_rules.json``
-next to itself. The output is deterministic: every key, seed, nonce, clock and
+``nonces.json``, ``frames.json``, ``server_frames.json``, ``ed25519_rules.json`` and
+``sessions.json`` next to itself. The output is deterministic: every key, seed, nonce, clock and
 credential id is fixed below, Ed25519 signatures are deterministic, and JSON is
 written with a fixed key order.
 
@@ -18,7 +18,9 @@ The generator is split per output file, each module next to the SPEC.md sections
 it pins: ``gen/common.py`` (constants, primitives, fixed inputs, the builders of
 credentials, nonces and frames, the verifier configuration), ``gen/keys.py``,
 ``gen/credentials.py``, ``gen/nonces.py``, ``gen/frames.py``,
-``gen/server_frames.py`` and ``gen/ed25519_rules.py``. This file only writes them.
+``gen/server_frames.py``, ``gen/ed25519_rules.py`` and ``gen/sessions.py`` (the
+per-connection rules of §7.3 and §10, from its own model of them). This file only
+writes them.
 
 See ``vectors/README.md`` for the file format.
 """
@@ -38,6 +40,7 @@ from gen.frames import frames_json
 from gen.keys import keys_json
 from gen.nonces import nonces_json
 from gen.server_frames import server_frames_json
+from gen.sessions import sessions_json
 
 # -- main --------------------------------------------------------------------------------
 
@@ -54,6 +57,7 @@ def main() -> None:
     write("frames.json", frames_json())
     write("server_frames.json", server_frames_json())
     write("ed25519_rules.json", ed25519_rules_json())
+    write("sessions.json", sessions_json())
 
 
 if __name__ == "__main__":
