@@ -791,17 +791,15 @@ class ClientSession:
         if signer is None:
             return
         self._now = now
+        # The same sums as next_deadline's: at its deadline, something is due.
         waited = self._ack_wait
-        if (
-            self._ack_timeout is not None
-            and waited is not None
-            and now - waited >= self._ack_timeout
-        ):
+        timeout = self._ack_timeout
+        if timeout is not None and waited is not None and now >= waited + timeout:
             self._signer = None
             self._ending = True
             self._events.append(AckTimedOut(now - waited))
             return
-        if self._keepalive is not None and now - self._last_send >= self._keepalive:
+        if self._keepalive is not None and now >= self._last_send + self._keepalive:
             self._queue(signer.sign(None, now=now), now)
 
     # -- outputs ------------------------------------------------------------------------

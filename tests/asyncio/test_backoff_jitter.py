@@ -10,7 +10,7 @@ import random
 import pytest
 
 from signedws.asyncio import connect
-from signedws.asyncio._reconnect import Backoff
+from signedws.client import Backoff
 
 DRAWS = 20_000
 
