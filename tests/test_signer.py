@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
-import threading
 
 import msgpack
 import pytest
@@ -345,31 +343,6 @@ def test_timestamps_follow_the_hellos_server_time() -> None:
     assert unverified_client_frame(ahead.sign("x", now=NOW + 3601)).timestamp_ms == NOW_MS + 1000
     # A clock so far behind that the corrected time would be negative stamps 0.
     assert unverified_client_frame(ahead.sign("x", now=0)).timestamp_ms == 0
-
-
-def test_concurrent_signers_get_distinct_increasing_counters() -> None:
-    """N threads x M signs give counters 1..N*M, each thread's in increasing order."""
-    threads, per_thread = 8, 250
-    signer = make_signer()
-    barrier = threading.Barrier(threads)
-    results: list[list[int]] = [[] for _ in range(threads)]
-
-    def work(index: int) -> None:
-        barrier.wait()
-        for _ in range(per_thread):
-            frame = unverified_client_frame(signer.sign(f"t{index}", now=NOW))
-            results[index].append(frame.counter)
-
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    counters = [c for r in results for c in r]
-    assert sorted(counters) == list(range(1, threads * per_thread + 1))
-    for r in results:
-        assert all(a < b for a, b in itertools.pairwise(r))
-    assert signer.counter == signer.seq == threads * per_thread
 
 
 # -- refresh (§4.5) ----------------------------------------------------------------------
