@@ -294,9 +294,12 @@ class ClientConnection:
             for event in session.events_received():
                 assert isinstance(event, ServerRejected)  # noqa: S101 - the only event
                 raise Rejected(event.code, event.detail)
-            for frame in session.data_to_send():
-                await websocket.send(frame)
+            # The connection is open for the session now: if it drops while the
+            # frames are written, _serve sees it end (and the session says what next).
             self._ws = websocket
+            with contextlib.suppress(ConnectionClosed):
+                for frame in session.data_to_send():
+                    await websocket.send(frame)
         return session.pending
 
     async def _run(self) -> None:
