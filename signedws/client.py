@@ -578,7 +578,7 @@ class ClientSession:
             return
         acked = signer.acked
         try:
-            message = signer.verify(data, now=now)
+            message = signer.verify(data)
         except Rejected as exc:
             self._reject(exc.code, exc.detail)
             return

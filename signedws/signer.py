@@ -290,13 +290,12 @@ class Signer:
 
     # -- server frames (SPEC.md §7.2) -------------------------------------------
 
-    def verify(self, data: bytes, *, now: float) -> ServerMessage:
+    def verify(self, data: bytes) -> ServerMessage:
         """Verify a server frame.
 
         Args:
-            data: the exact bytes received.
-            now: the client's clock (unused by v1's checks; kept for symmetry
-                with the server and future checks).
+            data: the exact bytes received. No check of SPEC.md §7.2 reads
+                the client's clock, so none is passed.
 
         Returns:
             The verified frame.
@@ -305,7 +304,6 @@ class Signer:
             Rejected: with the code of the first failing step; nothing changes.
                 The client closes the connection with the code's close code.
         """
-        del now
         if len(data) > envelope.DEFAULT_MAX_SERVER_FRAME_SIZE:
             raise Rejected(Code.FRAME_TOO_LARGE, f"server frame of {len(data)} bytes")
         frame = envelope.parse_server_frame(data)
@@ -346,7 +344,7 @@ class Signer:
         """The client's topic marks (SPEC.md §14.4)."""
         return self._topics
 
-    def verify_broadcast(self, data: bytes, *, now: float) -> broadcast.BroadcastMessage:
+    def verify_broadcast(self, data: bytes) -> broadcast.BroadcastMessage:
         """Verify a broadcast frame (a server frame of kind 6 or 7).
 
         It shares the connection's server counter with `verify`; the topic's
@@ -356,7 +354,6 @@ class Signer:
             Rejected: with the code of the first failing step; nothing changes.
                 The client closes the connection with the code's close code.
         """
-        del now
         message = broadcast.check(
             data,
             audience=self.hello.audience,
@@ -371,7 +368,7 @@ class Signer:
         self._topics.commit(message)
         return message
 
-    def verify_any(self, data: bytes, *, now: float) -> ServerMessage | broadcast.BroadcastMessage:
+    def verify_any(self, data: bytes) -> ServerMessage | broadcast.BroadcastMessage:
         """Verify a server frame (`verify`) or a broadcast frame
         (`verify_broadcast`), told apart by their first bytes: a canonical
         broadcast frame starts with an 8-element array, version 1, kind 6
@@ -382,5 +379,5 @@ class Signer:
             Rejected: as `verify` or `verify_broadcast`; nothing changes.
         """
         if data[:2] == b"\x98\x01" and data[2:3] in (b"\x06", b"\x07"):
-            return self.verify_broadcast(data, now=now)
-        return self.verify(data, now=now)
+            return self.verify_broadcast(data)
+        return self.verify(data)
