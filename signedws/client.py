@@ -750,6 +750,8 @@ class ClientSession:
         Raises:
             UsageError: for a credential of another scheme, issuer or subject;
                 nothing changes.
+
+        Then call `refresh_due()` for the next refresh (nothing is sent).
         """
         if type(credential) is not type(self._credential):
             raise UsageError("a refreshed credential must be of the same scheme")
@@ -763,7 +765,8 @@ class ClientSession:
             self.refresh_failed(now=now)
 
     def refresh_failed(self, *, now: float) -> None:
-        """The application's refresh failed: `refresh_due` backs off."""
+        """The application's refresh failed: the next one waits a backoff
+        delay. Then call `refresh_due()`."""
         self._now = now
         self._refresh_failures += 1
         self._refresh_retry = now + self._backoff.delay(self._refresh_failures - 1, self._random())

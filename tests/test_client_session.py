@@ -23,6 +23,8 @@ from helpers import (
     server_frame,
     token,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signedws import Code, UsageError
 from signedws.client import (
@@ -797,3 +799,48 @@ def test_refresh_refuses_another_scheme_or_subject() -> None:
     with pytest.raises(UsageError, match="issuer and subject"):
         s.refresh(token(subject="mallory"), now=NOW)
     assert s.credential.cid == "tok-1"
+
+
+# -- peer input never raises ------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_hello_bytes_give_a_connection_or_one_rejection(data: bytes) -> None:
+    """Whatever bytes arrive as the hello, receive_hello does not raise: the
+    session is connected, or it reports one ServerRejected and sends nothing."""
+    s = session()
+    s.send_message("kept", now=NOW)
+    s.receive_hello(data, now=NOW)
+    events = s.events_received()
+    if s.connected:
+        assert events == []
+    else:
+        assert [type(e) for e in events] == [ServerRejected]
+        assert s.data_to_send() == []
+    assert s.unacknowledged == ["kept"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_tampered_server_frame_is_one_rejection_and_changes_nothing(data: st.DataObject) -> None:
+    """A genuine server frame (ack and payload) with one byte changed, cut or
+    extended: receive_message does not raise; it is refused with one
+    ServerRejected and the outbox keeps every message."""
+    s, server = session(), Server()
+    opened(s, server)
+    s.send_message("a", now=NOW)
+    s.data_to_send()
+    frame = bytearray(server.frame(2, "hi"))
+    how = data.draw(st.sampled_from(["flip", "cut", "extend"]))
+    if how == "flip":
+        index = data.draw(st.integers(0, len(frame) - 1))
+        frame[index] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del frame[data.draw(st.integers(0, len(frame) - 1)) :]
+    else:
+        frame += data.draw(st.binary(min_size=1, max_size=8))
+    s.receive_message(bytes(frame), now=NOW)
+    [event] = s.events_received()
+    assert isinstance(event, ServerRejected)
+    assert s.unacknowledged == ["a"]
