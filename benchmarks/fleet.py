@@ -122,7 +122,7 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
             await ws.send(frame)
         while True:  # until the last frame is acknowledged (delivered)
             data = await ws.recv()
-            if signer.verify(data, now=time.time()).ack >= frames:
+            if signer.verify(data).ack >= frames:
                 return
 
     await asyncio.sleep(max(0.0, spec["start_at"] - time.time()))

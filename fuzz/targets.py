@@ -296,7 +296,7 @@ def _server_frame(data: bytes) -> None:
     for signer in (w.client_mac, w.client_ed):
         before = (signer._server_counter, signer._ack)
         try:
-            signer.verify(data, now=NOW)
+            signer.verify(data)
         except Rejected as exc:
             _expect(CLIENT_CODES, exc, "Signer.verify")
             if (signer._server_counter, signer._ack) != before:

@@ -5,9 +5,15 @@ Two branches, as h11 splits local from remote protocol errors::
     SignedWSError
     ├── Rejected                 the peer sent something the protocol refuses
     │                            (carries a stable Code; see SPEC.md §9)
-    └── UsageError (ValueError)  the caller misused the API (bad key length,
-        │                        bad configuration, counter exhausted, ...)
-        └── KeyFormatError       a key or key set document could not be loaded
+    ├── UsageError (ValueError)  the caller misused the API (bad key length,
+    │   │                        bad configuration, counter exhausted, ...)
+    │   ├── KeyFormatError       a key or key set document could not be loaded
+    │   └── InvalidState (RuntimeError)  a session used in the wrong state
+    │                            (e.g. a hello given to a connected client)
+    ├── Refused                  a client was refused in a way retrying cannot fix
+    ├── ConnectionLost           a client's connection ended and it did not reconnect
+    │   └── RepeatedFailure      connections kept ending the same way, no progress
+    └── ClientClosed             a client was closed (by the application or the server)
 
 `Rejected` is the only exception the verifier raises for any input bytes. Its
 `code` says what failed and maps to a WebSocket close code and an opaque reason
@@ -21,11 +27,17 @@ import enum
 from typing import TYPE_CHECKING
 
 __all__ = [
+    "ClientClosed",
     "Code",
+    "ConnectionLost",
+    "InvalidState",
     "KeyFormatError",
+    "Refused",
     "Rejected",
+    "RepeatedFailure",
     "SignedWSError",
     "UsageError",
+    "codes_for_close",
     "explain_close",
     "explain_status",
 ]
@@ -166,6 +178,12 @@ class KeyFormatError(UsageError):
     """A key, key file or key set (JWKS) document could not be loaded."""
 
 
+class InvalidState(UsageError, RuntimeError):
+    """A session was used in a state that does not allow the call (e.g. a
+    hello given to a client session that is connected already): a bug in the
+    code driving it, as websockets' ``InvalidState``."""
+
+
 #: What each close code a client may meet means, and what to do about it: the
 #: first sentence says what happened, the second what the person can do. The
 #: server is coarse on purpose (SPEC.md §9): several codes share 4401.
@@ -255,3 +273,123 @@ def explain_status(status: int, reason: str = "") -> str:
             else "the server refused the WebSocket handshake. Check the URL."
         )
     return f"HTTP {status} ({reason or 'no reason given'}): {advice}"
+
+
+def codes_for_close(close_code: int | None, reason: str | None) -> tuple[Code, ...]:
+    """The rejection codes a server may have meant by ``close_code`` and
+    ``reason`` (SPEC.md §9 maps several codes to one close code on purpose)."""
+    return tuple(
+        code
+        for code in Code
+        if code.close_code == close_code and (reason is None or code.peer_reason == reason)
+    )
+
+
+class Refused(SignedWSError):
+    """The server refused this client in a way that retrying cannot fix.
+
+    Its message says what the close code or HTTP status means and what to do
+    (`explain_close`, `explain_status`), with what the client can tell on its
+    own (e.g. a credential for another audience).
+
+    Attributes:
+        close_code: the WebSocket close code (None for a refused handshake).
+        reason: the server's opaque close reason, or for a refused handshake
+            the reason text of the server's response.
+        status: the HTTP status of a refused handshake (403: Origin not
+            allowed), else None.
+        codes: the rejection codes the close code and reason may stand for
+            (SPEC.md §9 maps several to one on purpose).
+        code: the rejection code, when only one fits (e.g. 4403:
+            `credential_revoked`), else None.
+        explanation: what it means and what to do, as in the message.
+    """
+
+    def __init__(
+        self,
+        close_code: int | None,
+        reason: str = "",
+        *,
+        status: int | None = None,
+        hint: str = "",
+    ) -> None:
+        self.close_code = close_code
+        self.reason = reason
+        self.status = status
+        self.codes = codes_for_close(close_code, reason or None) if close_code else ()
+        self.code: Code | None = self.codes[0] if len(self.codes) == 1 else None
+        if status is not None:
+            self.explanation = explain_status(status, reason)
+        else:
+            self.explanation = explain_close(close_code, reason)
+        if hint:
+            self.explanation += f" Here: {hint}."
+        super().__init__(f"server refused the connection: {self.explanation}")
+
+
+def _listed(outcomes: tuple[str, ...]) -> str:
+    return "; what each got: " + "; ".join(outcomes) if outcomes else ""
+
+
+class ConnectionLost(SignedWSError):
+    """The connection ended and the client did not, or could not, reconnect.
+
+    Attributes:
+        close_code: the close code of the last connection (1006: no close
+            frame), or None if the last attempt did not get that far.
+        attempts: reconnection attempts made.
+        reason: the last connection's close reason ("" if none).
+        outcomes: what each connection and reconnection attempt since the
+            last progress got, oldest first (e.g. ``"attempt 2: HTTP 503
+            (server busy)"``); the message lists them.
+    """
+
+    def __init__(
+        self,
+        close_code: int | None,
+        attempts: int = 0,
+        reason: str = "",
+        outcomes: tuple[str, ...] = (),
+    ) -> None:
+        self.close_code = close_code
+        self.attempts = attempts
+        self.reason = reason
+        self.outcomes = outcomes
+        super().__init__(
+            f"connection lost ({explain_close(close_code, reason)}) after {attempts} "
+            f"reconnection attempts{_listed(outcomes)}"
+        )
+
+
+class RepeatedFailure(ConnectionLost):
+    """Connections kept ending the same way, with no progress in between
+    (SPEC.md §7.3): ``max_repeats`` connections in a row were closed with the
+    same close code and reason before anything was acknowledged or received
+    on them. Retrying again would fail again; the client gave up instead of
+    waiting forever. Unacknowledged messages stay in the client's
+    ``unacknowledged``.
+
+    Attributes:
+        close_code, reason: how each of those connections ended.
+        attempts: how many connections in a row ended that way.
+        codes, code: the rejection codes the close code and reason may stand
+            for, as on `Refused`.
+    """
+
+    def __init__(
+        self, close_code: int | None, reason: str, attempts: int, outcomes: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(close_code, attempts, reason, outcomes)
+        self.codes = codes_for_close(close_code, reason or None) if close_code else ()
+        self.code: Code | None = self.codes[0] if len(self.codes) == 1 else None
+        self.args = (
+            f"{attempts} connections in a row closed before any progress, giving up: "
+            f"{explain_close(close_code, reason)}{_listed(outcomes)}",
+        )
+
+
+class ClientClosed(SignedWSError):
+    """The client was closed, by the application or normally by the server."""
+
+    def __init__(self) -> None:
+        super().__init__("the client is closed")

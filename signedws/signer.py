@@ -3,10 +3,10 @@
 Theory of operation
 -------------------
 A `Signer` is made from the server's hello and the client's credential. It
-owns the connection's counter: `sign` assigns counters under a lock and signs
-inside it, so frames come out of `sign` in counter order even with concurrent
-callers. Writing them to the socket in that same order is the transport's job
-(hold one lock around ``sign`` and ``send``).
+owns the connection's counter: frames come out of `sign` in counter order. It
+is not thread safe: one caller signs at a time, and writes the frames in the
+order they were signed (the asyncio client holds one lock around signing and
+writing; `signedws.client.ClientSession` is the usual caller).
 
 `verify` checks server frames (SPEC.md §7.2) and tracks the server's counter and
 acknowledgements. Like the server's verifier it changes nothing unless the
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
 from collections.abc import Mapping
 from typing import Final, NamedTuple
 
@@ -120,7 +119,6 @@ class Signer:
         self._server_prefix = SERVER_LABEL + aud
         self._offset_ms = hello.server_time_ms - int(now * 1000)
         self._server_keys = dict(server_keys or {})
-        self._lock = threading.Lock()
         self._counter = 0
         self._server_counter = 0
         self._ack = 0
@@ -228,10 +226,9 @@ class Signer:
             sub is not None and self._principal[1] is not None and sub != self._principal[1]
         ):
             raise UsageError("a refreshed credential must have the same issuer and subject")
-        with self._lock:
-            self._credential = credential
-            self._principal = (iss, sub if sub is not None else self._principal[1])
-            self._install(credential)
+        self._credential = credential
+        self._principal = (iss, sub if sub is not None else self._principal[1])
+        self._install(credential)
 
     def sign(self, payload: Payload, *, now: float, seq: int | None = None) -> bytes:
         """Build the next client frame for ``payload``.
@@ -257,50 +254,48 @@ class Signer:
             raise UsageError("payload must be str, bytes or None")
         if seq is not None and (type(seq) is not int or not 1 <= seq <= MAX_COUNTER):
             raise UsageError("seq must be an integer from 1 to 2**64-1")
-        with self._lock:
-            ctr = self._counter + 1
-            if ctr > MAX_COUNTER:
-                raise UsageError("counter exhausted: reconnect for a new nonce")
-            if payload is None:
-                number = 0
-            elif seq is None:
-                number = self._seq + 1
-                if number > MAX_COUNTER:
-                    raise UsageError("stream exhausted: start a new stream")
-            else:
-                number = seq
-            # The offset comes from the unauthenticated hello (SPEC.md §11.6): a
-            # forged server time gives frames the server refuses (timestamp_skew),
-            # never a timestamp outside the uint64 range.
-            ts = min(MAX_COUNTER, max(0, int(now * 1000) + self._offset_ms))
-            size = TAG_SIZES[self._kind]
-            fields = [VERSION, self._kind, self._cred, self.hello.nonce, ctr, ts]
-            body = envelope.seal([*fields, self.stream, number, payload, bytes(size)], size)
-            if self._kind == KIND_CLIENT_MAC:
-                mac = self._mac_state.copy()
-                mac.update(body)
-                frame = body + b"\xc4\x20" + mac.digest()
-            else:
-                frame = body + b"\xc4\x40" + self._private_key.sign(self._client_prefix + body)
-            if len(frame) > self.hello.max_frame_size:
-                raise UsageError(
-                    f"frame of {len(frame)} bytes exceeds the server's limit of "
-                    f"{self.hello.max_frame_size}"
-                )
-            self._counter = ctr
-            # New messages are numbered after any seq used so far, resent or not.
-            self._seq = max(self._seq, number)
-            return frame
+        ctr = self._counter + 1
+        if ctr > MAX_COUNTER:
+            raise UsageError("counter exhausted: reconnect for a new nonce")
+        if payload is None:
+            number = 0
+        elif seq is None:
+            number = self._seq + 1
+            if number > MAX_COUNTER:
+                raise UsageError("stream exhausted: start a new stream")
+        else:
+            number = seq
+        # The offset comes from the unauthenticated hello (SPEC.md §11.6): a
+        # forged server time gives frames the server refuses (timestamp_skew),
+        # never a timestamp outside the uint64 range.
+        ts = min(MAX_COUNTER, max(0, int(now * 1000) + self._offset_ms))
+        size = TAG_SIZES[self._kind]
+        fields = [VERSION, self._kind, self._cred, self.hello.nonce, ctr, ts]
+        body = envelope.seal([*fields, self.stream, number, payload, bytes(size)], size)
+        if self._kind == KIND_CLIENT_MAC:
+            mac = self._mac_state.copy()
+            mac.update(body)
+            frame = body + b"\xc4\x20" + mac.digest()
+        else:
+            frame = body + b"\xc4\x40" + self._private_key.sign(self._client_prefix + body)
+        if len(frame) > self.hello.max_frame_size:
+            raise UsageError(
+                f"frame of {len(frame)} bytes exceeds the server's limit of "
+                f"{self.hello.max_frame_size}"
+            )
+        self._counter = ctr
+        # New messages are numbered after any seq used so far, resent or not.
+        self._seq = max(self._seq, number)
+        return frame
 
     # -- server frames (SPEC.md §7.2) -------------------------------------------
 
-    def verify(self, data: bytes, *, now: float) -> ServerMessage:
+    def verify(self, data: bytes) -> ServerMessage:
         """Verify a server frame.
 
         Args:
-            data: the exact bytes received.
-            now: the client's clock (unused by v1's checks; kept for symmetry
-                with the server and future checks).
+            data: the exact bytes received. No check of SPEC.md §7.2 reads
+                the client's clock, so none is passed.
 
         Returns:
             The verified frame.
@@ -309,7 +304,6 @@ class Signer:
             Rejected: with the code of the first failing step; nothing changes.
                 The client closes the connection with the code's close code.
         """
-        del now
         if len(data) > envelope.DEFAULT_MAX_SERVER_FRAME_SIZE:
             raise Rejected(Code.FRAME_TOO_LARGE, f"server frame of {len(data)} bytes")
         frame = envelope.parse_server_frame(data)
@@ -350,7 +344,7 @@ class Signer:
         """The client's topic marks (SPEC.md §14.4)."""
         return self._topics
 
-    def verify_broadcast(self, data: bytes, *, now: float) -> broadcast.BroadcastMessage:
+    def verify_broadcast(self, data: bytes) -> broadcast.BroadcastMessage:
         """Verify a broadcast frame (a server frame of kind 6 or 7).
 
         It shares the connection's server counter with `verify`; the topic's
@@ -360,7 +354,6 @@ class Signer:
             Rejected: with the code of the first failing step; nothing changes.
                 The client closes the connection with the code's close code.
         """
-        del now
         message = broadcast.check(
             data,
             audience=self.hello.audience,
@@ -375,7 +368,7 @@ class Signer:
         self._topics.commit(message)
         return message
 
-    def verify_any(self, data: bytes, *, now: float) -> ServerMessage | broadcast.BroadcastMessage:
+    def verify_any(self, data: bytes) -> ServerMessage | broadcast.BroadcastMessage:
         """Verify a server frame (`verify`) or a broadcast frame
         (`verify_broadcast`), told apart by their first bytes: a canonical
         broadcast frame starts with an 8-element array, version 1, kind 6
@@ -386,5 +379,5 @@ class Signer:
             Rejected: as `verify` or `verify_broadcast`; nothing changes.
         """
         if data[:2] == b"\x98\x01" and data[2:3] in (b"\x06", b"\x07"):
-            return self.verify_broadcast(data, now=now)
-        return self.verify(data, now=now)
+            return self.verify_broadcast(data)
+        return self.verify(data)

@@ -734,6 +734,6 @@ class Pair:
     def receive(self, frame: bytes) -> ServerMessage | Rejected:
         """The client verifies a server frame: the message, or the rejection."""
         try:
-            return self.client.verify(frame, now=self.clock.now)
+            return self.client.verify(frame)
         except Rejected as exc:
             return exc

@@ -169,16 +169,16 @@ def test_frames_reach_every_connection_and_share_the_server_counter(scheme: str)
     conns = [_connected(pair, bytes([i])) for i in range(5)]
     # One connection already got an ordinary server frame: counter 1.
     first = conns[0][0].send("unicast", now=pair.clock.now)
-    assert conns[0][1].verify(first, now=pair.clock.now).counter == 1
+    assert conns[0][1].verify(first).counter == 1
     fanout = Broadcaster(AUDIENCE, server_key=ServerKey(SERVER_KID, SERVER_KEY), batch_size=2)
     message = fanout.message("room", 1, b"x" * 128, now=pair.clock.now)
     frames = fanout.frames(message, [s for s, _ in conns])
     for (session, signer), frame in zip(conns, frames, strict=True):
         assert frame is not None
-        got = signer.verify_broadcast(frame, now=pair.clock.now)
+        got = signer.verify_broadcast(frame)
         assert (got.topic, got.tseq, got.payload) == ("room", 1, b"x" * 128)
         # The next ordinary frame continues the counter the broadcast took.
-        after = signer.verify(session.send("next", now=pair.clock.now), now=pair.clock.now)
+        after = signer.verify(session.send("next", now=pair.clock.now))
         assert after.counter == got.counter + 1
 
 
@@ -190,14 +190,14 @@ def test_a_frame_for_one_connection_is_refused_on_another() -> None:
     assert f1 is not None
     assert f2 is not None
     with pytest.raises(Rejected) as info:
-        c2.verify_broadcast(f1, now=0)
+        c2.verify_broadcast(f1)
     assert info.value.code is Code.NONCE_MISMATCH
     rebound = msgpack.unpackb(f1)
     rebound[3] = c2.nonce
     with pytest.raises(Rejected) as info:
-        c2.verify_broadcast(msgpack.packb(rebound), now=0)
+        c2.verify_broadcast(msgpack.packb(rebound))
     assert info.value.code is Code.BAD_SIGNATURE
-    assert c2.verify_broadcast(f2, now=0).tseq == 3
+    assert c2.verify_broadcast(f2).tseq == 3
 
 
 def _send(session: Any, tseq: int, payload: str = "m") -> bytes:
@@ -211,18 +211,18 @@ def test_topic_marks_refuse_a_replayed_tseq_and_report_gaps_across_reconnects() 
     pair = Pair("mac")
     topics = Topics()
     session, signer = _connected(pair, b"1", topics)
-    got = [signer.verify_broadcast(_send(session, n), now=0) for n in (1, 2, 5)]
+    got = [signer.verify_broadcast(_send(session, n)) for n in (1, 2, 5)]
     assert [m.missed for m in got] == [0, 0, 2]
     with pytest.raises(Rejected) as info:
-        signer.verify_broadcast(_send(session, 5, "again"), now=0)
+        signer.verify_broadcast(_send(session, 5, "again"))
     assert info.value.code is Code.REPLAY
     assert signer.topics.mark("t") == 5
     # A new connection of the same client keeps the marks.
     session2, signer2 = _connected(pair, b"2", topics)
     with pytest.raises(Rejected) as info:
-        signer2.verify_broadcast(_send(session2, 4), now=0)
+        signer2.verify_broadcast(_send(session2, 4))
     assert info.value.code is Code.REPLAY
-    assert signer2.verify_broadcast(_send(session2, 7), now=0).missed == 1
+    assert signer2.verify_broadcast(_send(session2, 7)).missed == 1
     assert topics.mark("t") == 7
 
 
@@ -238,7 +238,7 @@ def test_frames_skip_sessions_that_cannot_be_sent_to() -> None:
     assert frames[0] is None
     assert frames[1] is None
     assert frames[2] is not None
-    assert mac_signer.verify_broadcast(frames[2], now=0).counter == 1
+    assert mac_signer.verify_broadcast(frames[2]).counter == 1
     # Skipped sessions took no counter.
     assert ed_session.claim_counter() == 1
     with pytest.raises(UsageError):
@@ -353,7 +353,7 @@ def test_broadcaster_keeps_a_bounded_context_per_frame_key() -> None:
         frames = fanout.frames(fanout.message("t", tseq, "m", now=0), [s for s, _ in conns])
         for (_, signer), frame in zip(conns, frames, strict=True):
             assert frame is not None
-            assert signer.verify_broadcast(frame, now=0).tseq == tseq
+            assert signer.verify_broadcast(frame).tseq == tseq
         assert repr(fanout) == f"Broadcaster(audience={AUDIENCE!r}, contexts=2)"
 
 
@@ -392,14 +392,14 @@ def test_verify_any_routes_by_kind_and_shares_the_counter() -> None:
     fanout = Broadcaster(AUDIENCE)
     first = fanout.frames(fanout.message("t", 1, "b", now=0), [session])[0]
     assert first is not None
-    got = signer.verify_any(first, now=0)
+    got = signer.verify_any(first)
     assert isinstance(got, broadcast.BroadcastMessage)
     assert (got.counter, got.topic) == (1, "t")
-    plain = signer.verify_any(session.send("p", now=0), now=0)
+    plain = signer.verify_any(session.send("p", now=0))
     assert not isinstance(plain, broadcast.BroadcastMessage)
     assert (plain.counter, plain.payload) == (2, "p")
     # A server frame dressed as a broadcast (kind byte 6) is refused, not delivered.
     with pytest.raises(Rejected) as info:
-        signer.verify_any(b"\x98\x01\x06" + session.send("q", now=0)[3:], now=0)
+        signer.verify_any(b"\x98\x01\x06" + session.send("q", now=0)[3:])
     assert info.value.code is Code.MALFORMED
     assert signer.topics.mark("t") == 1

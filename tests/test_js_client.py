@@ -259,7 +259,7 @@ def python_outcome(item: Json, verifiers: dict[str, Verifier]) -> str:
                 signer.refresh(credential)
             for _ in range(c["sent"]):
                 signer.sign(None, now=c["now"])
-            signer.verify(data, now=c["now"])
+            signer.verify(data)
         elif item["kind"] == "hello":
             decode_hello(data)
         else:

@@ -259,7 +259,7 @@ def test_deliver_moves_acknowledgements_to_delivery() -> None:
     assert not session.ack_pending
     session.deliver(2)
     assert session.ack_pending
-    assert pair.client.verify(session.ack(now=pair.clock.now), now=pair.clock.now).ack == 2
+    assert pair.client.verify(session.ack(now=pair.clock.now)).ack == 2
     assert not session.ack_pending
 
 

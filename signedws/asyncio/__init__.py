@@ -22,16 +22,9 @@ Importing this package imports `websockets`; ``import signedws`` does not.
 
 from __future__ import annotations
 
-from ._reconnect import Backoff
-from .client import (
-    ClientClosed,
-    ClientConnection,
-    ConnectionLost,
-    Refresh,
-    Refused,
-    RepeatedFailure,
-    connect,
-)
+from ..client import Backoff
+from ..errors import ClientClosed, ConnectionLost, Refused, RepeatedFailure
+from .client import ClientConnection, Refresh, connect
 from .reloader import Reloader
 from .server import SUBPROTOCOL, Handler, ServerConnection, serve
 

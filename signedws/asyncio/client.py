@@ -2,30 +2,24 @@
 
 Theory of operation
 -------------------
-`connect` opens a WebSocket with the ``signedws.v1`` subprotocol, reads the
-hello, and makes a core `Signer` from it. Then a *supervisor* task reads server
-frames, verifies them (`Signer.verify`), hands their payloads to the
-application and feeds their acknowledgements to the `Outbox`; when the
-connection ends it decides, from the close code (`_reconnect.close_action`),
-whether to reconnect (with backoff), refresh the credential first, stop, or
-fail.
-
-Every message the application sends enters the outbox with the stream's next
-``seq`` and stays there until a server acknowledgement covers it. On every new
-connection the pending messages are signed again under the new nonce and
-counters, with their original ``seq``, and sent before anything new (SPEC.md
-§7.3); the server drops the ones it had delivered already. So nothing sent is
-lost, and nothing is delivered twice.
+Every protocol decision is the `signedws.client.ClientSession`'s: numbering,
+resending on a new hello, acknowledgements, keepalives, the acknowledgement
+timeout, what a close code means, repeats, backoff delays and when to refresh
+the credential. This module only moves bytes and time: `connect` opens a
+WebSocket with the ``signedws.v1`` subprotocol and hands the hello to the
+session; a *supervisor* task feeds it server frames, writes what it gives to
+send, arms one timer for its next deadline, and acts on the `Action` it
+returns when a connection ends: reconnect after its backoff delay, await the
+application's ``refresh`` coroutine, stop, or fail.
 
 Invariants:
 
-1. One lock covers signing and writing: counters reach the wire in order,
-   even with many concurrent `send` calls (SPEC.md §6.3 step 1).
-2. The stream id is fixed for the life of the client; each connection's
-   signer starts numbering after the outbox's last ``seq``.
-3. A server frame that fails verification closes the connection with its
+1. One lock covers draining `ClientSession.data_to_send` and writing: frames
+   reach the wire in counter order, even with many concurrent `send` calls
+   (SPEC.md §6.3 step 1).
+2. A server frame that fails verification closes the connection with its
    rejection's close code and ends the client with `Rejected` (SPEC.md §7.2).
-4. No log line or exception carries a token, frame key, key or payload.
+3. No log line or exception carries a token, frame key, key or payload.
 """
 
 from __future__ import annotations
@@ -45,15 +39,34 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
-from ..credential import Claims, ClientCredential, Ed25519Credential, MACCredential
+from ..client import (
+    ACK_TIMEOUT_CLOSE,
+    DEFAULT_ACK_TIMEOUT,
+    DEFAULT_KEEPALIVE,
+    DEFAULT_MAX_REPEATS,
+    DEFAULT_REFRESH_MARGIN,
+    Acknowledged,
+    AckTimedOut,
+    Action,
+    Backoff,
+    ClientSession,
+    PayloadReceived,
+    ServerRejected,
+)
+from ..credential import Claims, ClientCredential
 from ..envelope import DEFAULT_MAX_SERVER_FRAME_SIZE
-from ..errors import Code, Rejected, SignedWSError, UsageError, explain_close, explain_status
+from ..errors import (
+    ClientClosed,
+    Code,
+    ConnectionLost,
+    Refused,
+    Rejected,
+    RepeatedFailure,
+    UsageError,
+)
 from ..keys import Ed25519PublicKey
 from ..logformat import When
 from ..redaction import redacted_url
-from ..signer import ServerMessage, Signer
-from ._outbox import Outbox
-from ._reconnect import Action, Backoff, close_action, codes_for_close, status_action
 from .issuer_client import _AWAITING_ISSUER, IssuerClient, from_issuer
 from .server import SUBPROTOCOL
 
@@ -70,18 +83,9 @@ __all__ = [
     "connect",
 ]
 
-DEFAULT_REFRESH_MARGIN: Final = 60.0
-DEFAULT_KEEPALIVE: Final = 60.0
 DEFAULT_MAX_PENDING: Final = 1024
 DEFAULT_MAX_QUEUE: Final = 1024
 DEFAULT_OPEN_TIMEOUT: Final = 10.0
-DEFAULT_MAX_REPEATS: Final = 5
-DEFAULT_ACK_TIMEOUT: Final = 60.0
-#: How the client closes a connection whose server stopped acknowledging.
-ACK_TIMEOUT_CLOSE: Final = (4408, "no acknowledgement")
-#: A connection that stayed open this long made progress, even if nothing
-#: was acknowledged or received on it (a quiet listener dropped by a proxy).
-STABLE_SECONDS: Final = 30.0
 
 logger = logging.getLogger("signedws.client")
 
@@ -91,113 +95,6 @@ Refresh = Callable[[], Awaitable[ClientCredential]]
 
 _RESERVED: Final = frozenset({"subprotocols", "origin", "open_timeout", "max_size"})
 _system_random = secrets.SystemRandom()
-
-
-class Refused(SignedWSError):
-    """The server refused this client in a way that retrying cannot fix.
-
-    Its message says what the close code or HTTP status means and what to do
-    (`signedws.errors.explain_close`, `explain_status`), with what the client
-    can tell on its own (e.g. a credential for another audience).
-
-    Attributes:
-        close_code: the WebSocket close code (None for a refused handshake).
-        reason: the server's opaque close reason, or for a refused handshake
-            the reason text of the server's response.
-        status: the HTTP status of a refused handshake (403: Origin not
-            allowed), else None.
-        codes: the rejection codes the close code and reason may stand for
-            (SPEC.md §9 maps several to one on purpose).
-        code: the rejection code, when only one fits (e.g. 4403:
-            `credential_revoked`), else None.
-        explanation: what it means and what to do, as in the message.
-    """
-
-    def __init__(
-        self,
-        close_code: int | None,
-        reason: str = "",
-        *,
-        status: int | None = None,
-        hint: str = "",
-    ) -> None:
-        self.close_code = close_code
-        self.reason = reason
-        self.status = status
-        self.codes = codes_for_close(close_code, reason or None) if close_code else ()
-        self.code: Code | None = self.codes[0] if len(self.codes) == 1 else None
-        if status is not None:
-            self.explanation = explain_status(status, reason)
-        else:
-            self.explanation = explain_close(close_code, reason)
-        if hint:
-            self.explanation += f" Here: {hint}."
-        super().__init__(f"server refused the connection: {self.explanation}")
-
-
-class ConnectionLost(SignedWSError):
-    """The connection ended and the client did not, or could not, reconnect.
-
-    Attributes:
-        close_code: the close code of the last connection (1006: no close
-            frame), or None if the last attempt did not get that far.
-        attempts: reconnection attempts made.
-        reason: the last connection's close reason ("" if none).
-        outcomes: what each connection and reconnection attempt since the
-            last progress got, oldest first (e.g. ``"attempt 2: HTTP 503
-            (server busy)"``); the message lists them.
-    """
-
-    def __init__(
-        self,
-        close_code: int | None,
-        attempts: int = 0,
-        reason: str = "",
-        outcomes: tuple[str, ...] = (),
-    ) -> None:
-        self.close_code = close_code
-        self.attempts = attempts
-        self.reason = reason
-        self.outcomes = outcomes
-        super().__init__(
-            f"connection lost ({explain_close(close_code, reason)}) after {attempts} "
-            f"reconnection attempts{_listed(outcomes)}"
-        )
-
-
-def _listed(outcomes: tuple[str, ...]) -> str:
-    return "; what each got: " + "; ".join(outcomes) if outcomes else ""
-
-
-class RepeatedFailure(ConnectionLost):
-    """Connections kept ending the same way, with no progress in between
-    (SPEC.md §7.3): ``max_repeats`` connections in a row were closed with the
-    same close code and reason before anything was acknowledged or received
-    on them. Retrying again would fail again; the client gave up instead of
-    waiting forever. Unacknowledged messages stay in `ClientConnection.
-    unacknowledged`.
-
-    Attributes:
-        close_code, reason: how each of those connections ended.
-        attempts: how many connections in a row ended that way.
-        codes, code: the rejection codes the close code and reason may stand
-            for, as on `Refused`.
-    """
-
-    def __init__(
-        self, close_code: int | None, reason: str, attempts: int, outcomes: tuple[str, ...] = ()
-    ) -> None:
-        super().__init__(close_code, attempts, reason, outcomes)
-        self.codes = codes_for_close(close_code, reason or None) if close_code else ()
-        self.code: Code | None = self.codes[0] if len(self.codes) == 1 else None
-        self.args = (
-            f"{attempts} connections in a row closed before any progress, giving up: "
-            f"{explain_close(close_code, reason)}{_listed(outcomes)}",
-        )
-
-
-#: How many connection outcomes a client keeps for its final error.
-MAX_OUTCOMES: Final = 16
 #: Characters of a refused handshake's reason text kept.
 MAX_REASON: Final = 200
 
@@ -215,22 +112,12 @@ def _http_reason(response: Any) -> str:
 
 def _outcome(exc: BaseException) -> str:
     """What a failed connection attempt got, in a few words."""
-    if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        return f"HTTP {status} ({_http_reason(exc.response) or 'no reason given'})"
     if isinstance(exc, ConnectionClosed):
         close = exc.rcvd
         return f"closed during the handshake, close code {close.code if close else 1006}"
     if isinstance(exc, TimeoutError):
         return "timed out"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-class ClientClosed(SignedWSError):
-    """The client was closed, by the application or normally by the server."""
-
-    def __init__(self) -> None:
-        super().__init__("the client is closed")
 
 
 def _expires(credential: ClientCredential) -> int | None:
@@ -249,98 +136,74 @@ class ClientConnection:
     def __init__(
         self,
         uri: str,
-        credential: ClientCredential,
+        session: ClientSession,
         *,
-        audience: str,
-        server_keys: Mapping[str, Ed25519PublicKey] | None,
         refresh: Refresh | None,
-        refresh_margin: float,
         reconnect: bool,
-        backoff: Backoff,
-        max_attempts: int | None,
-        max_repeats: int | None,
-        ack_timeout: float | None,
         origin: str | None,
-        keepalive: float | None,
         max_pending: int,
         max_queue: int,
         open_timeout: float | None,
         clock: Callable[[], float],
-        random: Callable[[], float],
         websockets_kwargs: Mapping[str, Any],
     ) -> None:
-        if not isinstance(credential, MACCredential | Ed25519Credential):
-            raise UsageError("credential must be a MACCredential or an Ed25519Credential")
         reserved = _RESERVED & set(websockets_kwargs)
         if reserved:
             raise UsageError(f"signedws sets {sorted(reserved)} itself")
         for name, value in (("max_pending", max_pending), ("max_queue", max_queue)):
             if type(value) is not int or value < 1:
                 raise UsageError(f"{name} must be a positive integer")
-        if max_attempts is not None and max_attempts < 0:
-            raise UsageError("max_attempts must not be negative")
-        if max_repeats is not None and (type(max_repeats) is not int or max_repeats < 1):
-            raise UsageError("max_repeats must be a positive integer (or None)")
-        if keepalive is not None and keepalive <= 0:
-            raise UsageError("keepalive must be positive (or None)")
-        if ack_timeout is not None and not ack_timeout > 0:
-            raise UsageError("ack_timeout must be positive (or None)")
-        if refresh_margin < 0:
-            raise UsageError("refresh_margin must not be negative")
         self.uri = uri
-        #: The URI as logs and the repr show it: a password or a token in it
-        #: (which signedws never needs, SPEC.md §5.1) is masked.
-        self._shown_uri = redacted_url(uri)
-        self.audience = audience
-        #: The stream id (SPEC.md §7.3), fixed for the life of the client.
-        self.stream = secrets.token_bytes(16)
-        self._credential = credential
-        self._server_keys = dict(server_keys or {})
+        self._session = session
         self._refresh = refresh
-        self._refresh_margin = refresh_margin
         self._reconnect = reconnect
-        self._backoff = backoff
-        self._max_attempts = max_attempts
-        self._max_repeats = max_repeats
-        self._ack_timeout = ack_timeout
-        self._origin = origin
-        self._keepalive = keepalive
         self._max_pending = max_pending
         self._max_queue = max_queue
-        self._open_timeout = open_timeout
         self._clock = clock
-        self._random = random
-        #: What each connection and attempt since the last progress got.
-        self._outcomes: deque[str] = deque(maxlen=MAX_OUTCOMES)
-        self._ws_kwargs = dict(websockets_kwargs)
-        self._outbox = Outbox()
+        #: Everything `ws_connect` is called with besides the URI.
+        self._connect_kwargs: dict[str, Any] = {
+            # No permessage-deflate unless asked for (compression="deflate"): a
+            # hostile server could inflate ~1000-fold what it sends (SPEC §11.7).
+            "compression": None,
+            **websockets_kwargs,
+            "subprotocols": [Subprotocol(SUBPROTOCOL)],
+            "origin": Origin(origin) if origin is not None else None,
+            "open_timeout": open_timeout,
+            "max_size": DEFAULT_MAX_SERVER_FRAME_SIZE,
+        }
         self._incoming: deque[str | bytes] = deque()
         self._send_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._ws: WebSocket | None = None
-        self._signer: Signer | None = None
-        self._max_frame: int | None = None
-        self._last_send = 0.0
-        #: Whether the current connection made progress (SPEC.md §7.3).
-        self._progress = False
-        #: Whether the client closed the current connection for want of an
-        #: acknowledgement (`_ack_watchdog`).
-        self._ack_timed_out = False
         self._supervisor: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._closing = False
-        self._done = False
+        #: Why the client ended (a `ClientClosed` when it ended normally);
+        #: None while it runs.
         self._failure: BaseException | None = None
-        #: Connections opened so far (1 after `connect`).
-        self.connections = 0
 
     # -- state --------------------------------------------------------------------
 
     @property
+    def audience(self) -> str:
+        """The audience the server must announce in its hello."""
+        return self._session.audience
+
+    @property
+    def stream(self) -> bytes:
+        """The stream id (SPEC.md §7.3), fixed for the life of the client."""
+        return self._session.stream
+
+    @property
     def credential(self) -> ClientCredential:
         """The credential frames are signed with now."""
-        return self._credential
+        return self._session.credential
+
+    @property
+    def connections(self) -> int:
+        """Connections opened so far (1 after `connect`)."""
+        return self._session.connections
 
     @property
     def websocket(self) -> WebSocket | None:
@@ -350,33 +213,35 @@ class ClientConnection:
     @property
     def pending(self) -> int:
         """Messages sent but not acknowledged yet."""
-        return len(self._outbox)
+        return self._session.pending
 
     @property
     def unacknowledged(self) -> tuple[str | bytes, ...]:
         """The payloads sent but not acknowledged yet, oldest first: after the
         client ended on an error, what the application may want to send again
         (nothing is dropped, SPEC.md §7.3)."""
-        return tuple(entry.payload for entry in self._outbox)
+        return tuple(self._session.unacknowledged)
 
     def __repr__(self) -> str:
-        state = "closed" if self._done else "open" if self._ws is not None else "reconnecting"
-        return f"ClientConnection({self._shown_uri!r}, {state}, pending={len(self._outbox)})"
+        done, shown = self._failure is not None, redacted_url(self.uri)
+        state = "closed" if done else "open" if self._ws is not None else "reconnecting"
+        return f"ClientConnection({shown!r}, {state}, pending={self._session.pending})"
 
     def _notify(self) -> None:
-        """Wake every waiter: something changed (an ack, a message, the end)."""
+        """Wake every waiter: something changed (an ack, a message, a write,
+        the end)."""
         self._changed.set()
         self._changed = asyncio.Event()
 
     def _end(self, failure: BaseException | None) -> None:
-        if not self._done:
-            self._done = True
-            self._failure = failure
+        if self._failure is None:
+            self._failure = ClientClosed() if failure is None else failure
             self._notify()
 
     def _raise_if_done(self) -> None:
-        if self._done:
-            raise self._failure if self._failure is not None else ClientClosed()
+        failure = self._failure
+        if failure is not None:
+            raise ClientClosed() if isinstance(failure, ClientClosed) else failure
 
     # -- connecting -----------------------------------------------------------------
 
@@ -391,199 +256,122 @@ class ClientConnection:
             self._refresher = asyncio.create_task(self._refresh_loop())
         return self
 
-    async def _hello(self, websocket: WebSocket) -> Signer:
-        """Check the subprotocol, read the hello, make this connection's signer."""
-        if websocket.subprotocol != SUBPROTOCOL:
-            raise Rejected(Code.MALFORMED, f"the server did not select {SUBPROTOCOL}")
-        async with asyncio.timeout(self._open_timeout):
-            hello = await websocket.recv()
-        if isinstance(hello, str):
-            raise Rejected(Code.MALFORMED, "the hello is a text message")
-        return Signer.from_hello(
-            hello,
-            self._credential,
-            audience=self.audience,
-            now=self._clock(),
-            server_keys=self._server_keys,
-            stream=self.stream,
-            seq=self._outbox.seq,
-        )
-
-    async def _resend(self, websocket: WebSocket, signer: Signer) -> int:
-        """Send what is pending again, in order (SPEC.md §7.3); the caller holds
-        the send lock. Returns how many messages were resent.
+    async def _open(self) -> None:
+        """Open a connection, hand its hello to the session, write the frames
+        it resends (or its control frame).
 
         Raises:
-            Rejected: `frame_too_large` if a pending message (or a control
-                frame) does not fit the hello's ``max_frame``. The hello is
-                not authenticated (SPEC.md §11.6): its value may be forged, so
-                the message is never dropped for it; it stays pending and the
-                client ends with this error.
+            Rejected: the server did not select the subprotocol, or the hello
+                was refused (`ServerRejected`); the connection is closed with
+                the code's close code.
         """
-        resent = 0
-        limit = signer.hello.max_frame_size
-        for entry in self._outbox.restart():
-            try:
-                frame = signer.sign(entry.payload, now=self._clock(), seq=entry.seq)
-            except UsageError:
-                raise Rejected(
-                    Code.FRAME_TOO_LARGE,
-                    f"pending message seq={entry.seq} does not fit the hello's "
-                    f"max_frame of {limit} bytes; kept unacknowledged",
-                ) from None
-            entry.counter = signer.counter
-            await websocket.send(frame)
-            resent += 1
-        if not resent:
-            # A control frame binds the connection at once, so the server may
-            # send to us before we send anything.
-            try:
-                control = signer.sign(None, now=self._clock())
-            except UsageError:
-                raise Rejected(
-                    Code.FRAME_TOO_LARGE,
-                    f"the hello's max_frame of {limit} bytes is too small for a control frame",
-                ) from None
-            await websocket.send(control)
-        return resent
-
-    async def _open(self) -> None:
-        """Open a connection, read the hello, resend what is pending."""
-        websocket = await ws_connect(
-            self.uri,
-            subprotocols=[Subprotocol(SUBPROTOCOL)],
-            origin=Origin(self._origin) if self._origin is not None else None,
-            open_timeout=self._open_timeout,
-            max_size=DEFAULT_MAX_SERVER_FRAME_SIZE,
-            # No permessage-deflate unless asked for (compression="deflate"): a
-            # hostile server could inflate ~1000-fold what it sends (SPEC §11.7).
-            **{"compression": None, **self._ws_kwargs},
-        )
+        websocket = await ws_connect(self.uri, **self._connect_kwargs)
         try:
-            signer = await self._hello(websocket)
-            async with self._send_lock:
-                resent = await self._resend(websocket, signer)
-                self._ws, self._signer = websocket, signer
-                self._max_frame = signer.hello.max_frame_size
-                self._last_send = asyncio.get_running_loop().time()
-                self._progress = self._ack_timed_out = False
+            resent = await self._hello(websocket)
         except Rejected as exc:
             await websocket.close(exc.code.close_code, exc.code.peer_reason)
             raise
         except BaseException:
             websocket.transport.abort()
             raise
-        self.connections += 1
+        shown = redacted_url(self.uri)
         if resent:
-            logger.info("connected to %s, resent %d messages", self._shown_uri, resent)
+            logger.info("connected to %s, resent %d messages", shown, resent)
         else:
-            logger.debug("connected to %s", self._shown_uri)
+            logger.debug("connected to %s", shown)
         self._notify()
 
-    async def _run(self) -> None:
-        """The supervisor: serve each connection, then reconnect or stop.
+    async def _hello(self, websocket: WebSocket) -> int:
+        """Check the subprotocol, hand the hello to the session, write what it
+        gives; returns how many messages were resent."""
+        if websocket.subprotocol != SUBPROTOCOL:
+            raise Rejected(Code.MALFORMED, f"the server did not select {SUBPROTOCOL}")
+        async with asyncio.timeout(self._connect_kwargs["open_timeout"]):
+            hello = await websocket.recv()
+        session = self._session
+        async with self._send_lock:
+            session.receive_hello(hello, now=self._clock())
+            for event in session.events_received():
+                assert isinstance(event, ServerRejected)  # noqa: S101 - the only event
+                raise Rejected(event.code, event.detail)
+            # The connection is open for the session now: if it drops while the
+            # frames are written, _serve sees it end (and the session says what next).
+            self._ws = websocket
+            with contextlib.suppress(ConnectionClosed):
+                for frame in session.data_to_send():
+                    await websocket.send(frame)
+        return session.pending
 
-        Connections that keep ending the same way (the server's close code and
-        reason, or the client's acknowledgement timeout) without progress
-        count as repeats: the backoff grows with them, and after
-        ``max_repeats`` of them the client ends with `RepeatedFailure` rather
-        than retrying forever. A connection lost without a close frame (1006)
-        is neither counted nor forgiven."""
-        repeats = 0
-        last: tuple[Action, int | None, str] | None = None
+    async def _run(self) -> None:
+        """The supervisor: serve each connection, then do what the session
+        says: reconnect, refresh first, finish, or fail."""
+        session = self._session
         try:
             while not self._closing:
-                opened = asyncio.get_running_loop().time()
-                action, close_code, reason = await self._serve()
+                action = await self._serve()
                 if self._closing:
-                    break
-                stable = asyncio.get_running_loop().time() - opened >= STABLE_SECONDS
-                ending = (action, close_code, reason)
-                if self._progress or stable or action is Action.FINISH:
-                    repeats, last = 0, None
-                    self._outcomes.clear()
-                elif close_code in (None, 1006):
-                    # Lost without a close frame: as likely the network's doing
-                    # as the server's. Neither counted nor forgiven.
-                    pass
-                elif ending == last:
-                    repeats += 1
-                else:
-                    repeats, last = 1, ending
-                self._outcomes.append(
-                    f"connection {self.connections}: closed with close code "
-                    f"{1006 if close_code is None else close_code} ({reason or 'no reason'})"
-                )
-                if (
-                    action is not Action.FAIL
-                    and self._max_repeats is not None
-                    and repeats >= self._max_repeats
-                ):
-                    logger.warning(
-                        "%d connections in a row closed with close code %s before any "
-                        "progress: giving up",
-                        repeats,
-                        close_code,
-                    )
-                    self._end(RepeatedFailure(close_code, reason, repeats, tuple(self._outcomes)))
                     break
                 if action is Action.FINISH:
                     self._end(None)
                     break
                 if action is Action.FAIL:
-                    self._end(Refused(close_code, reason, hint=self._hint(close_code)))
+                    if isinstance(session.failure, RepeatedFailure):
+                        logger.warning(
+                            "%d connections in a row closed with close code %s before any "
+                            "progress: giving up",
+                            session.failure.attempts,
+                            session.failure.close_code,
+                        )
+                    self._end(session.failure)
                     break
                 if action is Action.REFRESH:
                     if self._refresh is None or not self._reconnect:
-                        self._end(Refused(close_code, reason, hint=self._hint(close_code)))
+                        self._end(session.failure)
                         break
                     await self._refresh_credential(force=True)
-                    if self._done:
+                    if self._failure is not None:
                         break
                 elif not self._reconnect:
-                    self._end(ConnectionLost(close_code, 0, reason, tuple(self._outcomes)))
+                    self._end(session.failure)
                     break
-                if not await self._reconnect_loop(close_code, reason, max(0, repeats - 1)):
+                if not await self._reconnect_loop():
                     break
         except asyncio.CancelledError:
             raise
-        except Rejected as exc:
-            self._end(exc)
         except Exception as exc:
             logger.exception("client supervisor failed")
             self._end(exc)
         finally:
             self._end(None)
 
-    async def _reconnect_loop(self, close_code: int | None, reason: str, repeats: int) -> bool:
-        """Reconnect, with backoff (longer after ``repeats`` identical
-        failures); False if the client ended instead."""
-        attempt = 0
+    async def _reconnect_loop(self) -> bool:
+        """Reconnect after the session's backoff delays; False if the client
+        ended instead."""
+        session = self._session
         last: BaseException | None = None
         while not self._closing:
-            if self._max_attempts is not None and attempt >= self._max_attempts:
-                lost = ConnectionLost(close_code, attempt, reason, tuple(self._outcomes))
-                lost.__cause__ = last
-                self._end(lost)
+            delay = session.reconnect_delay()
+            if delay is None:
+                failure = session.failure
+                assert failure is not None  # noqa: S101 - set by reconnect_delay
+                failure.__cause__ = last
+                self._end(failure)
                 return False
-            delay = self._backoff.delay(attempt + repeats, self._random())
             logger.info(
-                "reconnecting to %s in %.2f s (close code %s, attempt %d)",
-                self._shown_uri,
+                "reconnecting to %s in %.2f s (attempt %d)",
+                redacted_url(self.uri),
                 delay,
-                close_code,
-                attempt + 1,
+                session.attempts,
             )
             await asyncio.sleep(delay)
-            attempt += 1
             try:
                 await self._open()
                 return True
             except InvalidStatus as exc:
-                self._outcomes.append(f"attempt {attempt}: {_outcome(exc)}")
                 status = exc.response.status_code
-                if status_action(status) is Action.FAIL:
-                    failure = Refused(None, _http_reason(exc.response), status=status)
+                if session.handshake_refused(status, _http_reason(exc.response)) is Action.FAIL:
+                    failure = session.failure
+                    assert failure is not None  # noqa: S101 - set by handshake_refused
                     failure.__cause__ = exc
                     self._end(failure)
                     return False
@@ -592,140 +380,93 @@ class ClientConnection:
                 self._end(exc)
                 return False
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as exc:
-                self._outcomes.append(f"attempt {attempt}: {_outcome(exc)}")
+                session.connect_failed(_outcome(exc))
                 last = exc
         return False
 
-    def _hint(self, close_code: int | None) -> str:
-        """What this client can tell on its own about a refusal: a credential
-        for another audience (4401), or one that expired (4419)."""
-        claims = self._credential.claims
-        if not isinstance(claims, Claims):
-            return ""
-        if close_code == 4401 and claims.aud and self.audience not in claims.aud:
-            return (
-                f"this client's credential is for {sorted(claims.aud)}, not for the "
-                f"server's audience {self.audience!r}"
-            )
-        if close_code == 4419 and self._clock() >= claims.exp:
-            return f"this client's credential expired at {When(claims.exp)}"
-        return ""
-
-    async def _serve(self) -> tuple[Action, int | None, str]:
+    async def _serve(self) -> Action:
         """Read the current connection until it ends; say what to do next."""
-        websocket, signer = self._ws, self._signer
+        websocket, session = self._ws, self._session
         assert websocket is not None  # noqa: S101 - set by _open
-        assert signer is not None  # noqa: S101 - set with it
-        keepalive = watchdog = None
-        if self._keepalive is not None:
-            keepalive = asyncio.create_task(self._keepalive_loop(websocket, signer))
-        if self._ack_timeout is not None:
-            watchdog = asyncio.create_task(self._ack_watchdog(websocket, signer))
+        timer = asyncio.create_task(self._tick(websocket))
         try:
             async for data in websocket:
-                message = self._verify(signer, data)
-                if self._outbox.acknowledge(message.ack):
-                    self._progress = True
-                    self._notify()
-                if message.payload is not None:
-                    self._progress = True
-                    while len(self._incoming) >= self._max_queue and not self._closing:
-                        await self._changed.wait()
-                    self._incoming.append(message.payload)
-                    self._notify()
-        except Rejected as exc:
-            logger.warning(
-                "rejected server frame: code=%s number=%d detail=%s",
-                exc.code.id,
-                exc.code.number,
-                exc.detail,
-            )
-            await websocket.close(exc.code.close_code, exc.code.peer_reason)
-            raise
+                session.receive_message(data, now=self._clock())
+                await self._process(websocket)
         except ConnectionClosed:
             pass
         finally:
-            for task in (keepalive, watchdog):
-                if task is not None:
-                    task.cancel()
-            self._ws = self._signer = None
+            timer.cancel()
+            self._ws = None
             self._notify()
         await websocket.wait_closed()
-        if self._ack_timed_out:
-            # Counted as the client's own ending, whether or not the server
-            # answered the close frame.
-            return Action.RECONNECT, *ACK_TIMEOUT_CLOSE
-        close_code = websocket.close_code
         reason = websocket.close_reason or ""
-        if close_code == 1006:
-            return Action.RECONNECT, close_code, reason
-        return close_action(close_code), close_code, reason
+        return session.connection_closed(websocket.close_code, reason, now=self._clock())
 
-    def _verify(self, signer: Signer, data: str | bytes) -> ServerMessage:
-        if isinstance(data, str):
-            raise Rejected(Code.MALFORMED, "text message from the server")
-        return signer.verify(data, now=self._clock())
-
-    async def _ack_watchdog(self, websocket: WebSocket, signer: Signer) -> None:
-        """Close the connection (4408) when a message sent on it waited
-        ``ack_timeout`` seconds (up to twice that) with no acknowledgement
-        at all: a server that accepts frames but never acknowledges them
-        (SPEC.md §7.3) must not keep the client waiting forever. The client
-        then reconnects and resends; `_run` counts such endings as repeats."""
-        assert self._ack_timeout is not None  # noqa: S101 - checked by the caller
-        while True:
-            waiting = next((e for e in self._outbox if e.counter > 0), None)
-            acked = signer.acked
-            await asyncio.sleep(self._ack_timeout)
-            if waiting is None or signer.acked != acked:
-                continue
-            if any(entry is waiting for entry in self._outbox) and waiting.counter > 0:
+    async def _process(self, websocket: WebSocket) -> None:
+        """Act on the session's events: queue payloads (waiting while
+        ``max_queue`` are unread), wake waiters, close the connection."""
+        for event in self._session.events_received():
+            if isinstance(event, PayloadReceived):
+                while len(self._incoming) >= self._max_queue and not self._closing:
+                    await self._changed.wait()
+                self._incoming.append(event.payload)
+                self._notify()
+            elif isinstance(event, Acknowledged):
+                self._notify()
+            elif isinstance(event, ServerRejected):
+                code = event.code
+                logger.warning(
+                    "rejected server frame: code=%s number=%d detail=%s",
+                    code.id,
+                    code.number,
+                    event.detail,
+                )
+                await websocket.close(code.close_code, code.peer_reason)
+            else:
+                assert isinstance(event, AckTimedOut)  # noqa: S101 - the last kind
                 logger.warning(
                     "no acknowledgement from %s in %.1f s: reconnecting",
-                    self._shown_uri,
-                    self._ack_timeout,
+                    redacted_url(self.uri),
+                    event.waited,
                 )
-                self._ack_timed_out = True
                 await websocket.close(*ACK_TIMEOUT_CLOSE)
-                return
 
-    async def _keepalive_loop(self, websocket: WebSocket, signer: Signer) -> None:
-        """Send a control frame when nothing was sent for ``keepalive`` seconds,
-        so that the server's idle timeout does not close a listening client."""
-        assert self._keepalive is not None  # noqa: S101 - checked by the caller
-        loop = asyncio.get_running_loop()
+    async def _tick(self, websocket: WebSocket) -> None:
+        """The one timer: call `advance_time` at the session's next deadline
+        (keepalive, acknowledgement timeout) and write what it gives."""
+        session = self._session
         while True:
-            await asyncio.sleep(max(0.0, self._last_send + self._keepalive - loop.time()))
-            if loop.time() - self._last_send < self._keepalive:
+            deadline = session.next_deadline()
+            delay = None if deadline is None else deadline - self._clock()
+            if delay is None or delay > 0:
+                # Woken early by any change (a write may start a deadline).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._changed.wait()
                 continue
             async with self._send_lock:
-                if self._ws is not websocket:
-                    return
+                session.advance_time(self._clock())
                 try:
-                    await websocket.send(signer.sign(None, now=self._clock()))
+                    for frame in session.data_to_send():
+                        await websocket.send(frame)
                 except ConnectionClosed:
                     return
-                self._last_send = loop.time()
+            await self._process(websocket)
 
     # -- credentials ----------------------------------------------------------------
-
-    def _install(self, credential: ClientCredential) -> None:
-        if type(credential) is not type(self._credential):
-            raise UsageError("a refreshed credential must be of the same scheme")
-        if self._signer is not None:
-            self._signer.refresh(credential)
-        self._credential = credential
 
     async def _refresh_credential(self, *, force: bool) -> None:
         """Get a new credential from the ``refresh`` callback and sign with it."""
         assert self._refresh is not None  # noqa: S101 - checked by the callers
-        before = self._credential
+        session = self._session
+        before = session.credential
         async with self._refresh_lock:
-            if self._credential is not before and not force:
+            if session.credential is not before and not force:
                 return
             credential = await self._refresh()
             try:
-                self._install(credential)
+                session.refresh(credential, now=self._clock())
             except UsageError as exc:
                 logger.error("refreshed credential refused: %s", exc)  # noqa: TRY400
                 self._end(exc)
@@ -738,30 +479,21 @@ class ClientConnection:
         )
 
     async def _refresh_loop(self) -> None:
-        """Refresh the credential ``refresh_margin`` seconds before it expires,
-        without reconnecting (SPEC.md §4.5)."""
-        failures = 0
-        while not self._done:
-            expires = _expires(self._credential)
-            if expires is None:
+        """Refresh the credential when the session says (``refresh_margin``
+        seconds before it expires), without reconnecting (SPEC.md §4.5)."""
+        session = self._session
+        while self._failure is None:
+            due = session.refresh_due()
+            if due is None:
                 return
-            delay = expires - self._refresh_margin - self._clock()
-            if failures:
-                delay = max(delay, self._backoff.delay(failures - 1, self._random()))
-            await asyncio.sleep(max(0.0, delay))
-            if self._done:
+            await asyncio.sleep(max(0.0, due - self._clock()))
+            if self._failure is not None:
                 return
             try:
                 await self._refresh_credential(force=False)
             except Exception as exc:
-                failures += 1
+                session.refresh_failed(now=self._clock())
                 logger.warning("credential refresh failed (%s); will retry", type(exc).__name__)
-                continue
-            failures = 0
-            new_expiry = _expires(self._credential)
-            if new_expiry is not None and new_expiry - self._refresh_margin <= self._clock():
-                logger.warning("refreshed credential expires within refresh_margin")
-                failures = 1
 
     # -- the application's side -------------------------------------------------------
 
@@ -773,35 +505,26 @@ class ClientConnection:
         while ``max_pending`` messages await acknowledgement.
 
         Raises:
-            UsageError: for a payload that is not str or bytes, or too large for
-                the server's ``max_frame``.
+            UsageError: for a payload that is not str or bytes, or whose frame
+                is too large for the server's ``max_frame``.
             Refused, ConnectionLost, RepeatedFailure, Rejected, ClientClosed:
                 if the client ended.
         """
         if type(payload) is not str and type(payload) is not bytes:
             raise UsageError("payload must be str or bytes")
-        if self._max_frame is not None and len(payload) > self._max_frame:
-            raise UsageError(f"payload over the server's limit of {self._max_frame} bytes")
-        while len(self._outbox) >= self._max_pending:
+        session = self._session
+        while session.pending >= self._max_pending:
             self._raise_if_done()
             await self._changed.wait()
         async with self._send_lock:
             self._raise_if_done()
-            entry = self._outbox.add(payload)
-            websocket, signer = self._ws, self._signer
-            if websocket is None or signer is None:
-                return  # sent when the next connection opens
-            try:
-                frame = signer.sign(payload, now=self._clock(), seq=entry.seq)
-            except UsageError:
-                self._outbox.discard(entry)
-                raise
-            entry.counter = signer.counter
-            try:
-                await websocket.send(frame)
-            except ConnectionClosed:
-                return  # resent by the next connection
-            self._last_send = asyncio.get_running_loop().time()
+            session.send_message(payload, now=self._clock())
+            websocket = self._ws
+            if websocket is not None:
+                with contextlib.suppress(ConnectionClosed):  # resent by the next connection
+                    for frame in session.data_to_send():
+                        await websocket.send(frame)
+        self._notify()
 
     async def recv(self) -> str | bytes:
         """The next verified server payload (pure acknowledgements are not
@@ -842,7 +565,7 @@ class ClientConnection:
                 pending message does not fit the ``max_frame`` of a new
                 connection's hello.
         """
-        while len(self._outbox):
+        while self._session.pending:
             self._raise_if_done()
             await self._changed.wait()
 
@@ -889,7 +612,8 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
     or ``client = await connect(...)`` (then ``await client.close()``).
 
     The first connection is attempted once: its failure raises. After it, the
-    client reconnects by itself as the close code says (`_reconnect`).
+    client reconnects by itself as the close code says
+    (`signedws.client.close_action`).
 
     Args:
         uri: the server's ``ws://`` or ``wss://`` URI.
@@ -968,32 +692,39 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
         if (credential is None) == (issuer is None):
             raise UsageError("connect takes a credential or an issuer (one of the two)")
         self._issuer = issuer
-        self._server_keys = server_keys
+        self._fetch_keys = server_keys is None
+        #: The session's arguments, but the credential.
+        self._session_kwargs: dict[str, Any] = {
+            "audience": audience,
+            "server_keys": server_keys,
+            "keepalive": keepalive,
+            "refresh_margin": refresh_margin,
+            "ack_timeout": ack_timeout,
+            "max_repeats": max_repeats,
+            "max_attempts": max_attempts,
+            "backoff": backoff,
+            "random": random,
+        }
         self.client = ClientConnection(
             uri,
-            credential or _AWAITING_ISSUER,
-            audience=audience,
-            server_keys=server_keys,
+            ClientSession(credential or _AWAITING_ISSUER, **self._session_kwargs),
             refresh=refresh or (issuer.credential if issuer is not None else None),
-            refresh_margin=refresh_margin,
             reconnect=reconnect,
-            backoff=backoff,
-            max_attempts=max_attempts,
-            max_repeats=max_repeats,
-            ack_timeout=ack_timeout,
             origin=origin,
-            keepalive=keepalive,
             max_pending=max_pending,
             max_queue=max_queue,
             open_timeout=open_timeout,
             clock=clock,
-            random=random,
             websockets_kwargs=websockets_kwargs,
         )
 
     async def _start(self) -> ClientConnection:
         if self._issuer is not None:  # the first credential and server keys (SPEC.md §13)
-            await from_issuer(self.client, self._issuer, self._server_keys is None)
+            credential, keys = await from_issuer(self._issuer, self._fetch_keys)
+            kwargs = self._session_kwargs
+            if keys is not None:
+                kwargs = {**kwargs, "server_keys": keys}
+            self.client._session = ClientSession(credential, **kwargs)
         return await self.client._start()
 
     def __await__(self) -> Generator[Any, None, ClientConnection]:

@@ -30,16 +30,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from ..credential import ClientCredential, Issuer
 from ..errors import KeyFormatError, SignedWSError, UsageError
 from ..issuer import credential_from_response, keys_from_jwks, pop_input
 from ..jsondoc import parse_json
 from ..keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey, b64url_decode, b64url_encode
-
-if TYPE_CHECKING:
-    from .client import ClientConnection
 
 __all__ = ["IssuerClient", "IssuerRefused", "LoginToken", "from_issuer"]
 
@@ -236,11 +233,13 @@ _AWAITING_ISSUER: Final = Issuer("signedws-pending", "pending", HMACKey(bytes(32
 )
 
 
-async def from_issuer(client: ClientConnection, issuer: IssuerClient, fetch_keys: bool) -> None:
-    """Give ``client`` (not connected yet) its first credential from ``issuer``
-    and, for `ed25519` with ``fetch_keys``, the server keys it returned."""
+async def from_issuer(
+    issuer: IssuerClient, fetch_keys: bool
+) -> tuple[ClientCredential, dict[str, Ed25519PublicKey] | None]:
+    """A client's first credential from ``issuer`` and, for `ed25519` with
+    ``fetch_keys``, the server keys it returned (else None)."""
     credential = await issuer.credential()
-    client._credential = credential
     document = issuer.last_response or {}
     if fetch_keys and issuer.scheme == "ed25519" and isinstance(document.get("server_keys"), dict):
-        client._server_keys = keys_from_jwks(document["server_keys"], now=time.time())
+        return credential, keys_from_jwks(document["server_keys"], now=time.time())
+    return credential, None

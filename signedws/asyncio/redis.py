@@ -68,13 +68,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ..client import Backoff
 from ..errors import KeyFormatError, UsageError
 from ..jsondoc import parse_json
 from ..logformat import When
 from ..redaction import redacted_url
 from ..revocation import RevocationSet
 from ..verifier import Verifier
-from ._reconnect import Backoff
 
 __all__ = [
     "DEFAULT_CHECK_INTERVAL",

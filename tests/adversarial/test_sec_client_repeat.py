@@ -28,8 +28,9 @@ from sec_client_support import Plan, Recorder, Relay, mac_credential, node_scrip
 from sec_client_support import signed_server as server
 
 from signedws import Ed25519Credential
+from signedws import client as client_module
 from signedws.asyncio import Backoff, ConnectionLost, Refused, ServerConnection, connect
-from signedws.asyncio import client as client_module
+from signedws.errors import RepeatedFailure
 
 FAST: Final = Backoff(initial=0.02, maximum=0.1, jitter=0)
 #: Bounds the wait: the unfixed client never stops reconnecting.
@@ -58,7 +59,7 @@ def test_python_client_gives_up_on_identical_failures(run: Callable[..., Any]) -
             return caught.value, relay
 
     error, relay = run(main(), timeout=BOUND + 10)
-    failure = client_module.RepeatedFailure
+    failure = RepeatedFailure
     assert isinstance(error, failure)
     assert (error.close_code, error.reason) == (1011, "relay")
     assert error.attempts == client_module.DEFAULT_MAX_REPEATS

@@ -127,7 +127,7 @@ def test_one_principal_holds_at_most_its_connections(
             while True:
                 data = await ws.recv()
                 assert isinstance(data, bytes)
-                message = signer.verify(data, now=time.time())
+                message = signer.verify(data)
                 if message.payload is not None:
                     return message.payload
 

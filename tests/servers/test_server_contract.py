@@ -77,7 +77,7 @@ async def read_acks(ws: Any, signer: Any, until: int) -> list[ServerMessage]:
     while signer.acked < until:
         data = await ws.recv()
         assert isinstance(data, bytes)
-        frames.append(signer.verify(data, now=time.time()))
+        frames.append(signer.verify(data))
     return frames
 
 
@@ -650,7 +650,7 @@ def test_acks_ride_on_handler_frames(run: Any, kind: str) -> None:
                 await ws.send(signer.sign(payload, now=time.time()))
             data = await ws.recv()
             assert isinstance(data, bytes)
-            message = signer.verify(data, now=time.time())
+            message = signer.verify(data)
             assert (message.payload, message.ack) == ("done", 2)
 
     run(main())
@@ -673,12 +673,12 @@ def test_acks_wait_for_the_handler(run: Any, kind: str) -> None:
             signer = signer_for(hello, token())
             for payload in ("a", "slow", "queued"):
                 await ws.send(signer.sign(payload, now=time.time()))
-            first = signer.verify(await asyncio.wait_for(ws.recv(), 5), now=time.time())
+            first = signer.verify(await asyncio.wait_for(ws.recv(), 5))
             assert first.ack == 1  # "a" done; "slow" held; "queued" waiting
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(ws.recv(), 0.2)
             release.set()
-            later = signer.verify(await asyncio.wait_for(ws.recv(), 5), now=time.time())
+            later = signer.verify(await asyncio.wait_for(ws.recv(), 5))
             assert later.ack == 3
 
     run(main())
