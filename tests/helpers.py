@@ -492,10 +492,10 @@ class CountingBackend:
         self.prepared.append(public_key)
         return self.inner.prepare(public_key)
 
-    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool:
+    def equation_holds(self, prepared: object, signature: bytes, message: bytes) -> bool:
         """Record the message and delegate."""
         self.verified.append(message)
-        return self.inner.verify(prepared, signature, message)
+        return self.inner.equation_holds(prepared, signature, message)
 
     @property
     def frame_verifications(self) -> int:
