@@ -69,6 +69,8 @@ import hmac
 import math
 import secrets
 import threading
+import types
+from collections.abc import Callable
 from typing import Final, NamedTuple, NoReturn
 
 from cryptography.exceptions import InvalidSignature
@@ -149,6 +151,15 @@ class Message(NamedTuple):
     credential_id: str
     #: The client's timestamp, milliseconds.
     timestamp_ms: int
+
+
+# tuple.__new__ bound to Message: skips NamedTuple's Python-level __new__. Kept
+# because it pays: measured (issue 15, median of 15 rounds, one run, 9 fields)
+# 158 ns against 699 ns for ``Message(...)``; once per verified frame, that is
+# ~10% of a `mac` verify (benchmarks/compare.py: signedws.mac, ~3.3 µs).
+_new_message: Final[Callable[[tuple[object, ...]], Message]] = types.MethodType(
+    tuple.__new__, Message
+)
 
 
 class VerifiedCredential:
@@ -571,8 +582,10 @@ class Verifier:
         # 2-8. A frame that begins with the exact bytes of the connection's
         # current credential (version 1, its kind and ``cred``: vc.head), in
         # the cache's current epoch, tries the per-connection fast path (see
-        # the module docstring). Any other frame is decoded by
-        # `envelope.parse_client_frame`, at a bounded cost whatever it holds.
+        # the module docstring): `_fastpath.current_frame` returns the decoded
+        # list if steps 2-8 pass, else the checked fields for the full path.
+        # Any other frame is decoded by `envelope.parse_client_frame`, at a
+        # bounded cost whatever it holds.
         if (
             vc is not None
             and data.startswith(vc.head)
@@ -580,61 +593,17 @@ class Verifier:
             and self._cache_version == self._keyring.version
         ):
             fields = _fastpath.current_frame(data, state, vc, now_ms)
-            if isinstance(fields, list):  # steps 2-8 pass
+            if isinstance(fields, list):
                 _, _, _, _, ctr, ts, stream, seq, payload, tag = fields
-                return self._finish(data, state, vc, now_ms, ctr, ts, stream, seq, payload, tag)
-            checked = fields
+            else:
+                vc = self._verify_full(fields, state, now_ms)
+                _, _, _, ctr, ts, stream, seq, payload, tag = fields
         else:
             checked = parse_client_frame(data)
-        return self._verify_full(data, checked, state, now_ms)
-
-    def _verify_full(
-        self, data: bytes, checked: ClientFields, state: ConnectionState, now_ms: int
-    ) -> Message:
-        """`verify` past steps 2-4 (``checked``: the frame's fields, decoded and
-        type-checked), every later step in order (the full path)."""
-        kind, cred, nonce, ctr, ts, stream, seq, payload, tag = checked
-        # 5. Nonce.
-        if nonce != state.nonce:
-            raise Rejected(Code.NONCE_MISMATCH, "not this connection's nonce")
-        if now_ms >= state.nonce_expires_ms:
-            raise Rejected(
-                Code.NONCE_EXPIRED, f"connection nonce expired at {state.nonce_expires_ms // 1000}"
-            )
-        # 6. Counter.
-        if ctr <= state.highest:
-            reason = replay.check(state.highest, state.bitmap, self.window, ctr)
-            if reason is not None:
-                raise Rejected(Code.REPLAY, reason)
-        # 7. Credential: 7.1-7.3 through the caches, 7.4 on every frame.
-        vc = self._credential(cred, kind)
-        if not vc.valid_from_ms <= now_ms < vc.valid_until_ms:
-            self._check_validity(vc, now_ms)
-        # 8. Binding.
-        principal = state.principal
-        if principal is not None and principal != vc.principal:
-            raise Rejected(
-                Code.CREDENTIAL_MISMATCH,
-                f"connection is bound to iss={principal[0]!r} sub={principal[1]!r}, "
-                f"frame has iss={vc.iss!r} sub={vc.sub!r}",
-            )
-        return self._finish(data, state, vc, now_ms, ctr, ts, stream, seq, payload, tag)
-
-    def _finish(  # noqa: PLR0917 - both paths' fields, positional: no tuple per frame
-        self,
-        data: bytes,
-        state: ConnectionState,
-        vc: VerifiedCredential,
-        now_ms: int,
-        ctr: int,
-        ts: int,
-        stream: bytes,
-        seq: int,
-        payload: Payload,
-        tag: bytes,
-    ) -> Message:
-        """Steps 9-12, for a frame that passed steps 1-8 on either path (the
-        frame's kind is ``vc.kind``: both paths checked step 7.2)."""
+            vc = self._verify_full(checked, state, now_ms)
+            _, _, _, ctr, ts, stream, seq, payload, tag = checked
+        # Both paths: the frame passed steps 1-8, and its kind is vc.kind
+        # (step 7.2). Steps 9-12 are written once, here.
         # 9. Revocation.
         revocations = self.revocations
         if revocations is not EMPTY and revocations.is_revoked(vc.iss, vc.cid, vc.sub, vc.iat):
@@ -669,7 +638,43 @@ class Verifier:
             state.principal = vc.principal
             state.credential = vc
             state.valid_until_ms = min(state.nonce_expires_ms, vc.valid_until_ms)
-        return Message(vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts)
+        return _new_message((vc.sub, vc.iss, vc.scopes, ctr, stream, seq, payload, vc.cid, ts))
+
+    def _verify_full(
+        self, checked: ClientFields, state: ConnectionState, now_ms: int
+    ) -> VerifiedCredential:
+        """Steps 5-8 in order, on ``checked`` (the frame's fields, decoded and
+        type-checked: steps 2-4): the full path.
+
+        Returns:
+            The frame's credential, for steps 9-12.
+        """
+        kind, cred, nonce, ctr, _, _, _, _, _ = checked
+        # 5. Nonce.
+        if nonce != state.nonce:
+            raise Rejected(Code.NONCE_MISMATCH, "not this connection's nonce")
+        if now_ms >= state.nonce_expires_ms:
+            raise Rejected(
+                Code.NONCE_EXPIRED, f"connection nonce expired at {state.nonce_expires_ms // 1000}"
+            )
+        # 6. Counter.
+        if ctr <= state.highest:
+            reason = replay.check(state.highest, state.bitmap, self.window, ctr)
+            if reason is not None:
+                raise Rejected(Code.REPLAY, reason)
+        # 7. Credential: 7.1-7.3 through the caches, 7.4 on every frame.
+        vc = self._credential(cred, kind)
+        if not vc.valid_from_ms <= now_ms < vc.valid_until_ms:
+            self._check_validity(vc, now_ms)
+        # 8. Binding.
+        principal = state.principal
+        if principal is not None and principal != vc.principal:
+            raise Rejected(
+                Code.CREDENTIAL_MISMATCH,
+                f"connection is bound to iss={principal[0]!r} sub={principal[1]!r}, "
+                f"frame has iss={vc.iss!r} sub={vc.sub!r}",
+            )
+        return vc
 
     def _check_validity(self, vc: VerifiedCredential, now_ms: int) -> NoReturn:
         """Step 7.4 check by check, in order, for a frame outside the fast interval."""
