@@ -34,22 +34,29 @@ The per-connection fast path
 Every frame of a connection normally carries the same credential and the same
 nonce as the frame before, and the connection's ``state.credential`` already
 holds what steps 7.1-7.3 gave for that credential: all that is per connection
-or per credential is known before the frame arrives. `verify` first tests the
-frame against it in one condition that holds only if steps 2-8 and 10 all pass
-(the comments in `verify` say, line by line, which step each test stands for):
-byte comparisons with ``state.credential.head`` and ``state.nonce`` take the
-place of the nonce check and of the cache look-up (which hashes the
-credential: ~80 ns for a token); the binding holds by construction (the commit
-that made ``vc`` the state's credential bound the state to ``vc.principal``);
-the cache's epoch says the keyring did not change since ``vc`` was made.
+or per credential is known before the frame arrives. A frame that begins with
+the exact bytes of that credential (``vc.head``), in the cache's current epoch,
+goes to `signedws._fastpath.current_frame` (the one module that inlines for
+speed): one msgpack call and one condition that holds only if steps 2-8 all
+pass (its comments say, line by line, which step each test stands for). Byte
+comparisons with ``vc.head`` and ``state.nonce`` take the place of the nonce
+check and of the cache look-up (which hashes the credential: ~80 ns for a
+token); the binding holds by construction (the commit that made ``vc`` the
+state's credential bound the state to ``vc.principal``); the cache's epoch says
+the keyring did not change since ``vc`` was made.
 
 If the condition fails, for whatever reason, the frame takes the full path
-(`Verifier._verify_full`), which runs every step in SPEC order and reports the
-first failing step's code, exactly as if there were no fast path. A frame that
-satisfies the condition passes every step the full path would run before step
-9, and then goes through the same steps 9, 11 and 12. So both paths accept the
-same frames, refuse the same frames and report the same codes: the tests
-compare them on every vector, the adversarial corpus, and mutated frames.
+(`Verifier._verify_full`: steps 5-8 in SPEC order, on the fields steps 2-4
+checked), which reports the first failing step's code, exactly as if there were
+no fast path. Steps 9-12 are written once, at the end of `verify`, and both
+paths go through them. So both paths accept the same frames, refuse the same
+frames and report the same codes: the tests compare them on every vector, the
+adversarial corpus, and mutated frames (``tests/helpers.py::verify_both_paths``).
+
+What the fast path costs and buys is measured in ``benchmarks/compare.py``
+(``signedws.mac`` against ``floor.mac``). Moving it into `signedws._fastpath`
+(issue 15) costs one function call per frame: ~100 ns of a ~3.1 µs `mac`
+verify, fastest round against fastest round.
 
 Invariant 7: ``state.credential`` is set only by a commit (step 12), after a
 frame whose 64-byte nonce equalled ``state.nonce``, together with
@@ -69,8 +76,6 @@ import hmac
 import math
 import secrets
 import threading
-import types
-from collections.abc import Callable
 from typing import Final, NamedTuple, NoReturn
 
 from cryptography.exceptions import InvalidSignature
@@ -155,13 +160,8 @@ class Message(NamedTuple):
     timestamp_ms: int
 
 
-# tuple.__new__ bound to Message: skips NamedTuple's Python-level __new__. Kept
-# because it pays: measured (issue 15, median of 15 rounds, one run, 9 fields)
-# 158 ns against 699 ns for ``Message(...)``; once per verified frame, that is
-# ~10% of a `mac` verify (benchmarks/compare.py: signedws.mac, ~3.3 µs).
-_new_message: Final[Callable[[tuple[object, ...]], Message]] = types.MethodType(
-    tuple.__new__, Message
-)
+#: ``Message(*values)``, several times cheaper (see `_fastpath.tuple_constructor`).
+_new_message: Final = _fastpath.tuple_constructor(Message)
 
 
 class VerifiedCredential:

@@ -33,6 +33,8 @@ from signedws.envelope import (
     encode,
     encode_hello,
     length_prefixed,
+    name_problem,
+    names_problem,
     parse_client_frame,
     parse_server_frame,
     seal,
@@ -475,6 +477,37 @@ def test_str_field_refuses(value: object, message: str) -> None:
     with pytest.raises(Rejected, match=message) as info:
         str_field(value, "iss", Code.CREDENTIAL_MALFORMED)
     assert info.value.code is Code.CREDENTIAL_MALFORMED
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("a", None),
+        ("é" * 127, None),
+        ("", "is 0 bytes, not 1-255"),
+        ("é" * 128, "is 256 bytes, not 1-255"),
+        (b"iss", "is not a str"),
+    ],
+)
+def test_name_problem_says_why_without_raising(value: object, problem: str | None) -> None:
+    """name_problem returns None for a valid name, else the reason str_field gives."""
+    assert name_problem(value) == problem
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (["b", "a"], None),
+        ([], None),
+        ("a", "is not an array"),
+        (["a", "b", "c"], "has 3 items, over 2"),
+        (["a", "a"], "has duplicates"),
+        (["a", 1], "is not a str"),
+    ],
+)
+def test_names_problem_says_why_without_raising(value: object, problem: str | None) -> None:
+    """names_problem returns None for a valid list of names, else the reason."""
+    assert names_problem(value, 2) == problem
 
 
 def test_str_set_field_accepts_distinct_strs() -> None:
