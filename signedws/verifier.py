@@ -76,7 +76,7 @@ import hmac
 import math
 import secrets
 import threading
-from typing import Final, NamedTuple, NoReturn
+from typing import Final, NamedTuple, NoReturn, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hmac as c_hmac
@@ -595,15 +595,19 @@ class Verifier:
             and self._cache_version == self._keyring.version
         ):
             fields = _current_frame(data, state, vc, now_ms)
-            if isinstance(fields, list):
+            if type(fields) is list:  # steps 2-8 passed: vc is the state's already
                 _, _, _, _, ctr, ts, stream, seq, payload, tag = fields
+                bind = False
             else:
-                vc = self._verify_full(fields, state, now_ms)
-                _, _, _, ctr, ts, stream, seq, payload, tag = fields
+                checked = cast("ClientFields", fields)
+                vc = self._verify_full(checked, state, now_ms)
+                _, _, _, ctr, ts, stream, seq, payload, tag = checked
+                bind = True
         else:
             checked = parse_client_frame(data)
             vc = self._verify_full(checked, state, now_ms)
             _, _, _, ctr, ts, stream, seq, payload, tag = checked
+            bind = True
         # Both paths: the frame passed steps 1-8, and its kind is vc.kind
         # (step 7.2). Steps 9-12 are written once, here.
         # 9. Revocation.
@@ -636,7 +640,7 @@ class Verifier:
             )
         else:
             state.highest = ctr
-        if state.credential is not vc:
+        if bind:
             state.principal = vc.principal
             state.credential = vc
             state.valid_until_ms = min(state.nonce_expires_ms, vc.valid_until_ms)
