@@ -103,14 +103,15 @@ def client_fields(fields: object, data: bytes) -> ClientFields:
 
 
 def current_frame(
-    data: bytes, state: ConnectionState, vc: VerifiedCredential, now_ms: int
+    data: bytes, state: ConnectionState, vc: VerifiedCredential, now_ms: int, cached: bool
 ) -> list[Any] | ClientFields:
     """SPEC.md §6.4 steps 2-8 for a frame that begins with ``vc.head``.
 
-    ``vc`` is ``state.credential``, current in the verifier's cache (the
-    caller checked its epoch). A frame that begins with the exact bytes of the
-    connection's current credential comes from that credential's holder, who
-    alone signed a frame on this connection: it is decoded in one msgpack call.
+    ``vc`` is ``state.credential``; ``cached`` says whether it is current in
+    the verifier's cache (its epoch, an unchanged keyring). A frame that begins
+    with the exact bytes of the connection's current credential comes from that
+    credential's holder, who alone signed a frame on this connection: it is
+    decoded in one msgpack call.
 
     Returns:
         The decoded frame (a list of its 10 elements) if it passes steps 2-8:
@@ -138,6 +139,8 @@ def current_frame(
         # 4 (nonce: bin(64)) and 5: vc was committed on this state, after a
         # frame with a 64-byte nonce equal to state.nonce.
         nonce == state.nonce
+        # 7.1-7.3: vc is what a cache look-up would give (see below).
+        and cached
         # 4 (ctr: uint >= 1, as H >= 0) and 6 (ctr > H passes).
         and type(ctr) is int
         and ctr > state.highest
@@ -145,7 +148,8 @@ def current_frame(
         # bytes), 7.2 (kind goes with vc's type) and 7.1-7.3: the frame begins
         # with version 1, vc's kind and the exact credential bytes that
         # authenticated to vc (vc.head, tested by the caller) in the current
-        # epoch of the cache: a cache look-up would give vc or an equal result.
+        # epoch of the cache (``cached``): a cache look-up would give vc or an
+        # equal result.
         #
         # 4: the other fields' types and sizes, as `client_fields`.
         and type(ts) is int

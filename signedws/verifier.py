@@ -582,19 +582,15 @@ class Verifier:
         now_ms = _trunc(now * 1000)
         vc = state.credential
         # 2-8. A frame that begins with the exact bytes of the connection's
-        # current credential (version 1, its kind and ``cred``: vc.head), in
-        # the cache's current epoch, tries the per-connection fast path (see
+        # current credential (version 1, its kind and ``cred``: vc.head)
+        # tries the per-connection fast path (see
         # the module docstring): `_fastpath.current_frame` returns the decoded
         # list if steps 2-8 pass, else the checked fields for the full path.
         # Any other frame is decoded by `envelope.parse_client_frame`, at a
         # bounded cost whatever it holds.
-        if (
-            vc is not None
-            and data.startswith(vc.head)
-            and vc.epoch is self._epoch
-            and self._cache_version == self._keyring.version
-        ):
-            fields = _current_frame(data, state, vc, now_ms)
+        if vc is not None and data.startswith(vc.head):
+            cached = vc.epoch is self._epoch and self._cache_version == self._keyring.version
+            fields = _current_frame(data, state, vc, now_ms, cached)
             if type(fields) is list:  # steps 2-8 passed: vc is the state's already
                 _, _, _, _, ctr, ts, stream, seq, payload, tag = fields
                 bind = False

@@ -233,18 +233,13 @@ def check_fast_decode(
     very rejection, the reference gives. Changes nothing. Returns what
     happened: "fast", "handed over" or "full only"."""
     vc = state.credential
-    if (
-        vc is None
-        or len(data) > verifier.max_frame_size
-        or not data.startswith(vc.head)
-        or vc.epoch is not verifier._epoch
-        or verifier._cache_version != verifier.keyring.version
-    ):
+    if vc is None or len(data) > verifier.max_frame_size or not data.startswith(vc.head):
         return "full only"
+    cached = vc.epoch is verifier._epoch and verifier._cache_version == verifier.keyring.version
     expected = _parsed(data)
     refused: tuple[Code, str] | None = None
     try:
-        got = _fastpath.current_frame(data, state, vc, math.trunc(now * 1000))
+        got = _fastpath.current_frame(data, state, vc, math.trunc(now * 1000), cached)
     except Rejected as exc:
         refused = (exc.code, exc.detail)
     if refused is not None:

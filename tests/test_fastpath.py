@@ -37,7 +37,7 @@ def test_current_frame_takes_the_next_honest_frame(scheme: str) -> None:
     frame = p.sign("payload")
     state = p.server.state
     assert state.credential is not None
-    got = _fastpath.current_frame(frame, state, state.credential, NOW_MS)
+    got = _fastpath.current_frame(frame, state, state.credential, NOW_MS, True)
     assert isinstance(got, list)
     assert tuple(got[1:]) == parse_client_frame(frame)
     assert check_fast_decode(p.verifier, frame, state, now=NOW) == "fast"
@@ -53,7 +53,7 @@ def test_current_frame_hands_over_a_replay_and_refuses_as_the_reference() -> Non
     assert vc is not None
     frame = p.sign("payload")
     p.verifier.verify(frame, state, now=NOW)
-    assert _fastpath.current_frame(frame, state, vc, NOW_MS) == parse_client_frame(frame)
+    assert _fastpath.current_frame(frame, state, vc, NOW_MS, True) == parse_client_frame(frame)
     fields = msgpack.unpackb(frame)
     fields[4] += 10  # ctr: re-encoded below as a uint64, not canonical
     parts = [msgpack.packb(f, use_bin_type=True) for f in fields]
@@ -61,7 +61,7 @@ def test_current_frame_hands_over_a_replay_and_refuses_as_the_reference() -> Non
     odd = b"\x9a" + b"".join(parts)
     assert odd.startswith(vc.head)
     with pytest.raises(Rejected) as fast:
-        _fastpath.current_frame(odd, state, vc, NOW_MS)
+        _fastpath.current_frame(odd, state, vc, NOW_MS, True)
     with pytest.raises(Rejected) as reference:
         parse_client_frame(odd)
     assert (fast.value.code, fast.value.detail) == (reference.value.code, reference.value.detail)
@@ -69,3 +69,17 @@ def test_current_frame_hands_over_a_replay_and_refuses_as_the_reference() -> Non
     assert (
         check_fast_decode(p.verifier, flip_byte(odd, len(odd) - 1), state, now=NOW) != "full only"
     )
+
+
+def test_current_frame_hands_over_when_the_cache_moved() -> None:
+    """An honest frame whose credential is no longer current in the cache
+    (cached=False: the keyring moved) is handed to the full path, decoded once."""
+    p = Pair("mac")
+    p.warm_up()
+    state = p.server.state
+    vc = state.credential
+    assert vc is not None
+    frame = p.sign("payload")
+    assert _fastpath.current_frame(frame, state, vc, NOW_MS, False) == parse_client_frame(frame)
+    p.verifier.clear_cache()
+    assert check_fast_decode(p.verifier, frame, state, now=NOW) == "handed over"
