@@ -16,7 +16,7 @@ from helpers import NOW, NOW_MS, Pair, check_fast_decode, flip_byte
 from signedws import _fastpath
 from signedws.envelope import parse_client_frame
 from signedws.errors import Code, Rejected
-from signedws.verifier import Message
+from signedws.verifier import ConnectionState, Message, VerifiedCredential
 
 
 def test_tuple_constructor_builds_the_namedtuple() -> None:
@@ -43,15 +43,20 @@ def test_current_frame_takes_the_next_honest_frame(scheme: str) -> None:
     assert check_fast_decode(p.verifier, frame, state, now=NOW) == "fast"
 
 
-def test_current_frame_hands_over_a_replay_and_refuses_as_the_reference() -> None:
-    """A replayed frame is handed to the full path with the reference's fields;
-    a non-canonical one is refused with the reference's code and detail."""
+def _warm_mac() -> tuple[Pair, ConnectionState, VerifiedCredential, bytes]:
+    """A warm `mac` connection, its state and credential, and its next frame."""
     p = Pair("mac")
     p.warm_up()
     state = p.server.state
     vc = state.credential
     assert vc is not None
-    frame = p.sign("payload")
+    return p, state, vc, p.sign("payload")
+
+
+def test_current_frame_hands_over_a_replay_and_refuses_as_the_reference() -> None:
+    """A replayed frame is handed to the full path with the reference's fields;
+    a non-canonical one is refused with the reference's code and detail."""
+    p, state, vc, frame = _warm_mac()
     p.verifier.verify(frame, state, now=NOW)
     assert _fastpath.current_frame(frame, state, vc, NOW_MS, True) == parse_client_frame(frame)
     fields = msgpack.unpackb(frame)
@@ -74,12 +79,7 @@ def test_current_frame_hands_over_a_replay_and_refuses_as_the_reference() -> Non
 def test_current_frame_hands_over_when_the_cache_moved() -> None:
     """An honest frame whose credential is no longer current in the cache
     (cached=False: the keyring moved) is handed to the full path, decoded once."""
-    p = Pair("mac")
-    p.warm_up()
-    state = p.server.state
-    vc = state.credential
-    assert vc is not None
-    frame = p.sign("payload")
+    p, state, vc, frame = _warm_mac()
     assert _fastpath.current_frame(frame, state, vc, NOW_MS, False) == parse_client_frame(frame)
     p.verifier.clear_cache()
     assert check_fast_decode(p.verifier, frame, state, now=NOW) == "handed over"
