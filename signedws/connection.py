@@ -347,11 +347,8 @@ class Service:
         if limit is not None and held >= limit:
             return Rejected(
                 Code.SERVER_BUSY,
-                "iss={!r} sub={!r} holds {} connections, limit per principal {}",
-                principal[0],
-                principal[1],
-                held,
-                limit,
+                f"iss={principal[0]!r} sub={principal[1]!r} holds {held} connections, "
+                f"limit per principal {limit}",
             )
         self.principals[principal] = held + 1
         return None

@@ -20,6 +20,8 @@ from .envelope import (
     TYPE_KEY_REFERENCE,
     TYPE_TOKEN,
     VERSION,
+    name_problem,
+    names_problem,
     str_field,
     str_set_field,
     uint_field,
@@ -36,7 +38,6 @@ __all__ = [
     "TOKEN_LABEL",
     "Claims",
     "ClientCredential",
-    "CredentialFields",
     "Ed25519Credential",
     "Issuer",
     "KeyReference",
@@ -44,7 +45,6 @@ __all__ = [
     "TokenKeys",
     "encode_key_reference",
     "unverified_credential",
-    "unverified_credential_fields",
 ]
 
 TOKEN_KEY_INFO: Final = b"signedws/v1 token-key"
@@ -110,10 +110,9 @@ class KeyReference:
     kid: str
 
 
-#: A token's or certificate's fields, as `Claims` holds them (same order).
-CredentialFields = tuple[
-    int, str, str, str, str, frozenset[str], frozenset[str], int, int, bytes | None, bytes, bytes
-]
+#: A token's and a certificate's `scopes` and `aud` (SPEC.md §4.2, §4.3): the
+#: only arrays nested in any structure (SPEC.md §2).
+_LIST_FIELDS: Final = frozenset((6, 7))
 
 
 def unverified_credential(data: bytes) -> Claims | KeyReference:
@@ -123,23 +122,6 @@ def unverified_credential(data: bytes) -> Claims | KeyReference:
         Rejected: `credential_malformed` if ``data`` is not a canonical
             credential of a known type with valid fields.
     """
-    fields = unverified_credential_fields(data)
-    return fields if isinstance(fields, KeyReference) else Claims(*fields)
-
-
-#: A token's and a certificate's `scopes` and `aud` (SPEC.md §4.2, §4.3): the
-#: only arrays nested in any structure (SPEC.md §2).
-_LIST_FIELDS: Final = frozenset((6, 7))
-
-
-def unverified_credential_fields(data: bytes) -> CredentialFields | KeyReference:
-    """`unverified_credential`, with a token's or certificate's fields as a
-    plain tuple in `Claims`' order: the verifier's cache-miss path, which
-    needs them but not the frozen dataclass (~1.3 µs to build).
-
-    Raises:
-        Rejected: `credential_malformed`, exactly as `unverified_credential`.
-    """
     fields = envelope.decode_array(data, code=_C, arrays_at=_LIST_FIELDS)
     if len(fields) < 2 or fields[0] != VERSION or type(fields[0]) is not int:
         raise Rejected(_C, "not a version 1 credential")
@@ -148,16 +130,16 @@ def unverified_credential_fields(data: bytes) -> CredentialFields | KeyReference
         raise Rejected(_C, "credential type is not a uint")
     if ctype == TYPE_KEY_REFERENCE:
         if len(fields) != 4:
-            raise Rejected(_C, "key reference has {} elements, not 4", len(fields))
+            raise Rejected(_C, f"key reference has {len(fields)} elements, not 4")
         return KeyReference(str_field(fields[2], "iss", _C), str_field(fields[3], "kid", _C))
     if ctype == TYPE_TOKEN:
         size, tag_size = 11, 32
     elif ctype == TYPE_CERTIFICATE:
         size, tag_size = 12, 64
     else:
-        raise Rejected(_C, "unknown credential type {}", ctype)
+        raise Rejected(_C, f"unknown credential type {ctype}")
     if len(fields) != size:
-        raise Rejected(_C, "credential type {} has {} elements, not {}", ctype, len(fields), size)
+        raise Rejected(_C, f"credential type {ctype} has {len(fields)} elements, not {size}")
     iat = uint_field(fields[8], "iat", _C)
     exp = uint_field(fields[9], "exp", _C)
     if exp <= iat:
@@ -170,8 +152,8 @@ def unverified_credential_fields(data: bytes) -> CredentialFields | KeyReference
         public_key = key
     tag = fields[-1]
     if type(tag) is not bytes or len(tag) != tag_size:
-        raise Rejected(_C, "tag is not a {}-byte bin", tag_size)
-    return (
+        raise Rejected(_C, f"tag is not a {tag_size}-byte bin")
+    return Claims(
         ctype,
         str_field(fields[2], "iss", _C),
         str_field(fields[3], "kid", _C),
@@ -195,20 +177,19 @@ def encode_key_reference(iss: str, kid: str) -> bytes:
 
 
 def _check_str(value: str, name: str) -> str:
-    try:
-        return str_field(value, name, _C)
-    except Rejected as exc:
-        raise UsageError(exc.detail) from None
+    problem = name_problem(value)
+    if problem is not None:
+        raise UsageError(f"{name} {problem}")
+    return value
 
 
 def _check_set(values: Iterable[str], name: str, max_items: int) -> list[str]:
     if isinstance(values, str | bytes):
         raise UsageError(f"{name} must be a collection of strings, not a single string")
     items = sorted(set(values))
-    try:
-        str_set_field(items, name, _C, max_items)
-    except Rejected as exc:
-        raise UsageError(exc.detail) from None
+    problem = names_problem(items, max_items)
+    if problem is not None:
+        raise UsageError(f"{name} {problem}")
     return items
 
 

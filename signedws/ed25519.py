@@ -53,7 +53,7 @@ import nacl.exceptions
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519 as _c_ed25519
 
-from .errors import UsageError
+from .errors import Code, Rejected, UsageError
 
 __all__ = [
     "BACKENDS",
@@ -65,6 +65,7 @@ __all__ = [
     "check_public_key",
     "check_signature",
     "get_backend",
+    "strict_problem",
     "verify_strict",
 ]
 
@@ -167,7 +168,10 @@ class Backend(Protocol):
 
     def prepare(self, public_key: bytes) -> object: ...
 
-    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool: ...
+    def equation_holds(self, prepared: object, signature: bytes, message: bytes) -> bool:
+        """Whether the cofactorless equation holds (rule 5 alone: callers
+        check rules 1-4 first)."""
+        ...
 
 
 class _LibsodiumPublic:
@@ -180,7 +184,7 @@ class _LibsodiumPublic:
     def prepare(self, public_key: bytes) -> object:
         return bytes(public_key)
 
-    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool:
+    def equation_holds(self, prepared: object, signature: bytes, message: bytes) -> bool:
         assert isinstance(prepared, bytes)  # noqa: S101 - internal invariant
         try:
             nacl.bindings.crypto_sign_open(signature + message, prepared)
@@ -232,7 +236,7 @@ class _LibsodiumDirect(_LibsodiumPublic):
         self._open = sign_open
         self._null = null
 
-    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool:
+    def equation_holds(self, prepared: object, signature: bytes, message: bytes) -> bool:
         assert isinstance(prepared, bytes)  # noqa: S101 - internal invariant
         signed = signature + message
         null = self._null
@@ -252,7 +256,7 @@ class _OpenSSL:
     def prepare(self, public_key: bytes) -> object:
         return _c_ed25519.Ed25519PublicKey.from_public_bytes(public_key)
 
-    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool:
+    def equation_holds(self, prepared: object, signature: bytes, message: bytes) -> bool:
         assert isinstance(prepared, _c_ed25519.Ed25519PublicKey)  # noqa: S101
         try:
             prepared.verify(signature, message)
@@ -281,17 +285,39 @@ def get_backend(name: str) -> Backend:
         ) from None
 
 
-def verify_strict(backend: Backend, public_key: bytes, signature: bytes, message: bytes) -> bool:
+def strict_problem(
+    backend: Backend, public_key: bytes, signature: bytes, message: bytes
+) -> str | None:
     """Apply the whole strict rule (1-5) to one signature.
 
-    This is the reference path used by the tests and by key-level tools; the
+    This is the reference path used by key-level tools and the tests; the
     verifier calls the pieces separately so that checks on A run once per key.
     A public key the backend cannot decode is reported as a failed verification.
+
+    Returns:
+        None if the signature verifies, else a short reason for the log.
     """
-    if check_public_key(public_key) is not None or check_signature(signature) is not None:
-        return False
+    problem = check_public_key(public_key)
+    if problem is not None:
+        return problem
+    problem = check_signature(signature)
+    if problem is not None:
+        return problem
     try:
         prepared = backend.prepare(public_key)
     except ValueError:
-        return False
-    return backend.verify(prepared, signature, message)
+        return "public key refused by the backend"
+    if not backend.equation_holds(prepared, signature, message):
+        return "signature does not verify"
+    return None
+
+
+def verify_strict(backend: Backend, public_key: bytes, signature: bytes, message: bytes) -> None:
+    """`strict_problem`, raising.
+
+    Raises:
+        Rejected: `bad_signature`, with `strict_problem`'s reason as detail.
+    """
+    problem = strict_problem(backend, public_key, signature, message)
+    if problem is not None:
+        raise Rejected(Code.BAD_SIGNATURE, problem)

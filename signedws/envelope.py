@@ -14,12 +14,10 @@ element, and decodes the elements with ``max_array_len=0`` (and
 ``max_map_len=0``, ``max_ext_len=0``), so no input makes it build more than a
 few dozen objects, and it re-encodes (for the canonical check) only a value whose
 shape is already right. The cost of refusing any input is then one copy of it
-plus a bounded number of small objects. One hot path decodes with a single
-``msgpack.unpackb`` instead: `signedws.verifier.Verifier.verify` on a frame that
-begins with the exact bytes of its connection's current, authenticated credential
-(only that credential's holder can send one); it hands the decoded value to
-`check_client_frame`, which gives the same answer as `decode_array` for every
-input.
+plus a bounded number of small objects. The verifier's per-connection fast path
+decodes a frame that begins with its connection's authenticated credential in
+one ``msgpack.unpackb`` call instead: that inlined copy lives in
+`signedws._fastpath`, checked against `parse_client_frame` on every input.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 import msgpack
 
@@ -35,6 +33,7 @@ from .errors import Code, Rejected
 
 __all__ = [
     "CLIENT_LABEL",
+    "DECODE_ERRORS",
     "DEFAULT_MAX_SERVER_FRAME_SIZE",
     "HELLO",
     "KIND_CLIENT_ED25519",
@@ -58,7 +57,7 @@ __all__ = [
     "Hello",
     "Payload",
     "ServerFrame",
-    "check_client_frame",
+    "canonical",
     "decode_array",
     "decode_canonical",
     "decode_hello",
@@ -66,6 +65,8 @@ __all__ = [
     "encode",
     "encode_hello",
     "length_prefixed",
+    "name_problem",
+    "names_problem",
     "parse_client_frame",
     "parse_server_frame",
     "seal",
@@ -139,17 +140,20 @@ def _canonical_encoder() -> Callable[[object], bytes]:
     return pack
 
 
-_canonical: Final = _canonical_encoder()
+#: The canonical MessagePack encoding of a decoded value (SPEC.md §2): the
+#: re-encoding of `decode_array`'s canonical check.
+canonical: Final = _canonical_encoder()
 _unpackb: Final = msgpack.unpackb
 _Unpacker: Final = msgpack.Unpacker
-_DECODE_ERRORS: Final = (ValueError, TypeError, msgpack.UnpackException)
+#: What msgpack raises for bytes that are not one MessagePack value.
+DECODE_ERRORS: Final = (ValueError, TypeError, msgpack.UnpackException)
 _NONE: Final = type(None)
 #: The first bytes of a MessagePack array: fixarray, array 16, array 32.
 _ARRAY_HEADS: Final = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
 
 
 def _undecodable(code: Code, exc: Exception) -> Rejected:
-    return Rejected(code, "not a MessagePack value: {}", type(exc).__name__)
+    return Rejected(code, f"not a MessagePack value: {type(exc).__name__}")
 
 
 def _scalar(value: object) -> bool:
@@ -166,10 +170,10 @@ def _check_values(fields: list[object], code: Code, arrays_at: frozenset[int]) -
         if type(value) is list and index in arrays_at:  # at most 64 items: decode_array
             if all(map(_scalar, value)):
                 continue
-            raise Rejected(code, "element {} holds a value of a type that never appears", index)
+            raise Rejected(code, f"element {index} holds a value of a type that never appears")
         if not _scalar(value):
             what = "negative int" if type(value) is int else type(value).__name__
-            raise Rejected(code, "element {} is a {}", index, what)
+            raise Rejected(code, f"element {index} is a {what}")
 
 
 def decode_array(
@@ -200,15 +204,15 @@ def decode_array(
         # to one scalar or an empty map at most: a bounded cost.
         try:
             value = _unpackb(data, max_array_len=0, max_map_len=0, max_ext_len=0)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             raise _undecodable(code, exc) from None
-        raise Rejected(code, "not an array but {}", type(value).__name__)
+        raise Rejected(code, f"not an array but {type(value).__name__}")
     unpacker = _Unpacker(max_buffer_size=len(data), max_array_len=0, max_map_len=0, max_ext_len=0)
     try:
         unpacker.feed(data)
         count = unpacker.read_array_header()
         if count > MAX_ARRAY_ITEMS:  # before decoding any element
-            raise Rejected(code, "array of {} elements, over {}", count, MAX_ARRAY_ITEMS)
+            raise Rejected(code, f"array of {count} elements, over {MAX_ARRAY_ITEMS}")
         fields: list[object] = []
         for index in range(count):
             # A look at the next header byte (a cheap pre-check, not a codec):
@@ -216,18 +220,18 @@ def decode_array(
             if index in arrays_at and data[unpacker.tell()] in _ARRAY_HEADS:
                 items = unpacker.read_array_header()
                 if items > MAX_ARRAY_ITEMS:
-                    raise Rejected(code, "element {} has {} items", index, items)
+                    raise Rejected(code, f"element {index} has {items} items")
                 fields.append([unpacker.unpack() for _ in range(items)])
             else:
                 fields.append(unpacker.unpack())
-    except (*_DECODE_ERRORS, IndexError) as exc:
+    except (*DECODE_ERRORS, IndexError) as exc:
         raise _undecodable(code, exc) from None
     if unpacker.tell() != len(data):
         raise Rejected(code, "not a MessagePack value: ExtraData")
     _check_values(fields, code, arrays_at)
     # Canonical form (SPEC.md §2), on a value of a bounded shape: the canonical
     # re-encoding must be the input. The re-encoding is used for nothing else.
-    if _canonical(fields) != data:
+    if canonical(fields) != data:
         raise Rejected(code, "not canonical MessagePack")
     return fields
 
@@ -268,43 +272,72 @@ def seal(fields: Sequence[object], tag_size: int) -> bytes:
 def uint_field(value: object, name: str, code: Code) -> int:
     """Return ``value`` if it is a MessagePack uint, else reject with ``code``."""
     if type(value) is not int or value < 0:
-        raise Rejected(code, "{} is not a uint", name)
+        raise Rejected(code, f"{name} is not a uint")
     return value
 
 
-def str_field(value: object, name: str, code: Code) -> str:
-    """Return ``value`` if it is a str of 1-255 UTF-8 bytes (SPEC.md §2.1)."""
+def name_problem(value: object) -> str | None:
+    """Say why ``value`` is not a str of 1-255 UTF-8 bytes (SPEC.md §2.1), or
+    None if it is one: ``"is not a str"``, ``"is 0 bytes, not 1-255"``.
+
+    For callers that refuse a bad name with their own error (a `UsageError`
+    for a bad argument, a `KeyFormatError` for a bad document); `str_field`
+    is the same check for peer input.
+    """
     if type(value) is not str:
-        raise Rejected(code, "{} is not a str", name)
+        return "is not a str"
     # An ASCII str has as many UTF-8 bytes as characters: no need to encode.
     size = len(value) if value.isascii() else len(value.encode())
     if not 1 <= size <= MAX_STRING_SIZE:
-        raise Rejected(code, "{} is {} bytes, not 1-{}", name, size, MAX_STRING_SIZE)
-    return value
+        return f"is {size} bytes, not 1-{MAX_STRING_SIZE}"
+    return None
+
+
+def names_problem(value: object, max_items: int) -> str | None:
+    """Say why ``value`` is not a list of at most ``max_items`` distinct
+    valid strs (`name_problem`), or None if it is one."""
+    if type(value) is not list:
+        return "is not an array"
+    if len(value) > max_items:
+        return f"has {len(value)} items, over {max_items}"
+    for item in value:
+        problem = name_problem(item)
+        if problem is not None:
+            return problem
+    if len(set(value)) != len(value):
+        return "has duplicates"
+    return None
+
+
+def str_field(value: object, name: str, code: Code) -> str:
+    """Return ``value`` if it is a str of 1-255 UTF-8 bytes (SPEC.md §2.1).
+
+    Raises:
+        Rejected: with ``code``, naming ``name`` and `name_problem`'s reason.
+    """
+    problem = name_problem(value)
+    if problem is not None:
+        raise Rejected(code, f"{name} {problem}")
+    return value  # type: ignore[return-value]  # name_problem: a str
 
 
 def str_set_field(value: object, name: str, code: Code, max_items: int) -> frozenset[str]:
-    """Return ``value`` as a set if it is an array of distinct valid strs."""
-    if type(value) is not list:
-        raise Rejected(code, "{} is not an array", name)
-    if len(value) > max_items:
-        raise Rejected(code, "{} has {} items, over {}", name, len(value), max_items)
-    for item in value:  # a loop, not all(...): no generator for the common short list
-        if type(item) is not str or not item.isascii() or not 0 < len(item) <= MAX_STRING_SIZE:
-            items = frozenset(str_field(item, name, code) for item in value)
-            break
-    else:
-        items = frozenset(value)  # every item valid: `str_field` would pass each one
-    if len(items) != len(value):
-        raise Rejected(code, "{} has duplicates", name)
-    return items
+    """Return ``value`` as a set if it is an array of distinct valid strs.
+
+    Raises:
+        Rejected: with ``code``, naming ``name`` and `names_problem`'s reason.
+    """
+    problem = names_problem(value, max_items)
+    if problem is not None:
+        raise Rejected(code, f"{name} {problem}")
+    return frozenset(cast("list[str]", value))  # names_problem: a list of str
 
 
 def _bin_field(value: object, name: str, size: int | None = None) -> bytes:
     if type(value) is not bytes:
-        raise Rejected(Code.MALFORMED, "{} is not a bin", name)
+        raise Rejected(Code.MALFORMED, f"{name} is not a bin")
     if size is not None and len(value) != size:
-        raise Rejected(Code.MALFORMED, "{} is {} bytes, not {}", name, len(value), size)
+        raise Rejected(Code.MALFORMED, f"{name} is {len(value)} bytes, not {size}")
     return value
 
 
@@ -325,15 +358,13 @@ def describe(value: object) -> str:
 def _version(fields: list[object]) -> None:
     version = fields[0]
     if type(version) is not int or version != VERSION:
-        raise Rejected(Code.UNSUPPORTED_VERSION, "version {}", describe(version))
+        raise Rejected(Code.UNSUPPORTED_VERSION, f"version {describe(version)}")
 
 
 # -- client frames (SPEC.md §6.1) -------------------------------------------
 
 
 ClientFields = tuple[int, bytes, bytes, int, int, bytes, int, Payload, bytes]
-
-_CLIENT_KINDS: Final = frozenset((KIND_CLIENT_MAC, KIND_CLIENT_ED25519))
 
 
 def parse_client_frame(data: bytes) -> ClientFields:
@@ -349,62 +380,17 @@ def parse_client_frame(data: bytes) -> ClientFields:
     return _check_client_fields(decode_array(data))
 
 
-def check_client_frame(fields: object, data: bytes) -> ClientFields:
-    """`parse_client_frame` for ``fields``, what ``msgpack.unpackb(data,
-    max_map_len=0, max_ext_len=0)`` returned: the same answer, for every input.
-
-    For the verifier, which decodes a frame that begins with its connection's
-    authenticated credential itself, to try its per-connection fast path first.
-
-    Raises:
-        Rejected: `malformed` or `unsupported_version`.
-    """
-    # `decode_array` and `_check_client_fields` in one: the condition holds
-    # exactly when every one of their checks passes, and it re-encodes (the
-    # canonical check, last) only ten values of the right types.
-    if type(fields) is list and len(fields) == 10:
-        version, kind, cred, nonce, ctr, ts, stream, seq, payload, tag = fields
-        if (
-            type(version) is int
-            and version == VERSION
-            and type(kind) is int
-            and kind in _CLIENT_KINDS
-            and type(cred) is bytes
-            and len(cred) <= MAX_CREDENTIAL_SIZE
-            and type(ctr) is int
-            and ctr >= 1
-            and type(seq) is int
-            and (
-                ((type(payload) is str or type(payload) is bytes) and seq > 0)
-                or (payload is None and seq == 0)
-            )
-            and type(nonce) is bytes
-            and len(nonce) == NONCE_SIZE
-            and type(ts) is int
-            and ts >= 0
-            and type(stream) is bytes
-            and len(stream) == STREAM_SIZE
-            and type(tag) is bytes
-            and len(tag) == (32 if kind == KIND_CLIENT_MAC else 64)
-            and _canonical(fields) == data
-        ):
-            return (kind, cred, nonce, ctr, ts, stream, seq, payload, tag)
-    # Anything else: the bounded decoder says why, in the words it uses for
-    # every frame, so the answer (code and detail) is the same on both paths.
-    return parse_client_frame(data)
-
-
 def _check_client_fields(fields: list[object]) -> ClientFields:
     """Steps 3-4 field by field, in order: the first failure is the one reported."""
     _version(fields)
     if len(fields) != 10:
-        raise Rejected(Code.MALFORMED, "client frame has {} elements, not 10", len(fields))
+        raise Rejected(Code.MALFORMED, f"client frame has {len(fields)} elements, not 10")
     _, kind, cred, nonce, ctr, ts, stream, seq, payload, tag = fields
     if type(kind) is not int or kind not in (KIND_CLIENT_MAC, KIND_CLIENT_ED25519):
-        raise Rejected(Code.MALFORMED, "kind {} is not a client frame kind", describe(kind))
+        raise Rejected(Code.MALFORMED, f"kind {describe(kind)} is not a client frame kind")
     cred = _bin_field(cred, "cred")
     if len(cred) > MAX_CREDENTIAL_SIZE:
-        raise Rejected(Code.MALFORMED, "cred is {} bytes, over {}", len(cred), MAX_CREDENTIAL_SIZE)
+        raise Rejected(Code.MALFORMED, f"cred is {len(cred)} bytes, over {MAX_CREDENTIAL_SIZE}")
     counter = uint_field(ctr, "ctr", Code.MALFORMED)
     if counter < 1:
         raise Rejected(Code.MALFORMED, "ctr is 0")
@@ -481,10 +467,10 @@ def parse_server_frame(data: bytes) -> ServerFrame:
     fields = decode_array(data)
     _version(fields)
     if len(fields) != 9:
-        raise Rejected(Code.MALFORMED, "server frame has {} elements, not 9", len(fields))
+        raise Rejected(Code.MALFORMED, f"server frame has {len(fields)} elements, not 9")
     _, kind, key_id, nonce, ctr, ack, ts, payload, tag = fields
     if type(kind) is not int or kind not in (KIND_SERVER_MAC, KIND_SERVER_ED25519):
-        raise Rejected(Code.MALFORMED, "kind {} is not a server frame kind", describe(kind))
+        raise Rejected(Code.MALFORMED, f"kind {describe(kind)} is not a server frame kind")
     frame = ServerFrame(
         kind,
         str_field(key_id, "key_id", Code.MALFORMED),

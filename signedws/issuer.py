@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .credential import Claims, Ed25519Credential, Issuer, MACCredential, unverified_credential
-from .envelope import length_prefixed, str_field
+from .envelope import length_prefixed, name_problem, str_field
 from .errors import Code, KeyFormatError, Rejected, SignedWSError, UsageError
 from .keys import (
     Ed25519PrivateKey,
@@ -134,10 +134,9 @@ class Principal:
     expires: int | None = None
 
     def __post_init__(self) -> None:
-        try:
-            str_field(self.subject, "subject", Code.MALFORMED)
-        except Rejected as exc:
-            raise UsageError(exc.detail) from None
+        problem = name_problem(self.subject)
+        if problem is not None:
+            raise UsageError(f"subject {problem}")
         if isinstance(self.scopes, str) or not all(isinstance(s, str) for s in self.scopes):
             raise UsageError("Principal.scopes must be a set of strings")
         object.__setattr__(self, "scopes", frozenset(self.scopes))
@@ -169,10 +168,9 @@ class IssuancePolicy:
         if isinstance(self.audiences, str) or not self.audiences:
             raise UsageError("IssuancePolicy.audiences must list at least one audience")
         for audience in self.audiences:
-            try:
-                str_field(audience, "audience", Code.MALFORMED)
-            except Rejected as exc:
-                raise UsageError(exc.detail) from None
+            problem = name_problem(audience)
+            if problem is not None:
+                raise UsageError(f"audience {problem}")
         object.__setattr__(self, "audiences", tuple(self.audiences))
         if self.grantable is not None:
             if isinstance(self.grantable, str) or not all(
@@ -286,10 +284,9 @@ class ChallengeKey:
         """
         self._keys: dict[str, HMACKey] = {}
         for kid, key in {**previous, key_id: fleet_key}.items():
-            try:
-                str_field(kid, "kid", Code.MALFORMED)
-            except Rejected as exc:
-                raise UsageError(exc.detail) from None
+            problem = name_problem(kid)
+            if problem is not None:
+                raise UsageError(f"kid {problem}")
             if not isinstance(key, HMACKey):
                 raise UsageError("a challenge key is derived from an HMACKey (the fleet key)")
             self._keys[kid] = key.derive(CHALLENGE_KEY_INFO)
@@ -407,10 +404,12 @@ def verify_proof(
         IssuanceError: the first failing step's code.
     """
     info = challenge_key.check(challenge, public_key, issuer=issuer, subject=subject, now=now)
-    if len(signature) != 64 or not public_key.verify(signature, pop_input(issuer, challenge)):
+    try:
+        public_key.verify(signature, pop_input(issuer, challenge))
+    except Rejected:
         raise IssuanceError(
             "proof_invalid", 400, "the signature over the challenge does not verify"
-        )
+        ) from None
     return info
 
 

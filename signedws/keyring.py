@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final, cast
 
 from .credential import MAX_AUDIENCES, TokenKeys
-from .envelope import MAX_LIST_ITEMS, str_field, str_set_field
+from .envelope import MAX_LIST_ITEMS, name_problem, names_problem
 from .errors import Code, KeyFormatError, Rejected
 from .jsondoc import parse_json
 from .keys import Ed25519PublicKey, HMACKey, b64url_decode, b64url_encode, key_from_jwk
@@ -61,17 +61,17 @@ class RegisteredKey:
 
 
 def _name(value: object, what: str) -> str:
-    try:
-        return str_field(value, what, Code.MALFORMED)
-    except Rejected as exc:
-        raise KeyFormatError(exc.detail) from None
+    problem = name_problem(value)
+    if problem is not None:
+        raise KeyFormatError(f"{what} {problem}")
+    return value  # type: ignore[return-value]  # name_problem: a str
 
 
 def _names(value: object, what: str, max_items: int) -> frozenset[str]:
-    try:
-        return str_set_field(value, what, Code.MALFORMED, max_items)
-    except Rejected as exc:
-        raise KeyFormatError(exc.detail) from None
+    problem = names_problem(value, max_items)
+    if problem is not None:
+        raise KeyFormatError(f"{what} {problem}")
+    return frozenset(cast("list[str]", value))  # names_problem: a list of str
 
 
 def _seconds(value: object, what: str) -> int:
@@ -289,8 +289,8 @@ class Keyring:
         if entry is not None:
             return entry
         if issuer not in self._issuers:
-            raise Rejected(Code.UNKNOWN_ISSUER, "issuer {!r} is not trusted", issuer)
-        raise Rejected(Code.UNKNOWN_KEY, "issuer {!r} has no key {!r}", issuer, kid)
+            raise Rejected(Code.UNKNOWN_ISSUER, f"issuer {issuer!r} is not trusted")
+        raise Rejected(Code.UNKNOWN_KEY, f"issuer {issuer!r} has no key {kid!r}")
 
     def registered_key(self, issuer: str, kid: str) -> RegisteredKey:
         """The registry entry ``(issuer, kid)``.
@@ -300,7 +300,7 @@ class Keyring:
         """
         entry = self._registry.get((issuer, kid))
         if entry is None:
-            raise Rejected(Code.UNKNOWN_KEY, "no registered key {!r} of {!r}", kid, issuer)
+            raise Rejected(Code.UNKNOWN_KEY, f"no registered key {kid!r} of {issuer!r}")
         return entry
 
     @property

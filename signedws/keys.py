@@ -13,14 +13,13 @@ JWK (RFC 7517) with RFC 8037 OKP keys is the storage and exchange format
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
 import nacl.bindings
 from cryptography.hazmat.primitives import hashes
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives import hmac as c_hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from . import ed25519
-from .errors import KeyFormatError, UsageError
+from .errors import Code, KeyFormatError, Rejected, UsageError
 from .jsondoc import parse_json
 
 __all__ = [
@@ -49,16 +48,6 @@ __all__ = [
 MIN_HMAC_KEY_SIZE: Final = 32
 
 RandomSource = Callable[[int], bytes]
-
-
-class HMACState(Protocol):
-    """An HMAC computation in progress (`hmac.HMAC` or the C object it wraps)."""
-
-    def copy(self) -> HMACState: ...
-
-    def update(self, data: bytes, /) -> None: ...
-
-    def digest(self) -> bytes: ...
 
 
 def hkdf(secret: bytes, info: bytes) -> bytes:
@@ -124,27 +113,29 @@ class HMACKey:
         """HMAC-SHA256 of ``data`` under this key, 32 bytes."""
         return hmac.digest(self._key, data, "sha256")
 
-    def verify(self, tag: bytes, data: bytes) -> bool:
-        """Whether ``tag`` is this key's full 32-byte tag of ``data`` (constant time)."""
-        return hmac.compare_digest(tag, self.mac(data))
+    def verify(self, tag: bytes, data: bytes) -> None:
+        """Check that ``tag`` is this key's full 32-byte tag of ``data`` (constant time).
 
-    def state(self, prefix: bytes = b"") -> HMACState:
-        """An HMAC object that has absorbed ``prefix``; `copy` it per message."""
-        mac = hmac.new(self._key, prefix, hashlib.sha256)
-        # CPython's hmac.HMAC wraps a C (OpenSSL) HMAC object in pure-Python
-        # copy/update/digest methods: ~270 ns of a frame MAC's ~1100 ns. Hand
-        # out the C object where there is one; it has the same three methods.
-        state: HMACState = getattr(mac, "_hmac", None) or mac
-        return state
+        Raises:
+            Rejected: `bad_tag` if it is not.
+        """
+        if not hmac.compare_digest(tag, self.mac(data)):
+            raise Rejected(Code.BAD_TAG, "tag does not verify")
 
     def prefixed_mac(self, prefix: bytes = b"") -> c_hmac.HMAC:
-        """An HMAC-SHA256 context that has absorbed ``prefix``.
+        """An HMAC-SHA256 context that has absorbed ``prefix``: the one API for
+        MACs of many messages that share a prefix (the client label and
+        audience of every frame).
 
-        Per message: ``copy()`` it, ``update`` the copy with the message and
-        ``finalize()`` it; compare tags with `hmac.compare_digest`.
-        pyca/cryptography's context holds the keyed SHA-256 states, and its
-        copy and finalize cost ~100 ns less per message than `state`'s. The
-        verifier's `mac` hot path uses it.
+        Per message: ``copy()`` it, ``update`` the copy with the message, then
+        ``finalize()`` it (or ``verify(tag)``, which compares in constant time).
+
+        pyca/cryptography's context holds the keyed SHA-256 states; measured
+        per 200-byte message (copy, update, finish; median of 15 rounds, one
+        run, 2026-12-06, issue 15): this context 1,674 ns; the stdlib's
+        ``hmac.HMAC`` 3,163 ns; the C object inside it (the private
+        ``hmac.HMAC._hmac``, no longer used) 2,291 ns; one-shot ``hmac.digest``
+        of prefix + message 4,552 ns.
         """
         mac = c_hmac.HMAC(self._key, hashes.SHA256())
         mac.update(prefix)
@@ -194,9 +185,14 @@ class Ed25519PublicKey:
         """The 32 public key bytes."""
         return self._key
 
-    def verify(self, signature: bytes, message: bytes, *, backend: str = "libsodium") -> bool:
-        """Whether ``signature`` is valid for ``message`` under the strict rule."""
-        return ed25519.verify_strict(ed25519.get_backend(backend), self._key, signature, message)
+    def verify(self, signature: bytes, message: bytes, *, backend: str = "libsodium") -> None:
+        """Check ``signature`` over ``message`` under the strict rule (SPEC.md §8.2).
+
+        Raises:
+            Rejected: `bad_signature` if it does not verify.
+            UsageError: for an unknown ``backend``.
+        """
+        ed25519.verify_strict(ed25519.get_backend(backend), self._key, signature, message)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Ed25519PublicKey):

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from .envelope import NONCE_SIZE, length_prefixed, str_field
+from .envelope import NONCE_SIZE, length_prefixed, name_problem
 from .errors import Code, Rejected, UsageError
 from .keys import HMACKey, RandomSource
 from .logformat import When
@@ -52,10 +52,10 @@ class NonceKey:
         Raises:
             UsageError: if ``audience`` is not a valid name.
         """
-        try:
-            aud = str_field(audience, "audience", Code.MALFORMED)
-        except Rejected as exc:
-            raise UsageError(exc.detail) from None
+        problem = name_problem(audience)
+        if problem is not None:
+            raise UsageError(f"audience {problem}")
+        aud = audience
         self._key = fleet_key.derive(NONCE_KEY_INFO)
         self._prefix = NONCE_LABEL + length_prefixed(aud.encode())
 

@@ -12,17 +12,17 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Final
 
-from .envelope import str_field
-from .errors import Code, KeyFormatError, Rejected
+from .envelope import name_problem
+from .errors import KeyFormatError
 
 __all__ = ["EMPTY", "RevocationSet"]
 
 
 def _name(value: object, what: str) -> str:
-    try:
-        return str_field(value, what, Code.MALFORMED)
-    except Rejected as exc:
-        raise KeyFormatError(exc.detail) from None
+    problem = name_problem(value)
+    if problem is not None:
+        raise KeyFormatError(f"{what} {problem}")
+    return value  # type: ignore[return-value]  # name_problem: a str
 
 
 class RevocationSet:

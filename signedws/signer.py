@@ -168,7 +168,7 @@ class Signer:
             self._server_kinds.add(KIND_SERVER_MAC)
             self._kind = KIND_CLIENT_MAC
             self._cred = credential.token
-            self._mac_state = credential.frame_key.state(self._client_prefix)
+            self._mac_state = credential.frame_key.prefixed_mac(self._client_prefix)
             self._frame_keys[credential.cid] = credential.frame_key
             while len(self._frame_keys) > KEPT_FRAME_KEYS:
                 del self._frame_keys[next(iter(self._frame_keys))]
@@ -275,7 +275,7 @@ class Signer:
         if self._kind == KIND_CLIENT_MAC:
             mac = self._mac_state.copy()
             mac.update(body)
-            frame = body + b"\xc4\x20" + mac.digest()
+            frame = body + b"\xc4\x20" + mac.finalize()
         else:
             frame = body + b"\xc4\x40" + self._private_key.sign(self._client_prefix + body)
         if len(frame) > self.hello.max_frame_size:
@@ -331,8 +331,7 @@ class Signer:
             server_key = self._server_keys.get(frame.key_id)
             if server_key is None:
                 raise Rejected(Code.UNKNOWN_KEY, f"no server key {frame.key_id!r}")
-            if not server_key.verify(frame.tag, signed):
-                raise Rejected(Code.BAD_SIGNATURE, f"server frame {frame.counter}")
+            server_key.verify(frame.tag, signed)  # raises Rejected: bad_signature
         self._server_counter = frame.counter
         self._ack = frame.ack
         return ServerMessage(frame.counter, frame.ack, frame.payload, frame.timestamp_ms)

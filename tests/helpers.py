@@ -10,13 +10,16 @@ Nothing here does I/O or starts an event loop.
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import math
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal
 
 import msgpack
+import pytest
 
-from signedws import envelope
+from signedws import _fastpath, envelope
 from signedws.credential import (
     CERTIFICATE_LABEL,
     Ed25519Credential,
@@ -24,7 +27,7 @@ from signedws.credential import (
     MACCredential,
     encode_key_reference,
 )
-from signedws.ed25519 import Backend, BackendName
+from signedws.ed25519 import Backend, BackendName, strict_problem, verify_strict
 from signedws.envelope import CLIENT_LABEL, SERVER_LABEL, Payload, length_prefixed
 from signedws.errors import Code, Rejected
 from signedws.keyring import Keyring
@@ -40,6 +43,7 @@ __all__ = [
     "ED_ISSUER",
     "ED_ISSUER_KEY",
     "ED_KID",
+    "FAST_PATH_OUTCOMES",
     "FLEET_KEY",
     "HMAC_ISSUER",
     "HMAC_KID",
@@ -63,6 +67,7 @@ __all__ = [
     "Pair",
     "Scheme",
     "certificate",
+    "check_fast_decode",
     "client_frame",
     "encode_parts",
     "encodings",
@@ -76,6 +81,7 @@ __all__ = [
     "raw_certificate",
     "seeded_random",
     "server_frame",
+    "strict_accepts",
     "token",
     "verify_both_paths",
 ]
@@ -149,6 +155,19 @@ def flip_bit(data: bytes, i: int) -> bytes:
     return data[:index] + bytes([data[index] ^ (1 << bit)]) + data[index + 1 :]
 
 
+def strict_accepts(backend: Backend, public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether the strict rule accepts the signature (`strict_problem` says no
+    problem); `verify_strict` raises exactly when it does not."""
+    ok = strict_problem(backend, public_key, signature, message) is None
+    if ok:
+        verify_strict(backend, public_key, signature, message)
+    else:
+        with pytest.raises(Rejected) as info:
+            verify_strict(backend, public_key, signature, message)
+        assert info.value.code is Code.BAD_SIGNATURE
+    return ok
+
+
 def flip_byte(data: bytes, index: int) -> bytes:
     """``data`` with every bit of byte ``index`` inverted (PyNaCl ``flip_byte``)."""
     return data[:index] + bytes([data[index] ^ 0xFF]) + data[index + 1 :]
@@ -190,12 +209,60 @@ def _outcome(verifier: Verifier, data: bytes, state: ConnectionState, now: float
     )
 
 
+#: How often `verify_both_paths` saw `_fastpath.current_frame` take a frame
+#: ("fast": steps 2-8 passed in its one condition) or hand it to the full path
+#: ("handed over"), and how often the frame was not eligible ("full only"):
+#: tests read it to show that the fast path was exercised, not only skipped.
+FAST_PATH_OUTCOMES: collections.Counter[str] = collections.Counter()
+
+
+def _parsed(data: bytes) -> envelope.ClientFields | tuple[Code, str]:
+    try:
+        return envelope.parse_client_frame(data)
+    except Rejected as exc:
+        return (exc.code, exc.detail)
+
+
+def check_fast_decode(
+    verifier: Verifier, data: bytes, state: ConnectionState, *, now: float
+) -> str:
+    """Run `_fastpath.current_frame` on ``data`` directly, if ``state`` makes
+    the frame eligible (as `Verifier.verify` decides), and check it against the
+    reference decoder, `envelope.parse_client_frame`: a frame it takes decodes
+    to the same fields; one it hands over comes with the very fields, or the
+    very rejection, the reference gives. Changes nothing. Returns what
+    happened: "fast", "handed over" or "full only"."""
+    vc = state.credential
+    if vc is None or len(data) > verifier.max_frame_size or not data.startswith(vc.head):
+        return "full only"
+    cached = vc.epoch is verifier._epoch and verifier._cache_version == verifier.keyring.version
+    expected = _parsed(data)
+    refused: tuple[Code, str] | None = None
+    try:
+        got = _fastpath.current_frame(data, state, vc, math.trunc(now * 1000), cached)
+    except Rejected as exc:
+        refused = (exc.code, exc.detail)
+    if refused is not None:
+        assert refused == expected
+        return "handed over"
+    if isinstance(got, list):
+        assert tuple(got[1:]) == expected, (got, expected)
+        assert got[0] == envelope.VERSION
+        return "fast"
+    assert got == expected
+    return "handed over"
+
+
 def verify_both_paths(
     verifier: Verifier, data: bytes, state: ConnectionState, *, now: float
 ) -> Message | Rejected:
     """Verify ``data`` on ``state`` and on its `full_path_twin`; both must
     give the same message or the same code and detail, and leave the same
-    state. Returns what ``state`` got (``state`` moves on if it accepted)."""
+    state. Returns what ``state`` got (``state`` moves on if it accepted).
+
+    Before that, `check_fast_decode` holds the fast path's decoding to the
+    reference decoder's, and counts in `FAST_PATH_OUTCOMES` which way it went."""
+    FAST_PATH_OUTCOMES[check_fast_decode(verifier, data, state, now=now)] += 1
     twin = full_path_twin(state)
     expected = _outcome(verifier, data, twin, now)
     got = _outcome(verifier, data, state, now)
@@ -492,10 +559,10 @@ class CountingBackend:
         self.prepared.append(public_key)
         return self.inner.prepare(public_key)
 
-    def verify(self, prepared: object, signature: bytes, message: bytes) -> bool:
+    def equation_holds(self, prepared: object, signature: bytes, message: bytes) -> bool:
         """Record the message and delegate."""
         self.verified.append(message)
-        return self.inner.verify(prepared, signature, message)
+        return self.inner.equation_holds(prepared, signature, message)
 
     @property
     def frame_verifications(self) -> int:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from signedws import _fastpath
 from signedws.envelope import (
     CLIENT_LABEL,
     HELLO,
@@ -25,14 +26,15 @@ from signedws.envelope import (
     ClientFrame,
     Hello,
     ServerFrame,
-    _canonical,
-    check_client_frame,
+    canonical,
     decode_array,
     decode_canonical,
     decode_hello,
     encode,
     encode_hello,
     length_prefixed,
+    name_problem,
+    names_problem,
     parse_client_frame,
     parse_server_frame,
     seal,
@@ -336,15 +338,15 @@ _frame_fields = st.lists(
 
 
 @given(st.binary(max_size=200) | _msgpack_bytes | _frame_fields.map(encode))
-def test_check_client_frame_is_parse_client_frame_past_decoding(data: bytes) -> None:
-    """For any bytes that decode, check_client_frame on the decoded value gives
+def test_fastpath_client_fields_is_parse_client_frame_past_decoding(data: bytes) -> None:
+    """For any bytes that decode, _fastpath.client_fields on the decoded value gives
     exactly what parse_client_frame gives: the same fields, or the same code
     and detail (the verifier relies on it)."""
     try:
         fields = msgpack.unpackb(data, max_map_len=0, max_ext_len=0)
     except (ValueError, TypeError, msgpack.UnpackException):
         return
-    assert _parsed(lambda: check_client_frame(fields, data)) == _parsed(
+    assert _parsed(lambda: _fastpath.client_fields(fields, data)) == _parsed(
         lambda: parse_client_frame(data)
     )
 
@@ -355,7 +357,7 @@ def test_canonical_check_is_packb_of_the_decoded_value(value: list[object]) -> N
     decoder returns as msgpack.packb does."""
     data = bytes(msgpack.packb(value, use_bin_type=True))
     decoded = msgpack.unpackb(data, max_map_len=0, max_ext_len=0)
-    assert _canonical(decoded) == msgpack.packb(decoded, use_bin_type=True) == data
+    assert canonical(decoded) == msgpack.packb(decoded, use_bin_type=True) == data
 
 
 SECRET_MARK = "card 4111 1111 1111 1111"
@@ -475,6 +477,37 @@ def test_str_field_refuses(value: object, message: str) -> None:
     with pytest.raises(Rejected, match=message) as info:
         str_field(value, "iss", Code.CREDENTIAL_MALFORMED)
     assert info.value.code is Code.CREDENTIAL_MALFORMED
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("a", None),
+        ("é" * 127, None),
+        ("", "is 0 bytes, not 1-255"),
+        ("é" * 128, "is 256 bytes, not 1-255"),
+        (b"iss", "is not a str"),
+    ],
+)
+def test_name_problem_says_why_without_raising(value: object, problem: str | None) -> None:
+    """name_problem returns None for a valid name, else the reason str_field gives."""
+    assert name_problem(value) == problem
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (["b", "a"], None),
+        ([], None),
+        ("a", "is not an array"),
+        (["a", "b", "c"], "has 3 items, over 2"),
+        (["a", "a"], "has duplicates"),
+        (["a", 1], "is not a str"),
+    ],
+)
+def test_names_problem_says_why_without_raising(value: object, problem: str | None) -> None:
+    """names_problem returns None for a valid list of names, else the reason."""
+    assert names_problem(value, 2) == problem
 
 
 def test_str_set_field_accepts_distinct_strs() -> None:

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from signedws.errors import KeyFormatError, UsageError
+from signedws.errors import Code, KeyFormatError, Rejected, UsageError
 from signedws.keys import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -151,27 +151,32 @@ def test_hmac_key_generate_refuses_short_size(zero_random: Callable[[int], bytes
 
 
 def test_hmac_key_mac_and_verify() -> None:
-    """mac is HMAC-SHA256; verify accepts only the full, correct tag."""
+    """mac is HMAC-SHA256; verify returns for the full, correct tag and raises
+    bad_tag for anything else."""
     key = HMACKey(SECRET)
     tag = hmac.new(SECRET, b"message", hashlib.sha256).digest()
     assert key.mac(b"message") == tag
-    assert key.verify(tag, b"message")
-    assert not key.verify(tag, b"messagE")
-    assert not key.verify(tag[:16], b"message")
-    assert not key.verify(bytes(32), b"message")
+    assert key.verify(tag, b"message") is None
+    for bad_tag, message in ((tag, b"messagE"), (tag[:16], b"message"), (bytes(32), b"message")):
+        with pytest.raises(Rejected) as info:
+            key.verify(bad_tag, message)
+        assert info.value.code is Code.BAD_TAG
 
 
-def test_hmac_key_state_absorbs_prefix() -> None:
-    """state(prefix) copies to the MAC of prefix + message."""
+def test_hmac_key_prefixed_mac_absorbs_prefix() -> None:
+    """prefixed_mac(prefix) copies to the MAC of prefix + message."""
     key = HMACKey(SECRET)
-    state = key.state(b"prefix|")
+    state = key.prefixed_mac(b"prefix|")
     first = state.copy()
     first.update(b"one")
     second = state.copy()
     second.update(b"two")
-    assert first.digest() == key.mac(b"prefix|one")
-    assert second.digest() == key.mac(b"prefix|two")
-    assert key.state().digest() == key.mac(b"")
+    assert first.finalize() == key.mac(b"prefix|one")
+    assert second.finalize() == key.mac(b"prefix|two")
+    assert key.prefixed_mac().finalize() == key.mac(b"")
+    verifying = state.copy()
+    verifying.update(b"one")
+    verifying.verify(key.mac(b"prefix|one"))
 
 
 def test_hmac_key_derive_is_hkdf() -> None:
@@ -242,13 +247,19 @@ def test_ed25519_rfc8032_test_1() -> None:
 
 @pytest.mark.parametrize("backend", ["libsodium", "openssl"])
 def test_ed25519_public_key_verify(backend: str) -> None:
-    """verify accepts the RFC 8032 signature and refuses any change to it or the message."""
+    """verify returns for the RFC 8032 signature and raises bad_signature for
+    any change to it or the message."""
     public = Ed25519PublicKey(RFC8032_PUBLIC)
-    assert public.verify(RFC8032_SIGNATURE, b"", backend=backend)
-    assert not public.verify(RFC8032_SIGNATURE, b"x", backend=backend)
+    assert public.verify(RFC8032_SIGNATURE, b"", backend=backend) is None
     flipped = bytes([RFC8032_SIGNATURE[0] ^ 1]) + RFC8032_SIGNATURE[1:]
-    assert not public.verify(flipped, b"", backend=backend)
-    assert not public.verify(RFC8032_SIGNATURE[:63], b"", backend=backend)
+    for signature, message in (
+        (RFC8032_SIGNATURE, b"x"),
+        (flipped, b""),
+        (RFC8032_SIGNATURE[:63], b""),
+    ):
+        with pytest.raises(Rejected) as info:
+            public.verify(signature, message, backend=backend)
+        assert info.value.code is Code.BAD_SIGNATURE
 
 
 def test_ed25519_sign_verify_round_trip(client_key: Ed25519PrivateKey) -> None:
@@ -256,8 +267,9 @@ def test_ed25519_sign_verify_round_trip(client_key: Ed25519PrivateKey) -> None:
     message = b"signedws/v1 test\x00payload"
     signature = client_key.sign(message)
     assert len(signature) == 64
-    assert client_key.public_key().verify(signature, message)
-    assert not Ed25519PublicKey(RFC8032_PUBLIC).verify(signature, message)
+    client_key.public_key().verify(signature, message)
+    with pytest.raises(Rejected, match="bad_signature"):
+        Ed25519PublicKey(RFC8032_PUBLIC).verify(signature, message)
 
 
 def test_ed25519_generate_uses_the_random_source(zero_random: Callable[[int], bytes]) -> None:
