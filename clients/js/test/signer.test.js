@@ -1,6 +1,6 @@
 // The client core (Signer) against the package's own server core
-// (ServerSession) under one fake clock, plus the adapter's transport-free
-// pieces (Outbox, closeAction, Backoff).
+// (ServerSession) under one fake clock, plus the client session's pieces
+// (Outbox, closeAction, Backoff).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -17,9 +17,9 @@ import {
   Signer,
   UsageError,
   Verifier,
+  Outbox,
   closeAction,
 } from '../src/index.js';
-import { Outbox } from '../src/outbox.js';
 
 const NOW = 1_700_000_000;
 const AUDIENCE = 'chat.example';
@@ -148,16 +148,17 @@ describe('Outbox', () => {
     assert.deepEqual(outbox.restart().map((e) => [e.seq, e.counter]), [[3, 0]]);
   });
 
-  test('discard gives the newest seq back; remove keeps it used', () => {
+  test('discard gives the newest seq back, and only the newest', () => {
     const outbox = new Outbox(5);
     const a = outbox.add('a');
     const b = outbox.add('b');
     assert.throws(() => outbox.discard(a), UsageError);
     outbox.discard(b);
     assert.equal(outbox.seq, 6);
-    outbox.remove(a);
-    assert.equal(outbox.seq, 6);
-    assert.equal(outbox.length, 0);
+    assert.equal(outbox.length, 1);
+    assert.equal(outbox.waiting, false);
+    a.counter = 1;
+    assert.equal(outbox.waiting, true);
   });
 });
 
