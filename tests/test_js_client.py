@@ -112,13 +112,15 @@ def run_suite(*files: str, websocket: bool = False, timeout: float = 120) -> str
 
 
 def test_node_conformance() -> None:
-    """Every conformance vector, the codec and the signer pass under Node."""
+    """Every conformance vector, the codec, the signer and the client session
+    (pure, fake clock) pass under Node."""
     run_suite(
         "vectors.test.js",
         "issuance.test.js",
         "broadcast.test.js",
         "codec.test.js",
         "signer.test.js",
+        "client.test.js",
     )
 
 
