@@ -59,7 +59,14 @@ export { NonceKey } from './nonce.js';
 export { Keyring } from './keyring.js';
 export { RevocationSet } from './revocation.js';
 export { ConnectionState, Verifier } from './verifier.js';
-export { ServerSession } from './session.js';
+export {
+  ConnectionRejected,
+  MessageReceived,
+  PrincipalLimit,
+  ServerSession,
+  State,
+} from './server.js';
+export { DEFAULT_CAPACITY, DEFAULT_PER_PRINCIPAL, StreamMarks, streamKey } from './stream.js';
 export {
   AckTimedOut,
   Acknowledged,

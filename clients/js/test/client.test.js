@@ -28,6 +28,7 @@ import {
   Verifier,
   unverifiedClientFrame,
 } from '../src/index.js';
+import { handle, serverFrame } from './support/session.js';
 import { ACK_TIMEOUT_CLOSE, STABLE_SECONDS } from '../src/client.js';
 
 const NOW = 1_700_000_000;
@@ -66,7 +67,7 @@ async function opened(options = {}, { now = NOW, maxFrameSize } = {}) {
 /** Verify every frame the session wants written, on `server`; their messages. */
 async function deliver(client, server, now = NOW) {
   const messages = [];
-  for (const frame of client.dataToSend()) messages.push(await server.receive(frame, { now }));
+  for (const frame of client.dataToSend()) messages.push(await handle(server, frame, { now }));
   return messages;
 }
 
@@ -119,8 +120,8 @@ describe('ClientSession: a connection', () => {
     await deliver(client, server);
     for (const p of ['a', 'b', 'c']) await client.sendMessage(p, { now: NOW });
     const frames = client.dataToSend();
-    for (const frame of frames.slice(0, 2)) await server.receive(frame, { now: NOW });
-    await client.receiveMessage(await server.send('hello', { now: NOW + 1 }), { now: NOW + 1 });
+    for (const frame of frames.slice(0, 2)) await handle(server, frame, { now: NOW });
+    await client.receiveMessage(await serverFrame(server, 'hello', { now: NOW + 1 }), { now: NOW + 1 });
     assert.deepEqual(client.eventsReceived(), [new Acknowledged(1), new PayloadReceived('hello')]);
     assert.equal(client.pending, 1);
     assert.deepEqual(client.unacknowledged, ['c']);
@@ -180,7 +181,7 @@ describe('ClientSession: the server breaks the protocol', () => {
   test('a server frame that fails verification: one ServerRejected, then nothing', async () => {
     const { client, server } = await opened();
     await deliver(client, server);
-    const frame = await server.send('x', { now: NOW });
+    const frame = await serverFrame(server, 'x', { now: NOW });
     const forged = frame.slice();
     forged[forged.length - 1] ^= 1;
     await client.receiveMessage(forged, { now: NOW });
@@ -278,8 +279,8 @@ describe('ClientSession: time', () => {
     await client.sendMessage('a', { now: NOW });
     await client.sendMessage('b', { now: NOW });
     const [a] = client.dataToSend();
-    await server.receive(a, { now: NOW });
-    await client.receiveMessage(await server.send(null, { now: NOW + 20 }), { now: NOW + 20 });
+    await handle(server, a, { now: NOW });
+    await client.receiveMessage(await serverFrame(server, null, { now: NOW + 20 }), { now: NOW + 20 });
     assert.deepEqual(client.eventsReceived(), [new Acknowledged(1)]);
     assert.equal(client.nextDeadline(), NOW + 50);
     await client.advanceTime(NOW + 49);
@@ -310,7 +311,7 @@ describe('ClientSession: time', () => {
     await client.sendMessage('after', { now: NOW + 10 });
     const [message] = await deliver(client, server, NOW + 10);
     assert.equal(message.payload, 'after');
-    assert.equal(server.state.credential.cid, fresh.cid);
+    assert.equal(server.verifierState.credential.cid, fresh.cid);
     assert.throws(() => client.refresh(/** @type {any} */ ({}), { now: NOW }), UsageError);
   });
 });
@@ -347,7 +348,7 @@ describe('ClientSession: when a connection ends', () => {
     // Progress: a payload from the server.
     const s = await cycle(NOW + 6);
     await deliver(client, s, NOW + 6);
-    await client.receiveMessage(await s.send('hi', { now: NOW + 6 }), { now: NOW + 6 });
+    await client.receiveMessage(await serverFrame(s, 'hi', { now: NOW + 6 }), { now: NOW + 6 });
     client.connectionClosed(1013, 'try again later', { now: NOW + 7 });
     assert.equal(client.repeats, 0);
     // A connection open STABLE_SECONDS made progress too.
