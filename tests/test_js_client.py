@@ -112,8 +112,8 @@ def run_suite(*files: str, websocket: bool = False, timeout: float = 120) -> str
 
 
 def test_node_conformance() -> None:
-    """Every conformance vector, the codec, the signer and the client session
-    (pure, fake clock) pass under Node."""
+    """Every conformance vector, the codec, the signer and the client and
+    server sessions (pure, fake clock) pass under Node."""
     run_suite(
         "vectors.test.js",
         "issuance.test.js",
@@ -121,6 +121,7 @@ def test_node_conformance() -> None:
         "codec.test.js",
         "signer.test.js",
         "client.test.js",
+        "server.test.js",
     )
 
 

@@ -325,12 +325,11 @@ export class ServerSession {
 
   /**
    * Whether `sendMessage` may build a frame: a client frame was verified (it
-   * gives the frame key, §7.1) and, for an `ed25519` connection, the server
-   * has a server key.
+   * gives the frame key, §7.1; an `ed25519` frame is verified only on a
+   * server with a server key).
    */
   get canSend() {
-    const credential = this.verifierState.credential;
-    return credential !== null && (credential.kind === KIND_CLIENT_MAC || this._serverKey !== null);
+    return this.verifierState.credential !== null;
   }
 
   /**
@@ -575,8 +574,7 @@ export class ServerSession {
       this._ackDue === null &&
       this._ackDelay !== null &&
       this.state === State.OPEN &&
-      this.delivered > this._sentAck &&
-      this.canSend
+      this.delivered > this._sentAck
     ) {
       this._ackDue = now + this._ackDelay;
     }
@@ -591,8 +589,7 @@ export class ServerSession {
    * @param {Payload} payload
    * @param {{now: number}} options
    * @returns {Promise<void>}
-   * @throws {InvalidState} before a client frame was verified, or on an
-   *   `ed25519` connection without a server key (see `canSend`)
+   * @throws {InvalidState} before a client frame was verified (see `canSend`)
    * @throws {UsageError} for a payload that is not a string, bytes or null
    */
   sendMessage(payload, { now }) {
@@ -616,8 +613,8 @@ export class ServerSession {
     let kind;
     let keyId;
     if (credential.kind === KIND_CLIENT_MAC) [kind, keyId] = [KIND_SERVER_MAC, credential.cid];
-    else if (this._serverKey !== null) [kind, keyId] = [KIND_SERVER_ED25519, this._serverKey.kid];
-    else throw new InvalidState('an ed25519 connection needs a server key to send frames');
+    // An ed25519 frame is verified only with a server key (§7.1).
+    else [kind, keyId] = [KIND_SERVER_ED25519, /** @type {ServerKey} */ (this._serverKey).kid];
     const size = TAG_SIZES[kind];
     // Never backwards (counters may arrive out of order, §6.6).
     const ack = larger(this.delivered, this._sentAck);
