@@ -122,6 +122,7 @@ def test_node_conformance() -> None:
         "signer.test.js",
         "client.test.js",
         "server.test.js",
+        "websocket.test.js",
     )
 
 
