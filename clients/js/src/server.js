@@ -325,11 +325,12 @@ export class ServerSession {
 
   /**
    * Whether `sendMessage` may build a frame: a client frame was verified (it
-   * gives the frame key, §7.1; an `ed25519` frame is verified only on a
-   * server with a server key).
+   * gives the frame key, §7.1) and, for an `ed25519` connection, the server
+   * has a server key.
    */
   get canSend() {
-    return this.verifierState.credential !== null;
+    const credential = this.verifierState.credential;
+    return credential !== null && (credential.kind === KIND_CLIENT_MAC || this._serverKey !== null);
   }
 
   /**
@@ -411,7 +412,9 @@ export class ServerSession {
   /**
    * The first half of `receiveMessage`: verify `data` (SPEC.md §6.4). Keep at
    * most one `verify` of a connection in flight, and pass each outcome to
-   * `accept`, in arrival order.
+   * `accept`, in arrival order. `accept` refuses an `ed25519` frame on a
+   * server without a server key (a pump that routes by `needsPool` never
+   * verifies one: `receiveMessage` refuses it unverified).
    *
    * @param {Uint8Array | ArrayBuffer | string} data
    * @param {{now: number}} options
@@ -420,9 +423,7 @@ export class ServerSession {
    */
   async verify(data, { now }) {
     if (typeof data === 'string') throw new Rejected(Code.malformed, 'text message; frames are binary');
-    const bytes = toBytes(data);
-    if (this._refuseEd25519 && looksEd25519(bytes)) throw new Rejected(Code.scheme_mismatch, UNANSWERABLE_DETAIL);
-    return this.verifier.verify(bytes, this.verifierState, { now });
+    return this.verifier.verify(toBytes(data), this.verifierState, { now });
   }
 
   /**
@@ -471,6 +472,10 @@ export class ServerSession {
   _accept(message, now) {
     if (this.state !== State.OPEN) {
       // The first accepted frame binds the principal.
+      if (this._refuseEd25519 && !this.canSend) {
+        // Verified by a pump that did not route by `needsPool`.
+        return this._reject(Code.scheme_mismatch, UNANSWERABLE_DETAIL);
+      }
       /** @type {[string, string]} */
       const principal = [message.issuer, message.subject];
       if (this._principals !== null) {
@@ -589,7 +594,8 @@ export class ServerSession {
    * @param {Payload} payload
    * @param {{now: number}} options
    * @returns {Promise<void>}
-   * @throws {InvalidState} before a client frame was verified (see `canSend`)
+   * @throws {InvalidState} before a client frame was verified, or on an
+   *   `ed25519` connection without a server key (see `canSend`)
    * @throws {UsageError} for a payload that is not a string, bytes or null
    */
   sendMessage(payload, { now }) {
@@ -613,8 +619,8 @@ export class ServerSession {
     let kind;
     let keyId;
     if (credential.kind === KIND_CLIENT_MAC) [kind, keyId] = [KIND_SERVER_MAC, credential.cid];
-    // An ed25519 frame is verified only with a server key (§7.1).
-    else [kind, keyId] = [KIND_SERVER_ED25519, /** @type {ServerKey} */ (this._serverKey).kid];
+    else if (this._serverKey !== null) [kind, keyId] = [KIND_SERVER_ED25519, this._serverKey.kid];
+    else throw new InvalidState('an ed25519 connection needs a server key to send frames');
     const size = TAG_SIZES[kind];
     // Never backwards (counters may arrive out of order, §6.6).
     const ack = larger(this.delivered, this._sentAck);
