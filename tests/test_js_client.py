@@ -3,8 +3,9 @@ reports everything ``make test`` runs.
 
 Each test runs a ``node --test`` suite as a subprocess and asserts it passed:
 
-- the conformance suite: every vector of ``vectors/`` (and the codec and
-  signer unit tests), no server needed;
+- the conformance suite: every vector of ``vectors/`` (and the codec,
+  signer, client and server session unit tests, pure over a fake clock, and
+  the WebSocket pump over an in-process loopback), no server needed;
 - Node <-> Python: the JS client against the real Python server
   (``clients/js/demo/serve.py``) over loopback: both schemes, reconnect with
   resend, refresh;
