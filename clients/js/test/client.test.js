@@ -18,6 +18,7 @@ import {
   Issuer,
   Keyring,
   MACCredential,
+  Outbox,
   PayloadReceived,
   Refused,
   Rejected,
@@ -41,8 +42,8 @@ async function world({ maxFrameSize } = {}) {
   const keyring = new Keyring();
   await keyring.addHMACKey('login', 'k1', secret);
   const issuer = await Issuer.create('login', 'k1', secret);
-  const mint = async (now = NOW, lifetime = LIFETIME) => {
-    const { token, frameKey } = await issuer.issueToken({ subject: 'alice', now, lifetime });
+  const mint = async (now = NOW, lifetime = LIFETIME, audiences = []) => {
+    const { token, frameKey } = await issuer.issueToken({ subject: 'alice', now, lifetime, audiences });
     return MACCredential.fromBytes(token, frameKey);
   };
   const verifier = await Verifier.create(keyring, {
@@ -174,6 +175,43 @@ describe('ClientSession: a connection', () => {
     await client.sendMessage('fits', { now: NOW });
     const [message] = await deliver(client, server);
     assert.equal(message.seq, 1); // the refused one gave its seq back
+  });
+});
+
+describe('ClientSession: acknowledgements (SPEC.md §7.3)', () => {
+  test('an ack of the control frame alone acknowledges no message, but restarts the wait', async () => {
+    const { client, server } = await opened({ ackTimeout: 10, keepalive: null });
+    const [control] = client.dataToSend();
+    await handle(server, control, { now: NOW });
+    await client.sendMessage('a', { now: NOW + 1 }); // counter 2, not received yet
+    client.dataToSend();
+    assert.equal(client.nextDeadline(), NOW + 11);
+    await client.receiveMessage(await serverFrame(server, null, { now: NOW + 5 }), { now: NOW + 5 });
+    assert.deepEqual(client.eventsReceived(), []); // ack 1 covers the control frame only
+    assert.equal(client.pending, 1);
+    assert.equal(client.nextDeadline(), NOW + 15);
+  });
+
+  test('a hello that resends starts the acknowledgement wait', async () => {
+    const w = await world();
+    const client = new ClientSession(await w.mint(), { audience: AUDIENCE, ackTimeout: 10, keepalive: null });
+    await client.sendMessage('queued', { now: NOW });
+    assert.equal(client.nextDeadline(), null);
+    await client.receiveHello((await w.newServer(NOW + 3)).hello, { now: NOW + 3 });
+    assert.equal(client.nextDeadline(), NOW + 13);
+  });
+
+  test("the outbox: an earlier connection's counters are forgotten on a new one", () => {
+    const outbox = new Outbox();
+    const [a, b] = ['a', 'b'].map((p) => outbox.add(p));
+    [a.counter, b.counter] = [4, 5];
+    assert.equal(outbox.waiting, true);
+    assert.deepEqual(outbox.restart(), [a, b]);
+    assert.equal(outbox.acknowledge(5), 0); // nothing sent on this connection yet
+    assert.equal(outbox.waiting, false);
+    a.counter = 1;
+    assert.equal(outbox.acknowledge(5), 1);
+    assert.deepEqual(outbox.payloads(), ['b']);
   });
 });
 
@@ -363,6 +401,15 @@ describe('ClientSession: when a connection ends', () => {
     assert.ok(client.failure instanceof RepeatedFailure);
     assert.equal(client.outcomes.length, 4); // the forgiven connection's own ending, then the three
     assert.match(client.failure.message, /3 connections in a row/);
+  });
+
+  test('a 4401 for a credential of another audience says so; 4419 names the expiry', async () => {
+    const w = await world();
+    const client = new ClientSession(await w.mint(NOW, 60, ['other.example']), { audience: AUDIENCE });
+    assert.equal(client.connectionClosed(4401, 'unauthorized', { now: NOW }), Action.FAIL);
+    assert.match(client.failure.message, /credential is for \["other.example"\], not for the server's audience "chat.example"/);
+    assert.equal(client.connectionClosed(4419, 'credential not valid now', { now: NOW + 61 }), Action.REFRESH);
+    assert.match(client.failure.message, /expired at 2023-11-14T22:14:20.000Z/);
   });
 
   test('reconnectDelay: full jitter, longer after repeats, null after maxAttempts', async () => {
