@@ -32,7 +32,7 @@ const AUDIENCE = 'chat.example';
 const STREAM = new Uint8Array(16).fill(5);
 
 /** A server (keyring, verifier) and credentials for its principals. */
-async function world() {
+async function world({ window = 0 } = {}) {
   const secret = await HMACKey.fromBytes(new Uint8Array(32).fill(7), { derivable: true });
   const issuerKey = await Ed25519PrivateKey.fromSeed(new Uint8Array(32).fill(3));
   const keyring = new Keyring();
@@ -43,6 +43,7 @@ async function world() {
   const verifier = await Verifier.create(keyring, {
     audience: AUDIENCE,
     fleetKey: await HMACKey.fromBytes(new Uint8Array(32).fill(9), { derivable: true }),
+    window,
   });
   const mac = async (subject = 'alice') => {
     const { token, frameKey } = await macIssuer.issueToken({ subject, now: NOW, lifetime: 900 });
@@ -229,6 +230,73 @@ describe('ServerSession: acknowledgements mean delivered (SPEC.md §7.3)', () =>
     session.messageDone(a, { now: NOW });
     await session.flushAck(NOW + 1);
     assert.equal(unverifiedServerFrame(session.dataToSend()[0]).ack, 1);
+  });
+});
+
+describe('ServerSession: acknowledgements, the edges', () => {
+  const acks = (session) => session.dataToSend().map((f) => unverifiedServerFrame(f).ack);
+
+  test('an ack due stays due if a frame covered only part of it', async () => {
+    const w = await world();
+    const { session, signer } = await w.connect(await w.mac(), { ackDelay: 0.5 });
+    const [one] = messagesOf(await feed(session, await signer.sign('one', { now: NOW }), NOW));
+    const [two] = messagesOf(await feed(session, await signer.sign('two', { now: NOW }), NOW));
+    session.messageDone(one, { now: NOW });
+    await session.sendMessage('x', { now: NOW });
+    assert.deepEqual(acks(session), [1]);
+    session.messageDone(two, { now: NOW });
+    assert.equal(session.nextDeadline(), NOW + 0.5);
+    await session.advanceTime(NOW + 0.5);
+    assert.deepEqual(acks(session), [2]);
+  });
+
+  test('with a replay window the ack never goes backwards, and a late frame holds a due ack back', async () => {
+    const w = await world({ window: 8 });
+    const { session, signer } = await w.connect(await w.mac(), { ackDelay: 0.5 });
+    const [one] = messagesOf(await feed(session, await signer.sign('one', { now: NOW }), NOW));
+    session.messageDone(one, { now: NOW });
+    const late = await signer.sign('two', { now: NOW }); // counter 2, arrives after 3
+    await session.sendMessage(null, { now: NOW });
+    assert.deepEqual(acks(session), [1]);
+    const [three] = messagesOf(await feed(session, await signer.sign('three', { now: NOW }), NOW));
+    session.messageDone(three, { now: NOW });
+    assert.equal(session.delivered, 3);
+    assert.equal(session.nextDeadline(), NOW + 0.5);
+    const [two] = messagesOf(await feed(session, late, NOW)); // queued below the mark
+    assert.equal(session.delivered, 1);
+    await session.advanceTime(NOW + 0.5);
+    assert.deepEqual(acks(session), []); // it would not advance: not sent
+    await session.sendMessage(null, { now: NOW + 1 });
+    assert.deepEqual(acks(session), [1]); // never below what was sent
+    session.messageDone(two, { now: NOW + 1 });
+    assert.equal(session.delivered, 3);
+  });
+
+  test('done out of order and twice is harmless; a closed session takes nothing', async () => {
+    const w = await world();
+    const { session, signer } = await w.connect(await w.mac(), { ackDelay: 0.5, idleTimeout: 5 });
+    const [one] = messagesOf(await feed(session, await signer.sign('one', { now: NOW }), NOW));
+    const [two] = messagesOf(await feed(session, await signer.sign('two', { now: NOW }), NOW));
+    session.messageDone(two, { now: NOW });
+    session.messageDone(two, { now: NOW });
+    assert.equal(session.delivered, 0);
+    session.messageDone(one, { now: NOW });
+    assert.equal(session.delivered, 2);
+    session.connectionClosed();
+    assert.deepEqual(await feed(session, await signer.sign('after', { now: NOW }), NOW), []);
+    session.reading(NOW);
+    assert.equal(session.nextDeadline(), null);
+  });
+
+  test('without marks a resend is delivered again', async () => {
+    const w = await world();
+    const credential = await w.mac();
+    const one = await w.connect(credential);
+    const two = await w.connect(credential);
+    for (const c of [one, two]) {
+      const [m] = messagesOf(await feed(c.session, await c.signer.sign('dup', { now: NOW, seq: 1 }), NOW));
+      assert.equal(c.session.takeMessage(m, { now: NOW }), true);
+    }
   });
 });
 
