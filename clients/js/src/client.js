@@ -884,6 +884,8 @@ export class ClientSession {
    * already is taken, but the next refresh waits a backoff delay
    * (`refreshDue`).
    *
+   * Then call `refreshDue()` for the next refresh (nothing is sent).
+   *
    * @param {ClientCredential} credential
    * @param {{now: number}} options
    * @throws {UsageError} for a credential of another scheme, issuer or
@@ -902,7 +904,8 @@ export class ClientSession {
   }
 
   /**
-   * The application's refresh failed: `refreshDue` backs off.
+   * The application's refresh failed: the next one waits a backoff delay.
+   * Then call `refreshDue()`.
    *
    * @param {{now: number}} options
    */
