@@ -253,6 +253,15 @@ describe('ClientSession: the server breaks the protocol', () => {
     assert.equal(client.eventsReceived()[0].code, Code.malformed);
   });
 
+  test('an oversized hello is refused before decoding; the session shows no secret', async () => {
+    const w = await world();
+    const credential = await w.mint();
+    const client = new ClientSession(credential, { audience: AUDIENCE });
+    await client.receiveHello(new Uint8Array((1 << 20) + 1), { now: NOW });
+    assert.equal(client.eventsReceived()[0].code, Code.frame_too_large);
+    assert.equal(String(client), 'ClientSession(disconnected, pending=0, seq=0)');
+  });
+
   test('a pending message too large for a new hello is kept, never dropped (§11.6)', async () => {
     const big = await world();
     const client = new ClientSession(await big.mint(), { audience: AUDIENCE });

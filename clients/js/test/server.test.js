@@ -317,6 +317,18 @@ describe('ServerSession: exactly once over resends (SPEC.md §7.3)', () => {
     assert.equal(next.seq, 2);
   });
 
+  test('taking the next message finishes the one held', async () => {
+    const w = await world();
+    const { session, signer } = await w.connect(await w.mac(), { marks: new StreamMarks() });
+    const [a] = messagesOf(await feed(session, await signer.sign('a', { now: NOW }), NOW));
+    const [b] = messagesOf(await feed(session, await signer.sign('b', { now: NOW }), NOW));
+    assert.equal(session.takeMessage(a, { now: NOW }), true);
+    assert.equal(session.delivered, 0);
+    assert.equal(session.takeMessage(b, { now: NOW }), true);
+    assert.deepEqual([session.held, session.delivered], [b, 1]);
+    assert.equal(String(session), 'ServerSession(state=OPEN, accepted=2, sent=0)');
+  });
+
   test('a copy queued on two connections is handed over once: takeMessage says no to the second', async () => {
     const w = await world();
     const marks = new StreamMarks();
