@@ -379,9 +379,27 @@ export class ServerSession {
    * @param {{now: number}} options
    * @returns {Promise<void>}
    */
-  receiveMessage(data, { now }) {
+  async receiveMessage(data, { now }) {
+    const message = await this.receiveFrame(data, { now });
+    if (message !== null) this._events.push(new MessageReceived(message));
+  }
+
+  /**
+   * `receiveMessage` for a pump's hot path (as the Python session's
+   * `receive_frame`): a new message is returned, to hand to the application,
+   * instead of queued as a `MessageReceived`. Everything else is an event, as
+   * with `receiveMessage`.
+   *
+   * Then, if it returned null, call `eventsReceived` (the
+   * `ConnectionRejected`, if any); call `nextDeadline`. This queues no data.
+   *
+   * @param {Uint8Array | ArrayBuffer | string} data
+   * @param {{now: number}} options
+   * @returns {Promise<Message | null>}
+   */
+  receiveFrame(data, { now }) {
     return this._serial(async () => {
-      if (!this._live) return; // after a rejection: dropped unverified
+      if (!this._live) return null; // after a rejection: dropped unverified
       if (typeof data === 'string') return this._reject(Code.malformed, 'text message; frames are binary');
       const bytes = toBytes(data);
       if (this._refuseEd25519 && looksEd25519(bytes)) return this._reject(Code.scheme_mismatch, UNANSWERABLE_DETAIL);
@@ -392,9 +410,9 @@ export class ServerSession {
         if (!(error instanceof Rejected)) throw error;
         return this._reject(error.code, error.detail);
       }
-      if (!this._live) return; // closed meanwhile
+      if (!this._live) return null; // closed meanwhile
       if (this._waitingSince !== null) this._waitingSince = now;
-      this._accept(message, now);
+      return this._accept(message, now);
     });
   }
 
@@ -436,8 +454,8 @@ export class ServerSession {
    */
   accept(outcome, { now }) {
     if (!this._live) return;
-    if (outcome instanceof Rejected) return this._reject(outcome.code, outcome.detail);
-    this._accept(outcome, now);
+    const message = outcome instanceof Rejected ? this._reject(outcome.code, outcome.detail) : this._accept(outcome, now);
+    if (message !== null) this._events.push(new MessageReceived(message));
   }
 
   /**
@@ -456,18 +474,23 @@ export class ServerSession {
    * @private
    * @param {Readonly<import('./errors.js').CodeInfo>} code
    * @param {string} detail
+   * @returns {null}
    */
   _reject(code, detail) {
     this.state = State.REJECTED;
     this._events.push(new ConnectionRejected(code, detail));
     this._ackDue = null;
     this._waitingSince = null;
+    return null;
   }
 
   /**
+   * A verified frame: the message if it is new (to deliver), else null.
+   *
    * @private
    * @param {Message} message
    * @param {number} now
+   * @returns {Message | null}
    */
   _accept(message, now) {
     if (this.state !== State.OPEN) {
@@ -493,7 +516,7 @@ export class ServerSession {
       return this._moved(now); // delivered before, by this connection or another (a resend)
     }
     this._outstanding.push(counter);
-    this._events.push(new MessageReceived(message));
+    return message;
   }
 
   /**
@@ -573,6 +596,7 @@ export class ServerSession {
    *
    * @private
    * @param {number} now
+   * @returns {null}
    */
   _moved(now) {
     if (
@@ -583,6 +607,7 @@ export class ServerSession {
     ) {
       this._ackDue = now + this._ackDelay;
     }
+    return null;
   }
 
   /**
@@ -703,7 +728,8 @@ export class ServerSession {
     const timeout = this._timeout;
     if (since !== null && timeout !== null && now >= since + timeout) {
       const code = this.state === State.OPEN ? Code.idle_timeout : Code.first_frame_timeout;
-      return this._reject(code, `no valid frame in ${timeout} s`);
+      this._reject(code, `no valid frame in ${timeout} s`);
+      return;
     }
     const due = this._ackDue;
     if (due !== null && now >= due) {

@@ -317,6 +317,18 @@ describe('ServerSession: exactly once over resends (SPEC.md §7.3)', () => {
     assert.equal(next.seq, 2);
   });
 
+  test('receiveFrame returns a new message instead of an event; the rest are events as before', async () => {
+    const w = await world();
+    const { session, signer } = await w.connect(await w.mac(), { marks: new StreamMarks() });
+    const message = await session.receiveFrame(await signer.sign('new', { now: NOW }), { now: NOW });
+    assert.equal(message?.payload, 'new');
+    assert.deepEqual(session.eventsReceived(), []);
+    assert.equal(session.delivered, 0); // outstanding, as a MessageReceived would be
+    assert.equal(await session.receiveFrame(await signer.sign(null, { now: NOW }), { now: NOW }), null);
+    assert.equal(await session.receiveFrame('text', { now: NOW }), null);
+    assert.equal(/** @type {ConnectionRejected} */ (session.eventsReceived()[0]).code, Code.malformed);
+  });
+
   test('taking the next message finishes the one held', async () => {
     const w = await world();
     const { session, signer } = await w.connect(await w.mac(), { marks: new StreamMarks() });
