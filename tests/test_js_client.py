@@ -3,8 +3,9 @@ reports everything ``make test`` runs.
 
 Each test runs a ``node --test`` suite as a subprocess and asserts it passed:
 
-- the conformance suite: every vector of ``vectors/`` (and the codec and
-  signer unit tests), no server needed;
+- the conformance suite: every vector of ``vectors/`` (and the codec,
+  signer, client and server session unit tests, pure over a fake clock, and
+  the WebSocket pump over an in-process loopback), no server needed;
 - Node <-> Python: the JS client against the real Python server
   (``clients/js/demo/serve.py``) over loopback: both schemes, reconnect with
   resend, refresh;
@@ -112,13 +113,17 @@ def run_suite(*files: str, websocket: bool = False, timeout: float = 120) -> str
 
 
 def test_node_conformance() -> None:
-    """Every conformance vector, the codec and the signer pass under Node."""
+    """Every conformance vector, the codec, the signer and the client and
+    server sessions (pure, fake clock) pass under Node."""
     run_suite(
         "vectors.test.js",
         "issuance.test.js",
         "broadcast.test.js",
         "codec.test.js",
         "signer.test.js",
+        "client.test.js",
+        "server.test.js",
+        "websocket.test.js",
     )
 
 

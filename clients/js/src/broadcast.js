@@ -309,7 +309,7 @@ export class Broadcaster {
    * without a server key.
    *
    * @param {Broadcast} message
-   * @param {import('./session.js').ServerSession[]} sessions
+   * @param {import('./server.js').ServerSession[]} sessions
    * @returns {Promise<Array<Uint8Array | null>>}
    */
   async frames(message, sessions) {
@@ -321,7 +321,7 @@ export class Broadcaster {
     /** @type {Array<[number, Uint8Array, UInt]>} */
     let batch = [];
     sessions.forEach((session, i) => {
-      const credential = session.state.credential;
+      const credential = session.verifierState.credential;
       macs.push(null);
       if (credential === null) return;
       if (credential.frameKey !== null) {

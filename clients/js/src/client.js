@@ -1,286 +1,409 @@
 /**
- * The WebSocket client: an authenticated, reconnecting connection, for
- * browsers and Node (SPEC.md §5-§7). It mirrors the Python client
- * (`signedws.asyncio.connect`).
+ * The client's state machine across connections, I/O-free (SPEC.md §5.2,
+ * §7.2, §7.3, §10): the port of the Python `signedws.client`.
  *
  * Theory of operation
  * -------------------
- * `connect` opens a WebSocket with the `signedws.v1` subprotocol (nothing
- * else: no token in the URL, no cookie, no header), reads the hello and makes
- * a core `Signer` from it. Server frames are verified one at a time, in
- * arrival order; their acknowledgements empty the `Outbox` and their payloads
- * go to `recv`. When the connection ends a supervisor decides, from the close
- * code (`reconnect.closeAction`), whether to reconnect (with backoff),
- * refresh the credential first, stop, or fail.
+ * A `ClientSession` lives as long as the client. It owns the `Outbox` (the
+ * one holder of `seq`: every message gets the stream's next `seq` when it
+ * enters and keeps it for life), the credential, and per connection a
+ * `Signer` made from that connection's hello. A pump (`websocket.js`) feeds
+ * it bytes and times, and acts on what it says; the shape is websockets'
+ * `Protocol`:
  *
- * Every message `send` is given enters the outbox with the stream's next
- * `seq` and stays until an acknowledgement covers it. On every new connection
- * the pending messages are signed again under the new nonce and counters,
- * with their original `seq`, and sent before anything new (SPEC.md §7.3); the
- * server drops those it had delivered already. Nothing sent is lost, nothing
- * is delivered twice.
+ * - inputs: `receiveHello`, `receiveMessage`, `sendMessage`, `advanceTime`,
+ *   `refresh`, `connectionClosed`, `handshakeRefused`;
+ * - outputs, drained: `dataToSend()` (frames, each one binary message, in
+ *   order), `eventsReceived()` (`PayloadReceived`, `Acknowledged`,
+ *   `ServerRejected`, `AckTimedOut`), `nextDeadline()` (the one timer the
+ *   pump arms) and `refreshDue()` (when to call the application's refresh
+ *   callback).
+ *
+ * WebCrypto signs and verifies asynchronously, so the inputs that sign or
+ * verify return a promise; the session runs them one at a time, in call
+ * order, so frames leave `dataToSend()` in counter order whatever the caller
+ * overlaps. After each input settles, call `dataToSend()`, `eventsReceived()`
+ * and `nextDeadline()`.
  *
  * Invariants:
  *
- * 1. One lock covers signing and writing: counters reach the wire in order,
- *    even with many concurrent `send` calls (SPEC.md §6.3 step 1).
- * 2. The stream id is fixed for the life of the client; each connection's
- *    signer numbers after the outbox's last `seq`.
- * 3. A server frame that fails verification closes the connection with its
- *    rejection's close code and ends the client with `Rejected` (§7.2).
- * 4. No event, error or log carries a token, frame key, key or payload.
- *
- * Browsers do not show a script why a handshake failed (an HTTP 403 for a
- * refused Origin looks like a network error): the first connection's failure
- * rejects `connect` with `HandshakeFailed`; later ones are retried with
- * backoff, up to `maxAttempts`.
+ * 1. Every message stays in the outbox until an acknowledgement of the
+ *    connection it was last sent on covers it (SPEC.md §7.3). On each new
+ *    connection the pending messages are signed again, in `seq` order, with
+ *    their original `seq`; the server drops those it had delivered already.
+ *    If nothing is pending a control frame binds the connection at once.
+ * 2. A pending message that does not fit a new hello's `max_frame` is never
+ *    dropped: the hello is not authenticated (§11.6). The session reports
+ *    `ServerRejected(frame_too_large)` and the message stays pending.
+ * 3. Peer input never throws: a server frame that fails verification, a text
+ *    message, a bad hello each become one `ServerRejected`; after it the
+ *    connection takes nothing more. Misuse throws `UsageError`/`InvalidState`.
+ * 4. `dataToSend()` only ever holds frames of the current connection:
+ *    `connectionClosed` drops the rest, and a frame signed for a connection
+ *    that ended meanwhile is not queued.
+ * 5. No event, error or detail carries a token, frame key, key or payload.
  *
  * @module signedws/client
  */
 
 import { randomBytes } from './bytes.js';
+import { increment } from './codec.js';
 import { Ed25519Credential, MACCredential } from './credential.js';
-import { DEFAULT_MAX_SERVER_FRAME_SIZE, STREAM_SIZE, SUBPROTOCOL, TYPE_KEY_REFERENCE } from './envelope.js';
-import {
-  Code,
-  HANDSHAKE_ADVICE,
-  Rejected,
-  SignedWSError,
-  UsageError,
-  codesForClose,
-  explainClose,
-} from './errors.js';
-import { fromIssuer, isIssuerOptions } from './issuer.js';
-import { Outbox } from './outbox.js';
-import { Action, Backoff, closeAction } from './reconnect.js';
+import { DEFAULT_MAX_SERVER_FRAME_SIZE, STREAM_SIZE, TYPE_KEY_REFERENCE } from './envelope.js';
+import { Code, ConnectionLost, InvalidState, Refused, Rejected, RepeatedFailure, UsageError } from './errors.js';
 import { Signer, serverKeyMap } from './signer.js';
 
+/** @typedef {import('./codec.js').UInt} UInt */
 /** @typedef {import('./credential.js').ClientCredential} ClientCredential */
 /** @typedef {import('./signer.js').ServerKeys} ServerKeys */
 
 export const DEFAULT_REFRESH_MARGIN = 60;
 export const DEFAULT_KEEPALIVE = 60;
-export const DEFAULT_MAX_PENDING = 1024;
-export const DEFAULT_MAX_QUEUE = 1024;
-export const DEFAULT_OPEN_TIMEOUT = 10;
 export const DEFAULT_MAX_REPEATS = 5;
 export const DEFAULT_ACK_TIMEOUT = 60;
-/** How the client closes a connection whose server stopped acknowledging. */
-const ACK_TIMEOUT_CLOSE = { code: 4408, reason: 'no acknowledgement' };
 /**
  * A connection that stayed open this long (seconds) made progress, even if
  * nothing was acknowledged or received on it (a quiet listener dropped by a
  * proxy).
  */
 export const STABLE_SECONDS = 30;
+/** How the client closes a connection whose server stopped acknowledging. */
+export const ACK_TIMEOUT_CLOSE = Object.freeze({ code: 4408, reason: 'no acknowledgement' });
+/** How many connection outcomes a session keeps for its final error. */
+export const MAX_OUTCOMES = 16;
 
-const OPEN = 1;
-/** The longest single timer, seconds (setTimeout's limit is 2^31 - 1 ms). */
-const MAX_SLEEP = 86400;
-/** How many connection outcomes a client keeps for its final error. */
-const MAX_OUTCOMES = 16;
+// -- what to do when a connection ends ------------------------------------------
 
-/** @param {string[]} outcomes */
-function listed(outcomes) {
-  return outcomes.length ? `; what each got: ${outcomes.join('; ')}` : '';
-}
-
-/** The server refused this client in a way that retrying cannot fix. */
-export class Refused extends SignedWSError {
-  /**
-   * @param {number} closeCode the WebSocket close code
-   * @param {string} [reason] the server's opaque close reason
-   * @param {string} [hint] what the client can tell on its own
-   */
-  constructor(closeCode, reason = '', hint = '') {
-    const explanation = explainClose(closeCode, reason) + (hint ? ` Here: ${hint}.` : '');
-    super(`server refused the connection: ${explanation}`);
-    /** What the close code means and what to do (`explainClose`), as in the message. */
-    this.explanation = explanation;
-    this.closeCode = closeCode;
-    this.reason = reason;
-    /** The rejection codes the close code and reason may stand for (§9). */
-    this.codes = codesForClose(closeCode, reason || null);
-    /** The rejection code, when only one fits (e.g. 4403: credential_revoked). */
-    this.code = this.codes.length === 1 ? this.codes[0] : null;
-  }
-}
+/** @enum {string} */
+export const Action = Object.freeze({
+  /** Open a new connection (new nonce, counters from 1) and resend. */
+  RECONNECT: 'reconnect',
+  /** Get a fresh credential, then reconnect. */
+  REFRESH: 'refresh',
+  /** The server ended the conversation normally: stop, without an error. */
+  FINISH: 'finish',
+  /** Retrying cannot help: stop and report the close code. */
+  FAIL: 'fail',
+});
 
 /**
- * The opening handshake failed: refused (an HTTP 403 for a disallowed Origin,
- * a missing subprotocol), unreachable, or timed out. Browsers do not say which.
+ * Close codes after which reconnecting can succeed: no close frame (1006),
+ * going away, server errors and restarts, try again later, bad gateway, the
+ * adapter timeouts (4408), an expired connection nonce (4410), a busy server
+ * (4503).
  */
-export class HandshakeFailed extends SignedWSError {
-  /** @param {string} why */
-  constructor(why) {
-    super(`WebSocket handshake failed: ${why}. ${HANDSHAKE_ADVICE}`);
-    /** What the client saw (e.g. `close code 1006`). */
-    this.why = why;
-  }
-}
-
-/** The connection ended and the client did not, or could not, reconnect. */
-export class ConnectionLost extends SignedWSError {
-  /**
-   * @param {number | null} closeCode the last connection's close code
-   * @param {number} [attempts] reconnection attempts made
-   * @param {string} [reason] the last connection's close reason
-   * @param {string[]} [outcomes] what each connection and attempt since the
-   *   last progress got, oldest first
-   */
-  constructor(closeCode, attempts = 0, reason = '', outcomes = []) {
-    super(
-      `connection lost (${explainClose(closeCode, reason)}) after ${attempts} reconnection attempts${listed(outcomes)}`,
-    );
-    this.closeCode = closeCode;
-    this.attempts = attempts;
-    this.reason = reason;
-    /** What each connection and reconnection attempt got (e.g. `attempt 2: handshake failed (close code 1006)`). */
-    this.outcomes = outcomes;
-  }
-}
+export const RECONNECT_CLOSE_CODES = Object.freeze(new Set([1001, 1006, 1011, 1012, 1013, 1014, 4408, 4410, 4503]));
+/** Close codes after which the credential must be replaced first (4419). */
+export const REFRESH_CLOSE_CODES = Object.freeze(new Set([4419]));
+/** Close codes that end the conversation normally. */
+export const FINISH_CLOSE_CODES = Object.freeze(new Set([1000, 1005]));
 
 /**
- * Connections kept ending the same way with no progress in between (SPEC.md
- * §7.3): `maxRepeats` connections in a row were closed with the same close
- * code and reason before anything was acknowledged or received on them.
- * Retrying would fail again; the client gave up instead of waiting forever.
- * Unacknowledged messages stay in `unacknowledged`.
- */
-export class RepeatedFailure extends ConnectionLost {
-  /**
-   * @param {number | null} closeCode how each of those connections ended
-   * @param {string} reason its close reason
-   * @param {number} attempts how many connections in a row ended that way
-   * @param {string[]} [outcomes] what each of them got
-   */
-  constructor(closeCode, reason, attempts, outcomes = []) {
-    super(closeCode, attempts, reason, outcomes);
-    this.message =
-      `${attempts} connections in a row closed before any progress, giving up: ` +
-      `${explainClose(closeCode, reason)}${listed(outcomes)}`;
-    /** The rejection codes the close code and reason may stand for (§9). */
-    this.codes = closeCode === null ? [] : codesForClose(closeCode, reason || null);
-    /** The rejection code, when only one fits. */
-    this.code = this.codes.length === 1 ? this.codes[0] : null;
-  }
-}
-
-/** The client was closed, by the application or normally by the server. */
-export class ClientClosed extends SignedWSError {
-  constructor() {
-    super('the client is closed');
-  }
-}
-
-/** A promise-chain lock: `run` calls are executed one at a time, in order. */
-class Lock {
-  constructor() {
-    /** @private @type {Promise<unknown>} */
-    this._tail = Promise.resolve();
-  }
-
-  /**
-   * @template T
-   * @param {() => Promise<T> | T} fn
-   * @returns {Promise<T>}
-   */
-  run(fn) {
-    const result = this._tail.then(fn);
-    this._tail = result.catch(() => undefined);
-    return result;
-  }
-}
-
-/**
- * One WebSocket connection as the client drives it.
+ * The action for a connection the server closed with `closeCode` (null:
+ * closed without a close frame). Everything not listed above fails: 4400,
+ * 4401, 4403, 4409, 4413, 1009, 4425, 4429 and protocol errors, which
+ * resending the same frames would meet again.
  *
- * @typedef {object} Link
- * @property {WebSocket} ws
- * @property {Signer | null} signer
- * @property {Promise<{code: number, reason: string}>} closed
- * @property {Error | null} failure why the client closed it (a refused server frame)
- * @property {Promise<unknown>} chain frames are handled one at a time
- * @property {boolean} [ackTimedOut] the client closed it for want of an acknowledgement
+ * @param {number | null} closeCode
+ * @returns {Action}
+ */
+export function closeAction(closeCode) {
+  if (closeCode === null || RECONNECT_CLOSE_CODES.has(closeCode)) return Action.RECONNECT;
+  if (REFRESH_CLOSE_CODES.has(closeCode)) return Action.REFRESH;
+  if (FINISH_CLOSE_CODES.has(closeCode)) return Action.FINISH;
+  return Action.FAIL;
+}
+
+/**
+ * The action for an opening handshake refused with HTTP `status`: 5xx (a
+ * busy, restarting or overloaded server; 503 is `server_busy`) and 429 are
+ * worth retrying; anything else (403 for a refused Origin, 400 for a missing
+ * subprotocol, 404, 401 ...) is not. Browsers do not show the status to a
+ * script; Node's and other WebSocket classes may.
+ *
+ * @param {number} status
+ * @returns {Action}
+ */
+export function statusAction(status) {
+  return status >= 500 || status === 429 ? Action.RECONNECT : Action.FAIL;
+}
+
+/**
+ * Exponential backoff with jitter between reconnection attempts: the n-th
+ * retry (from 0) waits up to `cap = min(maximum, initial * factor ** n)`
+ * seconds, shortened by up to `jitter` of itself at random. The default,
+ * `jitter = 1`, is full jitter: a delay uniform over (0, cap], which spreads
+ * the clients of a node that went away evenly over the whole interval. Same
+ * as the Python client's.
+ */
+export class Backoff {
+  /** @param {{initial?: number, maximum?: number, factor?: number, jitter?: number}} [options] seconds */
+  constructor({ initial = 0.1, maximum = 10, factor = 2, jitter = 1 } = {}) {
+    if (initial < 0 || maximum < initial) throw new UsageError('backoff delays must satisfy 0 <= initial <= maximum');
+    if (factor < 1) throw new UsageError('backoff factor must be at least 1');
+    if (!(jitter >= 0 && jitter <= 1)) throw new UsageError('backoff jitter must be between 0 and 1');
+    this.initial = initial;
+    this.maximum = maximum;
+    this.factor = factor;
+    this.jitter = jitter;
+    Object.freeze(this);
+  }
+
+  /**
+   * Seconds to wait before retry `attempt` (0 for the first).
+   *
+   * @param {number} attempt
+   * @param {number} random drawn uniformly from [0, 1)
+   * @returns {number}
+   */
+  delay(attempt, random) {
+    const base = this.initial * this.factor ** Math.min(attempt, 64);
+    return Math.min(this.maximum, base) * (1 - this.jitter * random);
+  }
+}
+
+// -- the outbox -------------------------------------------------------------------
+
+/**
+ * One pending message.
+ *
+ * @typedef {object} Entry
+ * @property {UInt} seq its number in the stream, fixed for life
+ * @property {string | Uint8Array} payload
+ * @property {UInt} counter the client counter it was last sent under on the
+ *   current connection; 0 if not sent on it yet
  */
 
 /**
- * @typedef {object} ConnectOptions
+ * Messages sent but not yet acknowledged (SPEC.md §7.3), the one holder of
+ * `seq`.
+ *
+ * An acknowledgement `ack` covers every frame of the current connection with
+ * a counter `<= ack`: those messages were delivered, so they leave. Entries
+ * are in `seq` order; on the current connection the ones sent carry
+ * increasing counters and come before the ones not sent yet. An
+ * acknowledgement only removes entries sent on the current connection
+ * (`counter > 0`); `restart` zeroes every counter when a connection opens.
+ * Nothing is removed except by an acknowledgement, or by `discard` for a
+ * message that could not be signed at all.
+ */
+export class Outbox {
+  /** @param {UInt} [seq] the `seq` of the last message already numbered */
+  constructor(seq = 0) {
+    /** @private @type {Entry[]} */
+    this._entries = [];
+    /** @private */
+    this._seq = seq;
+  }
+
+  /** The `seq` of the last message numbered. */
+  get seq() {
+    return this._seq;
+  }
+
+  get length() {
+    return this._entries.length;
+  }
+
+  /**
+   * Number a new message and keep it until it is acknowledged.
+   *
+   * @param {string | Uint8Array} payload
+   * @returns {Entry}
+   */
+  add(payload) {
+    if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) {
+      throw new UsageError('payload must be a string or a Uint8Array');
+    }
+    this._seq = increment(this._seq);
+    const entry = { seq: this._seq, payload, counter: 0 };
+    this._entries.push(entry);
+    return entry;
+  }
+
+  /**
+   * Forget the newest message, which could not be signed, and give its `seq`
+   * back.
+   *
+   * @param {Entry} entry
+   */
+  discard(entry) {
+    if (this._entries[this._entries.length - 1] !== entry) {
+      throw new UsageError('only the newest message can be discarded');
+    }
+    this._entries.pop();
+    this._seq = entry.seq === 1 ? 0 : typeof entry.seq === 'bigint' ? entry.seq - 1n : entry.seq - 1;
+  }
+
+  /** Whether a message was sent on the current connection and not acknowledged. */
+  get waiting() {
+    return this._entries.length > 0 && this._entries[0].counter !== 0;
+  }
+
+  /**
+   * The pending payloads, oldest first.
+   *
+   * @returns {Array<string | Uint8Array>}
+   */
+  payloads() {
+    return this._entries.map((entry) => entry.payload);
+  }
+
+  /**
+   * A new connection opened: forget the old counters and return the messages
+   * to send again, in order.
+   *
+   * @returns {Entry[]}
+   */
+  restart() {
+    for (const entry of this._entries) entry.counter = 0;
+    return [...this._entries];
+  }
+
+  /**
+   * Drop the messages sent on this connection under a counter `<= ack`.
+   *
+   * @param {UInt} ack
+   * @returns {number} how many were dropped
+   */
+  acknowledge(ack) {
+    let dropped = 0;
+    while (this._entries.length && this._entries[0].counter !== 0 && this._entries[0].counter <= ack) {
+      this._entries.shift();
+      dropped++;
+    }
+    return dropped;
+  }
+}
+
+// -- events -----------------------------------------------------------------------
+
+/** A verified server payload: hand it to the application. */
+export class PayloadReceived {
+  /** @param {string | Uint8Array} payload */
+  constructor(payload) {
+    /** @type {'payload'} */
+    this.type = 'payload';
+    this.payload = payload;
+    Object.freeze(this);
+  }
+}
+
+/** An acknowledgement emptied part of the outbox: wakes `drain` and `maxPending` waiters. */
+export class Acknowledged {
+  /** @param {number} pending messages still unacknowledged */
+  constructor(pending) {
+    /** @type {'acknowledged'} */
+    this.type = 'acknowledged';
+    this.pending = pending;
+    Object.freeze(this);
+  }
+}
+
+/**
+ * The server (or its hello) broke the protocol: close the connection with
+ * `code.closeCode` and `code.peerReason`, and end the client with
+ * `new Rejected(code, detail)`. The connection takes nothing more.
+ */
+export class ServerRejected {
+  /**
+   * @param {Readonly<import('./errors.js').CodeInfo>} code
+   * @param {string} detail for a log; never a secret or a payload
+   */
+  constructor(code, detail) {
+    /** @type {'rejected'} */
+    this.type = 'rejected';
+    this.code = code;
+    this.detail = detail;
+    Object.freeze(this);
+  }
+
+  /** The error to end the client with. */
+  error() {
+    return new Rejected(this.code, this.detail);
+  }
+}
+
+/**
+ * A message sent on this connection waited `ackTimeout` seconds with no
+ * acknowledgement at all: close the connection with `closeCode` and `reason`
+ * (4408) and reconnect; `connectionClosed` then counts it as a repeat.
+ */
+export class AckTimedOut {
+  /** @param {number} waited seconds the message waited */
+  constructor(waited) {
+    /** @type {'ack_timeout'} */
+    this.type = 'ack_timeout';
+    this.waited = waited;
+    this.closeCode = ACK_TIMEOUT_CLOSE.code;
+    this.reason = ACK_TIMEOUT_CLOSE.reason;
+    Object.freeze(this);
+  }
+}
+
+/** @typedef {PayloadReceived | Acknowledged | ServerRejected | AckTimedOut} ClientEvent */
+
+/**
+ * @typedef {object} SessionOptions
  * @property {string} audience the audience the server must announce (§5.2)
  * @property {ServerKeys} [serverKeys] for `ed25519` clients, the server's
- *   public keys by id, to verify server frames
- * @property {() => Promise<ClientCredential>} [refresh] returns a fresh
- *   credential of the same scheme, issuer and subject; called `refreshMargin`
- *   seconds before the credential expires (and after a 4419 close). Later
- *   frames carry it, on the same connection.
- * @property {number} [refreshMargin] seconds before expiry to refresh
- * @property {boolean} [reconnect] reconnect after a transient failure (default)
- * @property {Backoff} [backoff] delays between reconnection attempts
- * @property {number | null} [maxAttempts] reconnection attempts per drop
- *   before giving up with `ConnectionLost` (null: no limit)
- * @property {number | null} [ackTimeout] close the connection (4408) and
- *   reconnect when a message sent on it waited this many seconds (up to twice
- *   as long) with no acknowledgement at all (null: wait forever)
- * @property {number | null} [maxRepeats] give up with `RepeatedFailure` once
- *   this many connections in a row ended the same way (same close code and
- *   reason) with nothing acknowledged or received on them (null: no limit;
- *   the backoff still grows with each repeat)
- * @property {number | null} [keepalive] send a control frame after this many
+ *   public keys by id, to verify server frames (§7.1)
+ * @property {Uint8Array} [stream] the stream id (16 bytes; random by
+ *   default), fixed for the life of the session
+ * @property {number | null} [keepalive] a control frame after this many
  *   seconds without sending (null: never)
- * @property {number} [maxPending] unacknowledged messages beyond which `send` waits
- * @property {number} [maxQueue] received payloads buffered for `recv`
- * @property {number | null} [openTimeout] seconds for the handshake and the hello (null: none)
- * @property {typeof WebSocket} [WebSocket] the WebSocket class (default: the
- *   global one; in Node 20, run with `--experimental-websocket` or pass one)
- * @property {() => number} [clock] the wall clock, seconds (for tests)
- * @property {() => number} [random] uniform [0, 1) for backoff jitter
- * @property {Uint8Array} [stream] the stream id (16 bytes; random by default)
+ * @property {number} [refreshMargin] seconds before the credential expires
+ *   when `refreshDue` says to refresh it
+ * @property {number | null} [ackTimeout] seconds a message sent on a
+ *   connection may wait for acknowledgement progress before the connection is
+ *   ended (`AckTimedOut`; null: forever)
+ * @property {number | null} [maxRepeats] connections in a row ending the same
+ *   way without progress after which the session fails with
+ *   `RepeatedFailure` (null: no limit)
+ * @property {number | null} [maxAttempts] reconnection attempts per drop
+ *   before `reconnectDelay` gives up (null: no limit)
+ * @property {Backoff} [backoff] delays between reconnection attempts and
+ *   failed refreshes
+ * @property {() => number} [random] a uniform [0, 1) source for the
+ *   backoff's jitter
  */
 
 /**
- * A signedws client. Made by `connect`. `send` signs, `recv` and `for await`
- * yield verified server payloads, `drain` waits until everything sent is
- * acknowledged. Events (an `EventTarget`): `connect` (`detail`:
- * `{connections, resent}`), `disconnect` (`{code, reason}`), `refresh`
- * (`{credential}`).
+ * @param {unknown} credential
+ * @returns {credential is ClientCredential}
  */
-export class ClientConnection extends EventTarget {
+function isCredential(credential) {
+  return credential instanceof MACCredential || credential instanceof Ed25519Credential;
+}
+
+/** @param {ClientCredential} credential @returns {number | null} */
+function expiresOf(credential) {
+  const claims = credential.claims;
+  return claims.type === TYPE_KEY_REFERENCE ? null : Number(claims.exp);
+}
+
+/** A signedws client's state across its connections, I/O-free. */
+export class ClientSession {
   /**
-   * @param {string} url
-   * @param {ClientCredential} credential
-   * @param {ConnectOptions} options
+   * @param {ClientCredential} credential a `MACCredential` or an `Ed25519Credential`
+   * @param {SessionOptions} options
+   * @throws {UsageError} for invalid arguments
    */
-  constructor(url, credential, options) {
-    super();
+  constructor(credential, options) {
     const {
       audience,
       serverKeys,
-      refresh = null,
-      refreshMargin = DEFAULT_REFRESH_MARGIN,
-      reconnect = true,
-      backoff = new Backoff(),
-      maxAttempts = null,
-      maxRepeats = DEFAULT_MAX_REPEATS,
-      ackTimeout = DEFAULT_ACK_TIMEOUT,
-      keepalive = DEFAULT_KEEPALIVE,
-      maxPending = DEFAULT_MAX_PENDING,
-      maxQueue = DEFAULT_MAX_QUEUE,
-      openTimeout = DEFAULT_OPEN_TIMEOUT,
-      WebSocket: WebSocketClass = globalThis.WebSocket,
-      clock = () => Date.now() / 1000,
-      random = Math.random,
       stream = randomBytes(STREAM_SIZE),
+      keepalive = DEFAULT_KEEPALIVE,
+      refreshMargin = DEFAULT_REFRESH_MARGIN,
+      ackTimeout = DEFAULT_ACK_TIMEOUT,
+      maxRepeats = DEFAULT_MAX_REPEATS,
+      maxAttempts = null,
+      backoff = new Backoff(),
+      random = Math.random,
     } = options ?? {};
-    if (!(credential instanceof MACCredential || credential instanceof Ed25519Credential)) {
-      throw new UsageError('credential must be a MACCredential or an Ed25519Credential');
-    }
+    if (!isCredential(credential)) throw new UsageError('credential must be a MACCredential or an Ed25519Credential');
     if (typeof audience !== 'string') throw new UsageError('audience is required');
-    if (typeof WebSocketClass !== 'function') {
-      throw new UsageError('no WebSocket: in Node 20 run with --experimental-websocket or pass options.WebSocket');
-    }
-    for (const [name, value] of Object.entries({ maxPending, maxQueue })) {
-      if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} must be a positive integer`);
-    }
     if (maxAttempts !== null && !(maxAttempts >= 0)) throw new UsageError('maxAttempts must not be negative');
     if (maxRepeats !== null && !(Number.isInteger(maxRepeats) && maxRepeats >= 1)) {
       throw new UsageError('maxRepeats must be a positive integer (or null)');
@@ -288,48 +411,81 @@ export class ClientConnection extends EventTarget {
     if (keepalive !== null && !(keepalive > 0)) throw new UsageError('keepalive must be positive (or null)');
     if (ackTimeout !== null && !(ackTimeout > 0)) throw new UsageError('ackTimeout must be positive (or null)');
     if (!(refreshMargin >= 0)) throw new UsageError('refreshMargin must not be negative');
-    if (/^wss?:\/\/[^/]*@/.test(url) || /[?#]/.test(url)) {
-      // Nothing secret belongs in the URL (SPEC.md §5.1, §11.1).
-      throw new UsageError('the URL carries no credentials, query or fragment: signedws authenticates frames');
+    if (!(stream instanceof Uint8Array) || stream.length !== STREAM_SIZE) {
+      throw new UsageError(`stream must be ${STREAM_SIZE} bytes`);
     }
-    this.url = url;
+    if (!(backoff instanceof Backoff)) throw new UsageError('backoff must be a Backoff');
     this.audience = audience;
-    /** The stream id (SPEC.md §7.3), fixed for the life of the client. */
+    /** The stream id (SPEC.md §7.3), fixed for the life of the session. */
     this.stream = stream;
-    /** Connections opened so far (1 after `connect`). */
-    this.connections = 0;
     /** @private */ this._credential = credential;
     /** @private */ this._serverKeys = serverKeyMap(serverKeys);
-    /** @private */ this._refresh = refresh;
-    /** @private */ this._refreshMargin = refreshMargin;
-    /** @private */ this._reconnect = reconnect;
-    /** @private */ this._backoff = backoff;
-    /** @private */ this._maxAttempts = maxAttempts;
-    /** @private */ this._maxRepeats = maxRepeats;
-    /** @private */ this._ackTimeout = ackTimeout;
-    /** Whether the current connection made progress (§7.3). @private */
-    this._progress = false;
     /** @private */ this._keepalive = keepalive;
-    /** @private */ this._maxPending = maxPending;
-    /** @private */ this._maxQueue = maxQueue;
-    /** @private */ this._openTimeout = openTimeout;
-    /** @private */ this._WebSocket = WebSocketClass;
-    /** @private */ this._clock = clock;
+    /** @private */ this._refreshMargin = refreshMargin;
+    /** @private */ this._ackTimeout = ackTimeout;
+    /** @private */ this._maxRepeats = maxRepeats;
+    /** @private */ this._maxAttempts = maxAttempts;
+    /** @private */ this._backoff = backoff;
     /** @private */ this._random = random;
-    /** @private @type {string[]} what each connection and attempt since the last progress got */
-    this._outcomes = [];
     /** @private */ this._outbox = new Outbox();
-    /** @private @type {Array<string | Uint8Array>} */ this._incoming = [];
-    /** @private */ this._sendLock = new Lock();
-    /** @private */ this._refreshLock = new Lock();
-    /** @private @type {Link | null} */ this._link = null;
+    /**
+     * The current connection's signer; null between connections and once the
+     * connection is ending (after `ServerRejected` or `AckTimedOut`).
+     * @private @type {Signer | null}
+     */
+    this._signer = null;
+    /** A hello is being processed (WebCrypto is asynchronous). @private */
+    this._opening = false;
+    /** @private @type {Uint8Array[]} */ this._data = [];
+    /** @private @type {ClientEvent[]} */ this._events = [];
+    /** The latest time an input told. @private */
+    this._now = 0;
+    /** @private */ this._opened = 0;
     /** @private */ this._lastSend = 0;
-    /** @private @type {Promise<void> | null} */ this._supervisor = null;
-    /** @private */ this._closing = false;
-    /** @private */ this._done = false;
-    /** @private @type {Error | null} */ this._failure = null;
-    /** @private @type {Set<() => void>} */ this._wakers = new Set();
-    this._changed = this._newChanged();
+    /** Since when a message sent on this connection waits for an ack. @private @type {number | null} */
+    this._ackWait = null;
+    /**
+     * How the current connection is ending, if the session decided it: the
+     * rejection, or true for the acknowledgement timeout.
+     * @private @type {Rejected | boolean}
+     */
+    this._ending = false;
+    /** @private */ this._progress = false;
+    /** Connections in a row that ended like the last one without progress. */
+    this.repeats = 0;
+    /** @private @type {string | null} */ this._lastEnding = null;
+    /** The close code and reason of the last connection. @private @type {[number | null, string]} */
+    this._closedWith = [null, ''];
+    /** Reconnection attempts since the last connection. */
+    this.attempts = 0;
+    /** @private @type {string[]} */ this._outcomes = [];
+    /** @private */ this._refreshFailures = 0;
+    /** @private */ this._refreshRetry = 0;
+    /**
+     * The error that ends the client if it does not act on the last `Action`
+     * (see `connectionClosed`); null after `Action.FINISH`.
+     * @type {Error | null}
+     */
+    this.failure = null;
+    /** Connections opened so far. */
+    this.connections = 0;
+    /** @private @type {Promise<unknown>} */ this._chain = Promise.resolve();
+    /**
+     * Counts `connectionClosed` calls: a step that awaited WebCrypto across
+     * one queues nothing for the dead connection (invariant 4).
+     * @private
+     */
+    this._epoch = 0;
+  }
+
+  // -- state ----------------------------------------------------------------------
+
+  /**
+   * Whether a connection is open and taking frames (a hello was accepted, and
+   * neither `ServerRejected` nor `AckTimedOut` since).
+   */
+  get connected() {
+    return this._signer !== null;
   }
 
   /** The credential frames are signed with now. @returns {ClientCredential} */
@@ -343,9 +499,8 @@ export class ClientConnection extends EventTarget {
   }
 
   /**
-   * The payloads sent but not acknowledged yet, oldest first: after the client
-   * ended on an error, what the application may want to send again (nothing
-   * is dropped, SPEC.md §7.3).
+   * The payloads sent but not acknowledged yet, oldest first (nothing is
+   * dropped, SPEC.md §7.3).
    *
    * @returns {Array<string | Uint8Array>}
    */
@@ -353,408 +508,298 @@ export class ClientConnection extends EventTarget {
     return this._outbox.payloads();
   }
 
-  /** Whether a connection is open (false while reconnecting). */
-  get connected() {
-    return this._link !== null && this._link.signer !== null;
+  /**
+   * What each connection and reconnection attempt since the last progress
+   * got, oldest first (at most 16).
+   *
+   * @returns {string[]}
+   */
+  get outcomes() {
+    return [...this._outcomes];
   }
 
   toString() {
-    const state = this._done ? 'closed' : this.connected ? 'open' : 'reconnecting';
-    return `ClientConnection(${this.url}, ${state}, pending=${this._outbox.length})`;
-  }
-
-  // -- waiting ----------------------------------------------------------------
-
-  /** @private */
-  _newChanged() {
-    /** @type {() => void} */
-    let resolve = () => {};
-    const promise = new Promise((r) => {
-      resolve = () => r(undefined);
-    });
-    return { promise, resolve };
-  }
-
-  /** Wake every waiter: something changed (an ack, a message, the end). @private */
-  _notify() {
-    const changed = this._changed;
-    this._changed = this._newChanged();
-    changed.resolve();
+    return `ClientSession(${this._signer !== null ? 'connected' : 'disconnected'}, pending=${this._outbox.length}, seq=${this._outbox.seq})`;
   }
 
   /**
-   * Sleep `seconds`, or less if the client is closed meanwhile.
+   * Run `step` after every input before it: WebCrypto is asynchronous, and
+   * frames must leave `dataToSend` in counter order.
    *
    * @private
-   * @param {number} seconds
-   * @param {Promise<unknown> | null} [until] ends the sleep early too
+   * @template T
+   * @param {() => Promise<T> | T} step
+   * @returns {Promise<T>}
    */
-  _sleep(seconds, until = null) {
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this._wakers.delete(wake);
-        resolve(undefined);
-      };
-      // Capped: a timer past 2^31 - 1 ms would fire at once. Callers loop.
-      const timer = setTimeout(wake, Math.max(0, Math.min(seconds, MAX_SLEEP) * 1000));
-      this._wakers.add(wake);
-      until?.then(wake);
-    });
+  _serial(step) {
+    const result = this._chain.then(step);
+    this._chain = result.catch(() => undefined);
+    return result;
   }
 
-  /**
-   * @private
-   * @param {string} type
-   * @param {object} detail
-   */
-  _emit(type, detail) {
-    const event = new Event(type);
-    Object.defineProperty(event, 'detail', { value: detail });
-    this.dispatchEvent(event);
-  }
+  // -- inputs: a connection ---------------------------------------------------------
 
   /**
-   * @private
-   * @param {Error | null} failure
+   * The server's hello (SPEC.md §5.2): a new connection.
+   *
+   * Its signer is made, and the pending messages are signed again in `seq`
+   * order under its counters (§7.3); if none is pending, one control frame
+   * binds the connection so the server may send first. A bad hello (text,
+   * too large, malformed, another audience, a `max_frame` too small for a
+   * pending message or a control frame) gives `ServerRejected` and sends
+   * nothing; nothing pending is dropped (§11.6).
+   *
+   * Then call `dataToSend()` and write it, in order; `eventsReceived()`;
+   * `nextDeadline()`.
+   *
+   * @param {Uint8Array | ArrayBuffer | string} data the hello, as received
+   * @param {{now: number}} options the client's clock, seconds
+   * @returns {Promise<void>}
+   * @throws {InvalidState} if a connection is open already
    */
-  _end(failure) {
-    if (!this._done) {
-      this._done = true;
-      this._failure = failure;
-      for (const wake of [...this._wakers]) wake();
-      this._notify();
+  receiveHello(data, { now }) {
+    if (this._signer !== null || this._opening) {
+      throw new InvalidState('a connection is open already: call connectionClosed first');
     }
-  }
-
-  /** @private */
-  _raiseIfDone() {
-    if (this._done) throw this._failure ?? new ClientClosed();
-  }
-
-  // -- connecting ---------------------------------------------------------------
-
-  /** @returns {Promise<ClientConnection>} */
-  async _start() {
-    await this._open();
-    this._supervisor = this._run();
-    if (this._refresh !== null) void this._refreshLoop();
-    return this;
-  }
-
-  /**
-   * Open a WebSocket and wait for its hello.
-   *
-   * @private
-   * @returns {Promise<{link: Link, hello: Uint8Array}>}
-   */
-  _connectSocket() {
-    return new Promise((resolve, reject) => {
-      let ws;
-      try {
-        ws = new this._WebSocket(this.url, [SUBPROTOCOL]);
-      } catch (error) {
-        reject(new HandshakeFailed(error instanceof Error ? error.message : String(error)));
-        return;
-      }
-      ws.binaryType = 'arraybuffer';
-      /** @type {(value: {code: number, reason: string}) => void} */
-      let closedResolve = () => {};
-      /** @type {Link} */
-      const link = {
-        ws,
-        signer: null,
-        closed: new Promise((r) => {
-          closedResolve = r;
-        }),
-        failure: null,
-        chain: Promise.resolve(),
-      };
-      let stage = 'handshake';
-      const timeout = this._openTimeout;
-      const timer =
-        timeout === null
-          ? undefined
-          : setTimeout(() => {
-              fail(new HandshakeFailed(`no ${stage === 'handshake' ? 'handshake' : 'hello'} in ${timeout} s`));
-              ws.close();
-            }, Math.min(timeout, MAX_SLEEP) * 1000);
-      /** @param {Error} error */
-      const fail = (error) => {
-        if (stage === 'done') return;
-        stage = 'done';
-        clearTimeout(timer);
-        reject(error);
-      };
-      ws.onopen = () => {
-        if (ws.protocol !== SUBPROTOCOL) {
-          const error = new Rejected(Code.malformed, `the server did not select ${SUBPROTOCOL}`);
-          ws.close(error.code.closeCode, error.code.peerReason);
-          fail(error);
-          return;
-        }
-        stage = 'hello';
-      };
-      ws.onerror = () => {
-        // Browsers follow an error with a close event, which settles
-        // everything. Node 20's WebSocket does not after a refused handshake
-        // (a non-101 status): without this, the client waited for openTimeout.
-        if (stage === 'handshake') fail(new HandshakeFailed('refused or unreachable, close code 1006'));
-      };
-      ws.onclose = (event) => {
-        closedResolve({ code: event.code, reason: event.reason });
-        fail(stage === 'handshake' ? new HandshakeFailed(`close code ${event.code}`) : new ConnectionLost(event.code));
-      };
-      ws.onmessage = (event) => {
-        if (stage === 'hello') {
-          stage = 'done';
-          clearTimeout(timer);
-          if (typeof event.data === 'string') {
-            const error = new Rejected(Code.malformed, 'the hello is a text message');
-            ws.close(error.code.closeCode, error.code.peerReason);
-            reject(error);
-            return;
-          }
-          if (event.data.byteLength > DEFAULT_MAX_SERVER_FRAME_SIZE) {
-            // Bounded before decoding, as server frames are (§7.2 step 1).
-            const error = new Rejected(Code.frame_too_large, `hello of ${event.data.byteLength} bytes`);
-            ws.close(error.code.closeCode, error.code.peerReason);
-            reject(error);
-            return;
-          }
-          resolve({ link, hello: new Uint8Array(event.data) });
-          return;
-        }
-        const data = event.data;
-        link.chain = link.chain
-          .then(() => this._onFrame(link, data))
-          .catch((/** @type {Error} */ error) => {
-            // Not a refused frame but a bug or a failed platform call: end.
-            link.failure ??= error;
-            ws.close();
-          });
-      };
+    this._opening = true;
+    return this._serial(() => this._hello(data, now)).finally(() => {
+      this._opening = false;
     });
   }
 
   /**
-   * Open a connection, read the hello, resend what is pending.
-   *
    * @private
+   * @param {Uint8Array | ArrayBuffer | string} data
+   * @param {number} now
    */
-  async _open() {
-    const { link, hello } = await this._connectSocket();
-    const { ws } = link;
+  async _hello(data, now) {
+    const epoch = this._epoch;
+    this._now = now;
+    this._ending = false;
+    if (typeof data === 'string') return this._reject(Code.malformed, 'the hello is a text message');
+    if (data.byteLength > DEFAULT_MAX_SERVER_FRAME_SIZE) {
+      // Bounded before decoding, as server frames are (§7.2 step 1).
+      return this._reject(Code.frame_too_large, `hello of ${data.byteLength} bytes`);
+    }
+    let signer;
     try {
-      const signer = Signer.fromHello(hello, this._credential, {
+      signer = Signer.fromHello(data, this._credential, {
         audience: this.audience,
-        now: this._clock(),
+        now,
         serverKeys: this._serverKeys,
         stream: this.stream,
         seq: this._outbox.seq,
       });
-      const resent = await this._sendLock.run(async () => {
-        // Installed before the first frame goes out: the server may answer
-        // it before the resend is over.
-        link.signer = signer;
-        this._link = link;
-        this._progress = false;
-        const count = await this._resend(ws, signer);
-        this._lastSend = this._clock();
-        return count;
-      });
-      this.connections++;
-      this._notify();
-      this._emit('connect', { connections: this.connections, resent });
     } catch (error) {
-      if (this._link === link) this._link = null;
-      if (error instanceof Rejected) ws.close(error.code.closeCode, error.code.peerReason);
-      else ws.close();
-      throw error;
+      if (!(error instanceof Rejected)) throw error;
+      return this._reject(error.code, error.detail);
     }
-  }
-
-  /**
-   * Send what is pending again, in order (SPEC.md §7.3); the caller holds the
-   * send lock.
-   *
-   * @private
-   * @param {WebSocket} ws
-   * @param {Signer} signer
-   * @returns {Promise<number>} how many messages were resent
-   * @throws {Rejected} `frame_too_large` if a pending message (or a control
-   *   frame) does not fit the hello's `max_frame`. The hello is not
-   *   authenticated (§11.6): its value may be forged, so the message is never
-   *   dropped for it; it stays pending and the client ends with this error.
-   */
-  async _resend(ws, signer) {
-    let resent = 0;
     const limit = signer.hello.maxFrameSize;
-    for (const entry of this._outbox.restart()) {
-      let frame;
-      try {
-        frame = await signer.sign(entry.payload, { now: this._clock(), seq: entry.seq });
-      } catch (error) {
-        if (!(error instanceof UsageError)) throw error;
-        throw new Rejected(
-          Code.frame_too_large,
-          `pending message seq=${entry.seq} does not fit the hello's max_frame of ${limit} bytes; kept unacknowledged`,
-        );
+    /** @type {Uint8Array[]} */
+    const frames = [];
+    const entries = this._outbox.restart();
+    try {
+      for (const entry of entries) {
+        frames.push(await signer.sign(entry.payload, { now, seq: entry.seq }));
+        entry.counter = signer.counter;
       }
-      entry.counter = signer.counter;
-      ws.send(frame);
-      resent++;
+      if (!entries.length) frames.push(await signer.sign(null, { now }));
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      for (const entry of entries) entry.counter = 0;
+      return this._reject(
+        Code.frame_too_large,
+        entries.length
+          ? `pending message seq=${entries[frames.length].seq} does not fit the hello's max_frame of ${limit} bytes; kept unacknowledged`
+          : `the hello's max_frame of ${limit} bytes is too small for a control frame`,
+      );
     }
-    if (!resent) {
-      // A control frame binds the connection at once, so the server may send
-      // to us before we send anything.
-      let control;
-      try {
-        control = await signer.sign(null, { now: this._clock() });
-      } catch (error) {
-        if (!(error instanceof UsageError)) throw error;
-        throw new Rejected(Code.frame_too_large, `the hello's max_frame of ${limit} bytes is too small for a control frame`);
-      }
-      ws.send(control);
-    }
-    return resent;
+    if (epoch !== this._epoch) return; // closed while signing: nothing to write
+    // A refresh while the frames were signed: the next ones carry it.
+    if (signer.credential !== this._credential) signer.refresh(this._credential);
+    this._signer = signer;
+    this._data.push(...frames);
+    this.connections++;
+    this.attempts = 0;
+    this._opened = this._lastSend = now;
+    this._ackWait = entries.length ? now : null;
+    this._progress = false;
   }
 
   /**
-   * Handle one server frame (called one at a time per connection).
+   * A server frame (SPEC.md §7.2).
    *
-   * @private
-   * @param {Link} link
-   * @param {unknown} data
+   * Its `ack` drops what it covers from the outbox (`Acknowledged`); its
+   * payload becomes `PayloadReceived`. A frame that fails verification (or a
+   * text message) gives `ServerRejected`. Dropped unread when no connection
+   * is taking frames.
+   *
+   * Then call `eventsReceived()`; `nextDeadline()`.
+   *
+   * @param {Uint8Array | ArrayBuffer | string} data as received
+   * @param {{now: number}} options
+   * @returns {Promise<void>}
    */
-  async _onFrame(link, data) {
-    if (link.failure !== null || link.signer === null) return;
-    try {
-      if (typeof data === 'string') throw new Rejected(Code.malformed, 'text message from the server');
-      const message = await link.signer.verify(/** @type {ArrayBuffer} */ (data), { now: this._clock() });
-      if (this._outbox.acknowledge(message.ack)) {
+  receiveMessage(data, { now }) {
+    return this._serial(async () => {
+      const signer = this._signer;
+      if (signer === null) return;
+      this._now = now;
+      if (typeof data === 'string') return this._reject(Code.malformed, 'text message from the server');
+      const acked = signer.acked;
+      const epoch = this._epoch;
+      let message;
+      try {
+        message = await signer.verify(data, { now });
+      } catch (error) {
+        if (!(error instanceof Rejected)) throw error;
+        if (epoch === this._epoch) this._reject(error.code, error.detail);
+        return;
+      }
+      // Even if the connection closed meanwhile: the outbox still holds its
+      // counters (the next hello restarts them), and the payload is verified.
+      const dropped = this._outbox.acknowledge(message.ack);
+      // Progress: the wait for the rest starts again.
+      if (message.ack !== acked && epoch === this._epoch) this._ackWait = this._outbox.waiting ? now : null;
+      if (dropped) {
         this._progress = true;
-        this._notify();
+        this._events.push(new Acknowledged(this._outbox.length));
       }
       if (message.payload !== null) {
         this._progress = true;
-        while (this._incoming.length >= this._maxQueue && !this._done) await this._changed.promise;
-        this._incoming.push(message.payload);
-        this._notify();
+        this._events.push(new PayloadReceived(message.payload));
       }
-    } catch (error) {
-      if (!(error instanceof Rejected)) throw error;
-      link.failure = error;
-      link.ws.close(error.code.closeCode, error.code.peerReason);
-    }
+    });
   }
 
   /**
-   * The supervisor: serve each connection, then reconnect or stop.
-   *
-   * Connections that keep ending the same way (the server's close code and
-   * reason, or the client's acknowledgement timeout) without progress count
-   * as repeats: the backoff grows with them, and after `maxRepeats` of them
-   * the client ends with `RepeatedFailure` rather than retrying forever. A
-   * connection lost without a close frame (1006) is neither counted nor
-   * forgiven.
-   *
    * @private
+   * @param {Readonly<import('./errors.js').CodeInfo>} code
+   * @param {string} detail
    */
-  async _run() {
-    let repeats = 0;
-    /** @type {string | null} */
-    let last = null;
-    try {
-      while (!this._closing) {
-        const opened = this._clock();
-        const { action, code, reason } = await this._serve();
-        if (this._closing) break;
-        const ending = JSON.stringify([action, code, reason]);
-        if (this._progress || this._clock() - opened >= STABLE_SECONDS || action === Action.FINISH) {
-          repeats = 0;
-          last = null;
-          this._outcomes.length = 0;
-        } else if (code === null || code === 1006) {
-          // Lost without a close frame: as likely the network's doing as the
-          // server's. Neither counted nor forgiven.
-        } else if (ending === last) repeats++;
-        else {
-          repeats = 1;
-          last = ending;
-        }
-        this._outcome(`connection ${this.connections}: closed with close code ${code ?? 1006} (${reason || 'no reason'})`);
-        if (action !== Action.FAIL && this._maxRepeats !== null && repeats >= this._maxRepeats) {
-          this._end(new RepeatedFailure(code, reason, repeats, [...this._outcomes]));
-          break;
-        }
-        if (action === Action.FINISH) break;
-        if (action === Action.FAIL) {
-          this._end(new Refused(code, reason, this._hint(code)));
-          break;
-        }
-        if (action === Action.REFRESH) {
-          if (this._refresh === null || !this._reconnect) {
-            this._end(new Refused(code, reason, this._hint(code)));
-            break;
-          }
-          await this._refreshCredential(true);
-          if (this._done) break;
-        } else if (!this._reconnect) {
-          this._end(new ConnectionLost(code, 0, reason, [...this._outcomes]));
-          break;
-        }
-        if (!(await this._reconnectLoop(code, reason, Math.max(0, repeats - 1)))) break;
-      }
-    } catch (error) {
-      this._end(/** @type {Error} */ (error));
-    } finally {
-      this._end(null);
-    }
+  _reject(code, detail) {
+    this._signer = null;
+    this._ending = new Rejected(code, detail);
+    this._events.push(new ServerRejected(code, detail));
   }
 
   /**
-   * Reconnect, with backoff (longer after `repeats` identical failures).
+   * The connection ended with `closeCode` (null: no close frame, as 1006) and
+   * `reason`; `now` defaults to the latest time an input told. Returns what to
+   * do next, and sets `failure`:
    *
-   * @private
+   * - `Action.RECONNECT`: call `reconnectDelay()`, wait, connect again.
+   *   `failure` is the `ConnectionLost` to end with if not reconnecting.
+   * - `Action.REFRESH`: get a new credential (`refresh`), then as RECONNECT.
+   *   `failure` is the `Refused` to end with if that is not possible.
+   * - `Action.FINISH`: stop, without an error (`failure` is null).
+   * - `Action.FAIL`: stop with `failure`: `Refused` for the close code,
+   *   `RepeatedFailure` after `maxRepeats` identical endings without
+   *   progress, or the `Rejected` of a `ServerRejected`.
+   *
+   * A connection that received a payload, got an acknowledgement or stayed
+   * open `STABLE_SECONDS` made progress and clears the repeat count; one lost
+   * without a close frame is neither counted nor forgiven.
+   *
    * @param {number | null} closeCode
-   * @param {string} reason
-   * @param {number} repeats
-   * @returns {Promise<boolean>} whether a new connection is open
+   * @param {string} [reason]
+   * @param {{now?: number}} [options]
+   * @returns {Action}
    */
-  async _reconnectLoop(closeCode, reason, repeats) {
-    let attempt = 0;
-    while (!this._closing) {
-      if (this._maxAttempts !== null && attempt >= this._maxAttempts) {
-        this._end(new ConnectionLost(closeCode, attempt, reason, [...this._outcomes]));
-        return false;
-      }
-      await this._sleep(this._backoff.delay(attempt + repeats, this._random()));
-      if (this._closing) return false;
-      attempt++;
-      try {
-        await this._open();
-        return true;
-      } catch (error) {
-        if (error instanceof Rejected) {
-          this._end(error);
-          return false;
-        }
-        if (!(error instanceof HandshakeFailed || error instanceof ConnectionLost)) throw error;
-        this._outcome(
-          `attempt ${attempt}: ` +
-            (error instanceof HandshakeFailed
-              ? `handshake failed (${error.why})`
-              : `closed before the hello with close code ${error.closeCode ?? 1006}`),
-        );
-      }
+  connectionClosed(closeCode, reason = '', { now } = {}) {
+    if (now !== undefined) this._now = now;
+    this._epoch++;
+    this._signer = null;
+    this._data.length = 0; // frames of a connection that ended: never written
+    const ending = this._ending;
+    this._ending = false;
+    this._ackWait = null;
+    if (ending instanceof Rejected) {
+      this.failure = ending;
+      return Action.FAIL;
     }
-    return false;
+    if (ending) [closeCode, reason] = [ACK_TIMEOUT_CLOSE.code, ACK_TIMEOUT_CLOSE.reason];
+    this._closedWith = [closeCode, reason];
+    const action = closeAction(closeCode);
+    const stable = this._now - this._opened >= STABLE_SECONDS;
+    const last = JSON.stringify([action, closeCode, reason]);
+    if (this._progress || stable || action === Action.FINISH) {
+      this.repeats = 0;
+      this._lastEnding = null;
+      this._outcomes.length = 0;
+    } else if (closeCode === null || closeCode === 1006) {
+      // As likely the network's doing as the server's.
+    } else if (last === this._lastEnding) this.repeats++;
+    else {
+      this.repeats = 1;
+      this._lastEnding = last;
+    }
+    this._progress = false;
+    this._outcome(`connection ${this.connections}: closed with close code ${closeCode ?? 1006} (${reason || 'no reason'})`);
+    if (action === Action.FINISH) {
+      this.failure = null;
+      return action;
+    }
+    if (action !== Action.FAIL && this._maxRepeats !== null && this.repeats >= this._maxRepeats) {
+      this.failure = new RepeatedFailure(closeCode, reason, this.repeats, this.outcomes);
+      return Action.FAIL;
+    }
+    this.failure =
+      action === Action.RECONNECT
+        ? new ConnectionLost(closeCode, 0, reason, this.outcomes)
+        : new Refused(closeCode, reason, this._hint(closeCode));
+    return action;
   }
 
   /**
-   * Record what a connection or attempt got, for the final error.
+   * A reconnection attempt's opening handshake was refused with HTTP `status`
+   * (`reason`: the response's reason text), when the WebSocket class reports
+   * it (browsers do not: see `connectFailed`).
    *
+   * Returns `Action.RECONNECT` (5xx, 429: call `reconnectDelay()` and try
+   * again) or `Action.FAIL` (stop with `failure`, a `Refused`).
+   *
+   * @param {number} status
+   * @param {string} [reason]
+   * @returns {Action}
+   */
+  handshakeRefused(status, reason = '') {
+    this.connectFailed(`HTTP ${status} (${reason || 'no reason given'})`);
+    const action = statusAction(status);
+    if (action === Action.FAIL) this.failure = new Refused(null, reason, '', { status });
+    return action;
+  }
+
+  /**
+   * A reconnection attempt failed before the hello (`outcome`: what it got,
+   * in a few words, e.g. `handshake failed (close code 1006)`); it is listed
+   * in the final error. Then call `reconnectDelay()`.
+   *
+   * @param {string} outcome
+   */
+  connectFailed(outcome) {
+    this._outcome(`attempt ${this.attempts}: ${outcome}`);
+  }
+
+  /**
+   * Seconds to wait before the next reconnection attempt (full jitter, longer
+   * after repeats), counting it; null once `maxAttempts` were made: stop with
+   * `failure`, then a `ConnectionLost` saying so.
+   *
+   * @returns {number | null}
+   */
+  reconnectDelay() {
+    if (this._maxAttempts !== null && this.attempts >= this._maxAttempts) {
+      const [closeCode, reason] = this._closedWith;
+      this.failure = new ConnectionLost(closeCode, this.attempts, reason, this.outcomes);
+      return null;
+    }
+    const delay = this._backoff.delay(this.attempts + Math.max(0, this.repeats - 1), this._random());
+    this.attempts++;
+    return delay;
+  }
+
+  /**
    * @private
    * @param {string} text
    */
@@ -772,309 +817,180 @@ export class ClientConnection extends EventTarget {
    * @returns {string}
    */
   _hint(closeCode) {
-    const claims = /** @type {{aud?: string[], exp?: number | bigint} | null | undefined} */ (
-      /** @type {any} */ (this._credential).claims
-    );
-    if (!claims || claims.aud === undefined || claims.exp === undefined) return '';
-    if (closeCode === 4401 && claims.aud.length > 0 && !claims.aud.includes(this.audience)) {
-      return `this client's credential is for ${JSON.stringify(claims.aud)}, not for the server's audience ${JSON.stringify(this.audience)}`;
+    const claims = this._credential.claims;
+    if (claims.type === TYPE_KEY_REFERENCE) return '';
+    const { aud, exp } = /** @type {{aud: string[], exp: number | bigint}} */ (/** @type {unknown} */ (claims));
+    if (closeCode === 4401 && aud.length > 0 && !aud.includes(this.audience)) {
+      return `this client's credential is for ${JSON.stringify(aud)}, not for the server's audience ${JSON.stringify(this.audience)}`;
     }
-    if (closeCode === 4419 && this._clock() >= Number(claims.exp)) {
-      return `this client's credential expired at ${new Date(Number(claims.exp) * 1000).toISOString()}`;
+    if (closeCode === 4419 && this._now >= Number(exp)) {
+      return `this client's credential expired at ${new Date(Number(exp) * 1000).toISOString()}`;
     }
     return '';
   }
 
+  // -- inputs: the application --------------------------------------------------------
+
   /**
-   * Wait until the current connection ends; say what to do next.
+   * Number `payload` in the stream and keep it until acknowledged; sign it
+   * now if a connection is taking frames (else the next hello sends it).
    *
-   * @private
-   * @returns {Promise<{action: string, code: number, reason: string}>}
-   */
-  async _serve() {
-    const link = /** @type {Link} */ (this._link);
-    const keepalive = this._keepalive === null ? null : this._keepaliveLoop(link);
-    const watchdog = this._ackTimeout === null ? null : this._ackWatchdog(link);
-    const { code, reason } = await link.closed;
-    await link.chain.catch(() => undefined);
-    if (this._link === link) this._link = null;
-    this._notify();
-    this._emit('disconnect', { code, reason });
-    if (keepalive !== null) await keepalive;
-    if (watchdog !== null) await watchdog;
-    if (link.failure !== null) throw link.failure;
-    if (link.ackTimedOut) {
-      // Counted as the client's own ending, whether or not the server answered.
-      return { action: Action.RECONNECT, code: ACK_TIMEOUT_CLOSE.code, reason: ACK_TIMEOUT_CLOSE.reason };
-    }
-    return { action: code === 1006 ? Action.RECONNECT : closeAction(code), code, reason };
-  }
-
-  /**
-   * Close the connection (4408) when a message sent on it waited `ackTimeout`
-   * seconds (up to twice that) with no acknowledgement at all: a server that
-   * accepts frames but never acknowledges them (SPEC.md §7.3) must not keep
-   * the client waiting forever. The client then reconnects and resends;
-   * `_run` counts such endings as repeats.
-   *
-   * @private
-   * @param {Link} link
-   */
-  async _ackWatchdog(link) {
-    const timeout = /** @type {number} */ (this._ackTimeout);
-    let open = true;
-    void link.closed.then(() => {
-      open = false;
-    });
-    while (open && !this._done) {
-      const waiting = this._outbox.sentEntry();
-      const acked = link.signer?.acked;
-      await this._sleep(timeout, link.closed);
-      if (!open || this._done || waiting === null || link.signer?.acked !== acked) continue;
-      if (this._outbox.holds(waiting) && waiting.counter !== 0) {
-        link.ackTimedOut = true;
-        link.ws.close(ACK_TIMEOUT_CLOSE.code, ACK_TIMEOUT_CLOSE.reason);
-        return;
-      }
-    }
-  }
-
-  /**
-   * Send a control frame when nothing was sent for `keepalive` seconds, so
-   * that the server's idle timeout does not close a listening client.
-   *
-   * @private
-   * @param {Link} link
-   */
-  async _keepaliveLoop(link) {
-    const keepalive = /** @type {number} */ (this._keepalive);
-    let open = true;
-    void link.closed.then(() => {
-      open = false;
-    });
-    while (open && !this._done) {
-      await this._sleep(this._lastSend + keepalive - this._clock(), link.closed);
-      if (!open || this._done) return;
-      if (this._clock() - this._lastSend < keepalive) continue;
-      await this._sendLock.run(async () => {
-        if (this._link !== link || link.ws.readyState !== OPEN || link.signer === null) return;
-        link.ws.send(await link.signer.sign(null, { now: this._clock() }));
-        this._lastSend = this._clock();
-      });
-    }
-  }
-
-  // -- credentials --------------------------------------------------------------
-
-  /**
-   * @private
-   * @param {ClientCredential} credential
-   */
-  _install(credential) {
-    if (credential?.constructor !== this._credential.constructor) {
-      throw new UsageError('a refreshed credential must be of the same scheme');
-    }
-    this._link?.signer?.refresh(credential);
-    this._credential = credential;
-  }
-
-  /**
-   * Get a new credential from the `refresh` callback and sign with it.
-   *
-   * @private
-   * @param {boolean} force
-   */
-  async _refreshCredential(force) {
-    const refresh = /** @type {() => Promise<ClientCredential>} */ (this._refresh);
-    const before = this._credential;
-    await this._refreshLock.run(async () => {
-      if (this._credential !== before && !force) return;
-      const credential = await refresh();
-      try {
-        // Under the send lock: the next frame signed carries it.
-        await this._sendLock.run(() => this._install(credential));
-      } catch (error) {
-        if (!(error instanceof UsageError)) throw error;
-        this._end(error);
-        return;
-      }
-      this._emit('refresh', { credential });
-    });
-  }
-
-  /** @private @returns {number | null} the credential's expiry, seconds */
-  _expires() {
-    const claims = this._credential.claims;
-    return claims.type === TYPE_KEY_REFERENCE ? null : Number(claims.exp);
-  }
-
-  /**
-   * Refresh the credential `refreshMargin` seconds before it expires, without
-   * reconnecting (SPEC.md §4.5).
-   *
-   * @private
-   */
-  async _refreshLoop() {
-    let failures = 0;
-    while (!this._done) {
-      const expires = this._expires();
-      if (expires === null) return;
-      let delay = expires - this._refreshMargin - this._clock();
-      if (failures) delay = Math.max(delay, this._backoff.delay(failures - 1, this._random()));
-      if (delay > 0) {
-        // Timers overflow past 2^31 - 1 ms (24.8 days): sleep in steps.
-        await this._sleep(Math.min(delay, MAX_SLEEP));
-        if (this._done) return;
-        if (delay > MAX_SLEEP) continue;
-      }
-      try {
-        await this._refreshCredential(false);
-      } catch {
-        failures++;
-        continue;
-      }
-      failures = 0;
-      const next = this._expires();
-      if (next !== null && next - this._refreshMargin <= this._clock()) failures = 1;
-    }
-  }
-
-  // -- the application's side -----------------------------------------------------
-
-  /**
-   * Sign `payload` and send it; it is resent after a reconnect until the
-   * server acknowledges it. Resolves once the message is written, or queued
-   * while reconnecting; waits while `maxPending` messages await
-   * acknowledgement.
+   * Then call `dataToSend()` and write it; `nextDeadline()`.
    *
    * @param {string | Uint8Array} payload
+   * @param {{now: number}} options
    * @returns {Promise<void>}
    * @throws {UsageError} for a payload that is not a string or a Uint8Array,
-   *   or too large for the server's `max_frame`
-   * @throws {Refused | ConnectionLost | Rejected | ClientClosed} if the client ended
+   *   or whose frame exceeds the connection's `max_frame` (nothing is kept,
+   *   its `seq` is not used)
    */
-  async send(payload) {
+  sendMessage(payload, { now }) {
     if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) {
       throw new UsageError('payload must be a string or a Uint8Array');
     }
-    while (this._outbox.length >= this._maxPending) {
-      this._raiseIfDone();
-      await this._changed.promise;
-    }
-    await this._sendLock.run(async () => {
-      this._raiseIfDone();
+    return this._serial(async () => {
       const entry = this._outbox.add(payload);
-      const link = this._link;
-      if (link === null || link.signer === null) return; // sent when the next connection opens
+      this._now = now;
+      const signer = this._signer;
+      if (signer === null) return;
+      const epoch = this._epoch;
       let frame;
       try {
-        frame = await link.signer.sign(payload, { now: this._clock(), seq: entry.seq });
+        frame = await signer.sign(payload, { now, seq: entry.seq });
       } catch (error) {
         this._outbox.discard(entry);
         throw error;
       }
-      entry.counter = link.signer.counter;
-      if (link.ws.readyState !== OPEN) return; // resent by the next connection
-      link.ws.send(frame);
-      this._lastSend = this._clock();
+      if (epoch !== this._epoch) return; // the next hello sends it
+      entry.counter = signer.counter;
+      this._ackWait ??= now;
+      this._queue(frame, now);
     });
   }
 
   /**
-   * The next verified server payload (pure acknowledgements are not returned).
-   *
-   * @returns {Promise<string | Uint8Array>}
-   * @throws {ClientClosed} once the client is closed and every payload
-   *   received was returned
-   * @throws {Refused | ConnectionLost | Rejected} if the client ended on an error
+   * @private
+   * @param {Uint8Array} frame
+   * @param {number} now
    */
-  async recv() {
-    while (this._incoming.length === 0) {
-      this._raiseIfDone();
-      await this._changed.promise;
-    }
-    const payload = /** @type {string | Uint8Array} */ (this._incoming.shift());
-    this._notify();
-    return payload;
+  _queue(frame, now) {
+    this._data.push(frame);
+    this._lastSend = now;
   }
 
-  /** Verified server payloads until the client is closed; throws if it ended on an error. */
-  async *[Symbol.asyncIterator]() {
-    while (true) {
-      try {
-        yield await this.recv();
-      } catch (error) {
-        if (error instanceof ClientClosed) return;
-        throw error;
+  /**
+   * Sign the next frames with `credential`, on this connection and the next
+   * ones (SPEC.md §4.5). A credential that expires within `refreshMargin`
+   * already is taken, but the next refresh waits a backoff delay
+   * (`refreshDue`).
+   *
+   * Then call `refreshDue()` for the next refresh (nothing is sent).
+   *
+   * @param {ClientCredential} credential
+   * @param {{now: number}} options
+   * @throws {UsageError} for a credential of another scheme, issuer or
+   *   subject; nothing changes
+   */
+  refresh(credential, { now }) {
+    if (!isCredential(credential) || credential.constructor !== this._credential.constructor) {
+      throw new UsageError('a refreshed credential must be of the same scheme');
+    }
+    this._signer?.refresh(credential);
+    this._credential = credential;
+    this._now = now;
+    this._refreshFailures = 0;
+    const due = this.refreshDue();
+    if (due !== null && due <= now) this.refreshFailed({ now });
+  }
+
+  /**
+   * The application's refresh failed: the next one waits a backoff delay.
+   * Then call `refreshDue()`.
+   *
+   * @param {{now: number}} options
+   */
+  refreshFailed({ now }) {
+    this._now = now;
+    this._refreshFailures++;
+    this._refreshRetry = now + this._backoff.delay(this._refreshFailures - 1, this._random());
+  }
+
+  /**
+   * When to get a new credential: `refreshMargin` before the current one
+   * expires, or after a backoff delay following failures; null for a
+   * credential that does not expire (a key reference).
+   *
+   * @returns {number | null}
+   */
+  refreshDue() {
+    const expires = expiresOf(this._credential);
+    if (expires === null) return null;
+    const due = expires - this._refreshMargin;
+    return this._refreshFailures ? Math.max(due, this._refreshRetry) : due;
+  }
+
+  /**
+   * Time passed. A keepalive control frame is due after `keepalive` seconds
+   * without sending; `AckTimedOut` after `ackTimeout` seconds with a message
+   * waiting and no acknowledgement.
+   *
+   * Then call `dataToSend()`, `eventsReceived()`, `nextDeadline()`.
+   *
+   * @param {number} now
+   * @returns {Promise<void>}
+   */
+  advanceTime(now) {
+    return this._serial(async () => {
+      const signer = this._signer;
+      if (signer === null) return;
+      this._now = now;
+      const waited = this._ackWait;
+      if (this._ackTimeout !== null && waited !== null && now - waited >= this._ackTimeout) {
+        this._signer = null;
+        this._ending = true;
+        this._events.push(new AckTimedOut(now - waited));
+        return;
       }
-    }
+      if (this._keepalive !== null && now - this._lastSend >= this._keepalive) {
+        const epoch = this._epoch;
+        const frame = await signer.sign(null, { now });
+        if (epoch === this._epoch) this._queue(frame, now);
+      }
+    });
+  }
+
+  // -- outputs ------------------------------------------------------------------------
+
+  /**
+   * The frames to write, in order (each one binary WebSocket message);
+   * emptied by the call.
+   *
+   * @returns {Uint8Array[]}
+   */
+  dataToSend() {
+    const data = this._data;
+    this._data = [];
+    return data;
+  }
+
+  /** What happened since the last call, in order; emptied by the call. @returns {ClientEvent[]} */
+  eventsReceived() {
+    const events = this._events;
+    this._events = [];
+    return events;
   }
 
   /**
-   * Wait until the server acknowledged every message sent. Resolves only when
-   * every message was acknowledged, never because one was given up: nothing
-   * unacknowledged is dropped (SPEC.md §7.3, §11.6).
+   * When to call `advanceTime` next (the keepalive or the acknowledgement
+   * timeout), or null.
    *
-   * @returns {Promise<void>}
-   * @throws {Refused | ConnectionLost | RepeatedFailure | Rejected | ClientClosed}
-   *   if the client ended with messages unacknowledged (see `unacknowledged`);
-   *   `Rejected` with `frame_too_large`: a pending message does not fit the
-   *   `max_frame` of a new connection's hello
+   * @returns {number | null}
    */
-  async drain() {
-    while (this._outbox.length) {
-      this._raiseIfDone();
-      await this._changed.promise;
-    }
-  }
-
-  /**
-   * Stop: close the connection (1000) and do not reconnect. Messages not
-   * acknowledged yet are dropped; call `drain` first to wait for them.
-   *
-   * @returns {Promise<void>}
-   */
-  async close() {
-    this._closing = true;
-    for (const wake of [...this._wakers]) wake();
-    const link = this._link;
-    if (link !== null) link.ws.close(1000);
-    if (this._supervisor !== null) await this._supervisor;
-    // A connection opened while closing.
-    this._link?.ws.close(1000);
-    this._end(null);
+  nextDeadline() {
+    if (this._signer === null) return null;
+    const deadlines = [];
+    if (this._keepalive !== null) deadlines.push(this._lastSend + this._keepalive);
+    if (this._ackTimeout !== null && this._ackWait !== null) deadlines.push(this._ackWait + this._ackTimeout);
+    return deadlines.length ? Math.min(...deadlines) : null;
   }
 }
-
-/**
- * Connect to a signedws server.
- *
- * ```js
- * const client = await connect('wss://api.example/ws', credential, { audience: 'api.example' });
- * await client.send('hello');
- * for await (const payload of client) console.log(payload);
- * ```
- *
- * The first connection is attempted once: its failure rejects. After it, the
- * client reconnects by itself as the close code says.
- *
- * Or let an issuer service (SPEC.md §13) provide and refresh the credential:
- * `connect(url, { issuer: '/signedws', loginToken: async () => token, audience })`
- * (see `signedws/issuer`).
- *
- * @param {string} url the server's `ws://` or `wss://` URL (nothing secret in it)
- * @param {ClientCredential | (ConnectOptions & import('./issuer.js').IssuerOptions & {issuer: string})} credential
- *   the credential, or issuer options (then `options` is not used)
- * @param {ConnectOptions} [options]
- * @returns {Promise<ClientConnection>}
- * @throws {HandshakeFailed} the handshake failed (e.g. HTTP 403 for the Origin)
- * @throws {Rejected} the hello is invalid or names another audience
- * @throws {UsageError} for invalid arguments
- */
-export async function connect(url, credential, options) {
-  if (isIssuerOptions(credential)) ({ credential, options } = await fromIssuer(credential)); // SPEC.md §13
-  if (options === undefined) throw new UsageError('connect(url, credential, options): options are required');
-  return new ClientConnection(url, credential, options)._start();
-}
-
-export { Backoff, DEFAULT_MAX_SERVER_FRAME_SIZE };

@@ -4,10 +4,16 @@
  * Two branches, as in the Python package:
  *
  *     SignedWSError
- *     ├── Rejected      the peer sent something the protocol refuses
- *     │                 (carries a stable code; see SPEC.md §9)
- *     └── UsageError    the caller misused the API (bad key, bad argument,
- *                       counter exhausted, ...)
+ *     ├── Rejected          the peer sent something the protocol refuses
+ *     │                     (carries a stable code; see SPEC.md §9)
+ *     ├── UsageError        the caller misused the API (bad key, bad argument,
+ *     │   │                 counter exhausted, ...)
+ *     │   └── InvalidState  a session was used in the wrong state
+ *     ├── Refused           the server refused the client: retrying cannot help
+ *     ├── HandshakeFailed   the opening handshake failed (browsers do not say why)
+ *     ├── ConnectionLost    the connection ended and the client did not reconnect
+ *     │   └── RepeatedFailure  connections kept ending the same way, no progress
+ *     └── ClientClosed      the client was closed
  *
  * `Rejected` is the only error the verifying functions raise for any input
  * bytes. Its `code` says what failed and maps to a WebSocket close code and an
@@ -200,3 +206,114 @@ export class Rejected extends SignedWSError {
 
 /** The caller misused the API: the fault is local, not the peer's. */
 export class UsageError extends SignedWSError {}
+
+/**
+ * A session was used in the wrong state: e.g. a server frame before the
+ * client's first accepted frame, or a second hello on an open connection. The
+ * fault is in the code driving the session, as websockets' `InvalidState`.
+ */
+export class InvalidState extends UsageError {}
+
+/** @param {string[]} outcomes */
+function listed(outcomes) {
+  return outcomes.length ? `; what each got: ${outcomes.join('; ')}` : '';
+}
+
+/**
+ * The server refused this client in a way that retrying cannot fix. Its
+ * message says what the close code or HTTP status means and what to do, with
+ * what the client can tell on its own.
+ */
+export class Refused extends SignedWSError {
+  /**
+   * @param {number | null} closeCode the WebSocket close code (null for a
+   *   refused handshake)
+   * @param {string} [reason] the server's opaque close reason, or the reason
+   *   text of a refused handshake's response
+   * @param {string} [hint] what the client can tell on its own
+   * @param {{status?: number | null}} [options] `status`: the HTTP status of
+   *   a refused handshake, when the WebSocket class reports it
+   */
+  constructor(closeCode, reason = '', hint = '', { status = null } = {}) {
+    const explanation =
+      (status !== null ? explainStatus(status, reason) : explainClose(closeCode, reason)) + (hint ? ` Here: ${hint}.` : '');
+    super(`server refused the connection: ${explanation}`);
+    /** What the close code means and what to do (`explainClose`), as in the message. */
+    this.explanation = explanation;
+    this.closeCode = closeCode;
+    this.reason = reason;
+    /** The HTTP status of a refused handshake, else null. */
+    this.status = status;
+    /** The rejection codes the close code and reason may stand for (§9). */
+    this.codes = closeCode === null ? [] : codesForClose(closeCode, reason || null);
+    /** The rejection code, when only one fits (e.g. 4403: credential_revoked). */
+    this.code = this.codes.length === 1 ? this.codes[0] : null;
+  }
+}
+
+/**
+ * The opening handshake failed: refused (an HTTP 403 for a disallowed Origin,
+ * a missing subprotocol), unreachable, or timed out. Browsers do not say which.
+ */
+export class HandshakeFailed extends SignedWSError {
+  /** @param {string} why */
+  constructor(why) {
+    super(`WebSocket handshake failed: ${why}. ${HANDSHAKE_ADVICE}`);
+    /** What the client saw (e.g. `close code 1006`). */
+    this.why = why;
+  }
+}
+
+/** The connection ended and the client did not, or could not, reconnect. */
+export class ConnectionLost extends SignedWSError {
+  /**
+   * @param {number | null} closeCode the last connection's close code
+   * @param {number} [attempts] reconnection attempts made
+   * @param {string} [reason] the last connection's close reason
+   * @param {string[]} [outcomes] what each connection and attempt since the
+   *   last progress got, oldest first
+   */
+  constructor(closeCode, attempts = 0, reason = '', outcomes = []) {
+    super(
+      `connection lost (${explainClose(closeCode, reason)}) after ${attempts} reconnection attempts${listed(outcomes)}`,
+    );
+    this.closeCode = closeCode;
+    this.attempts = attempts;
+    this.reason = reason;
+    /** What each connection and reconnection attempt got (e.g. `attempt 2: handshake failed (close code 1006)`). */
+    this.outcomes = outcomes;
+  }
+}
+
+/**
+ * Connections kept ending the same way with no progress in between (SPEC.md
+ * §7.3): `maxRepeats` connections in a row were closed with the same close
+ * code and reason before anything was acknowledged or received on them.
+ * Retrying would fail again; the client gave up instead of waiting forever.
+ * Unacknowledged messages stay in `unacknowledged`.
+ */
+export class RepeatedFailure extends ConnectionLost {
+  /**
+   * @param {number | null} closeCode how each of those connections ended
+   * @param {string} reason its close reason
+   * @param {number} attempts how many connections in a row ended that way
+   * @param {string[]} [outcomes] what each of them got
+   */
+  constructor(closeCode, reason, attempts, outcomes = []) {
+    super(closeCode, attempts, reason, outcomes);
+    this.message =
+      `${attempts} connections in a row closed before any progress, giving up: ` +
+      `${explainClose(closeCode, reason)}${listed(outcomes)}`;
+    /** The rejection codes the close code and reason may stand for (§9). */
+    this.codes = closeCode === null ? [] : codesForClose(closeCode, reason || null);
+    /** The rejection code, when only one fits. */
+    this.code = this.codes.length === 1 ? this.codes[0] : null;
+  }
+}
+
+/** The client was closed, by the application or normally by the server. */
+export class ClientClosed extends SignedWSError {
+  constructor() {
+    super('the client is closed');
+  }
+}

@@ -1,8 +1,9 @@
 /**
  * signedws: per-frame authenticated WebSockets, for browsers and Node 20+.
  *
- * The client (`connect`, `Signer`, credentials, keys, `keystore`) is what a
- * browser needs. The server-side core (`Verifier`, `ServerSession`, `Keyring`,
+ * The client (`connect` and its `ClientConnection` over the WHATWG
+ * WebSocket, the I/O-free `ClientSession` under it, `Signer`, credentials,
+ * keys, `keystore`) is what a browser needs. The server-side core (`Verifier`, `ServerSession`, `Keyring`,
  * `Issuer` ...) is here too: it is the second implementation of SPEC.md that
  * runs every conformance vector.
  *
@@ -10,8 +11,14 @@
  */
 
 export {
+  ClientClosed,
   Code,
+  ConnectionLost,
+  HandshakeFailed,
+  InvalidState,
+  Refused,
   Rejected,
+  RepeatedFailure,
   SignedWSError,
   UsageError,
   codesForClose,
@@ -52,16 +59,26 @@ export { NonceKey } from './nonce.js';
 export { Keyring } from './keyring.js';
 export { RevocationSet } from './revocation.js';
 export { ConnectionState, Verifier } from './verifier.js';
-export { ServerSession } from './session.js';
-export { Backoff, closeAction } from './reconnect.js';
 export {
-  ClientClosed,
-  ClientConnection,
-  ConnectionLost,
-  HandshakeFailed,
-  Refused,
-  RepeatedFailure,
-  connect,
+  ConnectionRejected,
+  MessageReceived,
+  PrincipalLimit,
+  ServerSession,
+  State,
+} from './server.js';
+export { DEFAULT_CAPACITY, DEFAULT_PER_PRINCIPAL, StreamMarks, streamKey } from './stream.js';
+export {
+  AckTimedOut,
+  Acknowledged,
+  Action,
+  Backoff,
+  ClientSession,
+  Outbox,
+  PayloadReceived,
+  ServerRejected,
+  closeAction,
+  statusAction,
 } from './client.js';
+export { ClientConnection, connect } from './websocket.js';
 export { deleteKeyPair, loadKeyPair, loadOrCreateKeyPair, saveKeyPair } from './keystore.js';
 export { IssuerClient, IssuerRefused, popInput, serverKeysFromJwks } from './issuer.js';

@@ -28,6 +28,7 @@ import {
   parseBroadcastFrame,
   toHex,
 } from '../src/index.js';
+import { handle, serverFrame } from './support/session.js';
 import { fold } from '../src/broadcast.js';
 
 const data = JSON.parse(readFileSync(new URL('../../../vectors/broadcast.json', import.meta.url), 'utf8'));
@@ -151,7 +152,7 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
         now: NOW,
         serverKeys: { 'srv-1': serverKey.privateKey.publicKey() },
       });
-      await session.receive(await signer.sign('hi', { now: NOW }), { now: NOW });
+      await handle(session, await signer.sign('hi', { now: NOW }), { now: NOW });
       conns.push({ session, signer });
     }
     const fresh = await ServerSession.create(verifier, { now: NOW, serverKey });
@@ -162,7 +163,7 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
     test(`${scheme}: every connection verifies its frame; the server counter is shared`, async () => {
       const { conns, serverKey, fresh } = await world(scheme, 5);
       const fanout = new Broadcaster(AUDIENCE, { serverKey, batchSize: 2 });
-      const first = await conns[0].session.send('unicast', { now: NOW });
+      const first = await serverFrame(conns[0].session, 'unicast', { now: NOW });
       assert.equal((await conns[0].signer.verify(first)).counter, 1);
       const message = await fanout.message('room', 3, 'm', { now: NOW });
       const frames = await fanout.frames(message, [fresh, ...conns.map((c) => c.session)]);
@@ -171,7 +172,7 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
         const got = await signer.verifyBroadcast(/** @type {Uint8Array} */ (frames[i + 1]));
         assert.deepEqual([got.topic, got.tseq, got.missed, got.payload], ['room', 3, 0, 'm']);
         assert.equal(signer.topics.mark('room'), 3);
-        const after = await signer.verify(await session.send('next', { now: NOW }));
+        const after = await signer.verify(await serverFrame(session, 'next', { now: NOW }));
         assert.equal(after.counter, Number(got.counter) + 1);
       }
       // Connection 0's frame on connection 1: refused.
@@ -186,9 +187,9 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
     const first = /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('t', 1, 'b', { now: NOW }), [session]))[0]);
     const got = /** @type {any} */ (await signer.verifyAny(first));
     assert.deepEqual([got.counter, got.topic], [1, 't']);
-    const plain = /** @type {any} */ (await signer.verifyAny(await session.send('p', { now: NOW })));
+    const plain = /** @type {any} */ (await signer.verifyAny(await serverFrame(session, 'p', { now: NOW })));
     assert.deepEqual([plain.counter, plain.payload, plain.topic], [2, 'p', undefined]);
-    const dressed = await session.send('q', { now: NOW });
+    const dressed = await serverFrame(session, 'q', { now: NOW });
     dressed.set([0x98, 0x01, 0x06]);
     await assert.rejects(signer.verifyAny(dressed), (e) => e instanceof Rejected && e.code.id === 'malformed');
   });
@@ -206,7 +207,7 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
     await assert.rejects(fanout.frames(await Broadcast.create('t', 1, 'm', { audience: 'other', now: 0 }), [session]), UsageError);
     assert.throws(() => new Broadcaster(''), UsageError);
     assert.throws(() => new Broadcaster(AUDIENCE, { batchSize: 0 }), UsageError);
-    assert.throws(() => session.claimCounter.call(/** @type {any} */ ({ state: { credential: null } })), UsageError);
+    assert.throws(() => session.claimCounter.call(/** @type {any} */ ({ verifierState: { credential: null } })), UsageError);
   });
 
   test('refuses bad arguments and frames over the limit; topics are bounded', async () => {

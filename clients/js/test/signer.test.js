@@ -1,6 +1,6 @@
 // The client core (Signer) against the package's own server core
-// (ServerSession) under one fake clock, plus the adapter's transport-free
-// pieces (Outbox, closeAction, Backoff).
+// (ServerSession) under one fake clock, plus the client session's pieces
+// (Outbox, closeAction, Backoff).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -12,14 +12,16 @@ import {
   Issuer,
   Keyring,
   MACCredential,
+  MessageReceived,
   Rejected,
   ServerSession,
   Signer,
   UsageError,
   Verifier,
+  Outbox,
   closeAction,
 } from '../src/index.js';
-import { Outbox } from '../src/outbox.js';
+import { handle, serverFrame } from './support/session.js';
 
 const NOW = 1_700_000_000;
 const AUDIENCE = 'chat.example';
@@ -48,15 +50,15 @@ describe('Signer', () => {
     const { session, signer } = await pair();
     const frames = await Promise.all(Array.from({ length: 50 }, (_, i) => signer.sign(`m${i}`, { now: NOW })));
     for (const [i, frame] of frames.entries()) {
-      const message = await session.receive(frame, { now: NOW });
+      const message = await handle(session, frame, { now: NOW });
       assert.deepEqual([message.counter, message.seq, message.payload], [i + 1, i + 1, `m${i}`]);
     }
   });
 
   test('a server frame that fails verification changes nothing', async () => {
     const { session, signer } = await pair();
-    await session.receive(await signer.sign('hi', { now: NOW }), { now: NOW });
-    const frame = await session.send('reply', { now: NOW });
+    await handle(session, await signer.sign('hi', { now: NOW }), { now: NOW });
+    const frame = await serverFrame(session, 'reply', { now: NOW });
     const forged = frame.slice();
     forged[forged.length - 1] ^= 1;
     await assert.rejects(signer.verify(forged), (e) => e instanceof Rejected && e.code.id === 'bad_tag');
@@ -66,24 +68,29 @@ describe('Signer', () => {
     await assert.rejects(signer.verify(frame), (e) => e instanceof Rejected && e.code.id === 'replay');
   });
 
-  test('the server acknowledges what was delivered, once deliver() is used', async () => {
+  test('the server acknowledges what the application is done with (SPEC.md §7.3)', async () => {
     const { session, signer } = await pair();
-    for (const text of ['a', 'b', 'c']) await session.receive(await signer.sign(text, { now: NOW }), { now: NOW });
-    session.deliver(1);
-    assert.equal((await signer.verify(await session.ack({ now: NOW }))).ack, 1);
-    assert.throws(() => session.deliver(0), UsageError);
-    assert.throws(() => session.deliver(4), UsageError);
-    session.deliver(3);
-    assert.equal(session.ackPending, true);
-    assert.equal((await signer.verify(await session.ack({ now: NOW }))).ack, 3);
-    assert.equal(session.ackPending, false);
+    const received = [];
+    for (const text of ['a', 'b', 'c']) {
+      await session.receiveMessage(await signer.sign(text, { now: NOW }), { now: NOW });
+      received.push(...session.eventsReceived().map((e) => /** @type {MessageReceived} */ (e).message));
+    }
+    assert.deepEqual(received.map((m) => m.payload), ['a', 'b', 'c']);
+    assert.equal(session.delivered, 0); // queued, not done
+    session.messageDone(received[0], { now: NOW });
+    assert.equal((await signer.verify(await serverFrame(session, null, { now: NOW }))).ack, 1);
+    session.messageDone(received[2], { now: NOW }); // out of order: b still holds the mark
+    assert.equal(session.delivered, 1);
+    session.messageDone(received[1], { now: NOW });
+    assert.equal(session.delivered, 3);
+    assert.equal((await signer.verify(await serverFrame(session, null, { now: NOW }))).ack, 3);
   });
 
   test('concurrent verifications run one at a time, in order', async () => {
     const { session, signer } = await pair();
-    await session.receive(await signer.sign('hi', { now: NOW }), { now: NOW });
-    const first = await session.send('one', { now: NOW });
-    const second = await session.send('two', { now: NOW });
+    await handle(session, await signer.sign('hi', { now: NOW }), { now: NOW });
+    const first = await serverFrame(session, 'one', { now: NOW });
+    const second = await serverFrame(session, 'two', { now: NOW });
     const results = await Promise.all([signer.verify(first), signer.verify(second)]);
     assert.deepEqual(results.map((m) => m.payload), ['one', 'two']);
   });
@@ -95,7 +102,7 @@ describe('Signer', () => {
     await assert.rejects(async () => signer.refresh(await mint('mallory')), UsageError);
     const fresh = await mint();
     signer.refresh(fresh);
-    const message = await session.receive(await signer.sign('after', { now: NOW }), { now: NOW });
+    const message = await handle(session, await signer.sign('after', { now: NOW }), { now: NOW });
     assert.equal(message.credentialId, fresh.cid);
   });
 
@@ -108,9 +115,9 @@ describe('Signer', () => {
 
   test('a resent message keeps its seq; new ones number after the stream\'s last', async () => {
     const { session, signer } = await pair();
-    const resent = await session.receive(await signer.sign('old', { now: NOW, seq: 7 }), { now: NOW });
-    const fresh = await session.receive(await signer.sign('new', { now: NOW }), { now: NOW });
-    const control = await session.receive(await signer.sign(null, { now: NOW }), { now: NOW });
+    const resent = await handle(session, await signer.sign('old', { now: NOW, seq: 7 }), { now: NOW });
+    const fresh = await handle(session, await signer.sign('new', { now: NOW }), { now: NOW });
+    const control = await handle(session, await signer.sign(null, { now: NOW }), { now: NOW });
     assert.deepEqual([resent.seq, fresh.seq, control.seq], [7, 1, 0]);
   });
 
@@ -148,16 +155,17 @@ describe('Outbox', () => {
     assert.deepEqual(outbox.restart().map((e) => [e.seq, e.counter]), [[3, 0]]);
   });
 
-  test('discard gives the newest seq back; remove keeps it used', () => {
+  test('discard gives the newest seq back, and only the newest', () => {
     const outbox = new Outbox(5);
     const a = outbox.add('a');
     const b = outbox.add('b');
     assert.throws(() => outbox.discard(a), UsageError);
     outbox.discard(b);
     assert.equal(outbox.seq, 6);
-    outbox.remove(a);
-    assert.equal(outbox.seq, 6);
-    assert.equal(outbox.length, 0);
+    assert.equal(outbox.length, 1);
+    assert.equal(outbox.waiting, false);
+    a.counter = 1;
+    assert.equal(outbox.waiting, true);
   });
 });
 

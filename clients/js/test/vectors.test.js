@@ -27,6 +27,7 @@ import {
   toHex,
   toUInt,
 } from '../src/index.js';
+import { handle, serverFrame } from './support/session.js';
 import { SMALL_ORDER_ENCODINGS, L, P } from '../src/ed25519.js';
 import { ConnectionState } from '../src/verifier.js';
 
@@ -360,9 +361,9 @@ describe('server_frames.json: sessions', () => {
         if (step.from === 'client') {
           const frame = await signer.sign(payload, { now: step.client_now });
           assert.deepEqual([index, toHex(frame)], [index, step.frame]);
-          result = messageResult(await session.receive(frame, { now: step.server_now }));
+          result = messageResult(await handle(session, frame, { now: step.server_now }));
         } else {
-          const frame = await session.send(payload, { now: step.server_now });
+          const frame = await serverFrame(session, payload, { now: step.server_now });
           assert.deepEqual([index, toHex(frame)], [index, step.frame]);
           result = serverMessageResult(await signer.verify(frame, { now: step.client_now }));
         }
