@@ -266,7 +266,7 @@ def _floor_connection() -> type:
             global CORE_COUNT  # noqa: PLW0603 - one counter per server process
             session = self.session
             if session is not None and type(event) is Frame and event.opcode is binary:
-                session.receive(event.data, now=time.time())
+                session.verify(event.data, now=time.time())
                 CORE_COUNT += 1
             else:
                 super().process_event(event)

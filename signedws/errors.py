@@ -7,7 +7,9 @@ Two branches, as h11 splits local from remote protocol errors::
     │                            (carries a stable Code; see SPEC.md §9)
     └── UsageError (ValueError)  the caller misused the API (bad key length,
         │                        bad configuration, counter exhausted, ...)
-        └── KeyFormatError       a key or key set document could not be loaded
+        ├── KeyFormatError       a key or key set document could not be loaded
+        └── InvalidState         a session was used in the wrong state
+            (RuntimeError)       (sending before the first accepted frame, ...)
 
 `Rejected` is the only exception the verifier raises for any input bytes. Its
 `code` says what failed and maps to a WebSocket close code and an opaque reason
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 
 __all__ = [
     "Code",
+    "InvalidState",
     "KeyFormatError",
     "Rejected",
     "SignedWSError",
@@ -164,6 +167,12 @@ class UsageError(SignedWSError, ValueError):
 
 class KeyFormatError(UsageError):
     """A key, key file or key set (JWKS) document could not be loaded."""
+
+
+class InvalidState(UsageError, RuntimeError):
+    """A session was used in a state that does not allow it (as websockets'
+    ``InvalidState``): a server frame before the client's first accepted
+    frame, or on an `ed25519` connection without a server key."""
 
 
 #: What each close code a client may meet means, and what to do about it: the

@@ -307,6 +307,6 @@ def test_fast_path_agrees_with_full_path(
             label="skew",
         )
         result = verify_both_paths(
-            pair.verifier, frame, pair.server.state, now=pair.clock.now + skew
+            pair.verifier, frame, pair.server.verifier_state, now=pair.clock.now + skew
         )
         event(result.code.id if isinstance(result, Rejected) else "accepted")

@@ -17,23 +17,28 @@ not acknowledge::
         await client.send("hello")
         print(await client.recv())
 
-Importing this package imports `websockets`; ``import signedws`` does not.
+Importing this package imports nothing but itself; its names import `websockets`
+on first use. ``import signedws`` imports neither.
 """
 
 from __future__ import annotations
 
-from ._reconnect import Backoff
-from .client import (
-    ClientClosed,
-    ClientConnection,
-    ConnectionLost,
-    Refresh,
-    Refused,
-    RepeatedFailure,
-    connect,
-)
-from .reloader import Reloader
-from .server import SUBPROTOCOL, Handler, ServerConnection, serve
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._reconnect import Backoff
+    from .client import (
+        ClientClosed,
+        ClientConnection,
+        ConnectionLost,
+        Refresh,
+        Refused,
+        RepeatedFailure,
+        connect,
+    )
+    from .reloader import Reloader
+    from .server import SUBPROTOCOL, Handler, ServerConnection, serve
 
 __all__ = [
     "SUBPROTOCOL",
@@ -50,3 +55,34 @@ __all__ = [
     "connect",
     "serve",
 ]
+
+#: Where each export lives: imported on first use (PEP 562), so that
+#: ``signedws.asyncio.asgi`` imports neither websockets nor the client.
+_LAZY = {
+    "SUBPROTOCOL": ".server",
+    "Backoff": "._reconnect",
+    "ClientClosed": ".client",
+    "ClientConnection": ".client",
+    "ConnectionLost": ".client",
+    "Handler": ".server",
+    "Refresh": ".client",
+    "Refused": ".client",
+    "Reloader": ".reloader",
+    "RepeatedFailure": ".client",
+    "ServerConnection": ".server",
+    "connect": ".client",
+    "serve": ".server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

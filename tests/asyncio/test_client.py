@@ -237,8 +237,9 @@ async def forging_server(tamper: bool) -> AsyncIterator[tuple[str, list[int | No
         await ws.send(session.hello)
         data = await ws.recv()
         assert isinstance(data, bytes)
-        session.receive(data, now=time.time())
-        frame = session.send("from the server", now=time.time())
+        session.receive_message(data, now=time.time())
+        session.send_message("from the server", now=time.time())
+        frame = session.data_to_send()[-1]
         await ws.send(frame[:-1] + bytes([frame[-1] ^ 1]) if tamper else frame)
         with contextlib.suppress(Exception):
             await ws.wait_closed()

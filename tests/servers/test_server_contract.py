@@ -57,7 +57,7 @@ from websockets.exceptions import InvalidStatus
 
 from signedws import ConnectionState, Message, RevocationSet, ServerMessage, Verifier
 from signedws.asyncio import Backoff, ClientClosed, connect
-from signedws.connection import ServerConnection
+from signedws.asyncio.connection import ServerConnection
 from signedws.envelope import decode_hello
 
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -380,7 +380,7 @@ def test_handler_return_closes_normally(run: Any, kind: str) -> None:
 
 def test_connection_api(run: Any, kind: str) -> None:
     """The handler's connection has an id, its principal after the first frame,
-    the peer's address and a repr without secrets; close() closes it with the
+    the client's address and a repr without secrets; close() closes it with the
     code given, after which recv raises the library's closed exception."""
     seen: list[object] = []
 
@@ -389,7 +389,7 @@ def test_connection_api(run: Any, kind: str) -> None:
         message = await connection.recv()
         assert message.payload == "hi"
         assert connection.principal == ("auth", "alice")
-        assert connection.remote_address[0] == "127.0.0.1"  # type: ignore[attr-defined]
+        assert connection.address == "127.0.0.1"
         assert repr(connection) == (
             f"ServerConnection(id={connection.id}, principal=('auth', 'alice'))"
         )

@@ -48,7 +48,7 @@ from websockets.http11 import Request, Response
 
 from signedws import Ed25519PrivateKey, Ed25519PublicKey, HMACKey, Issuer, Keyring, Verifier
 from signedws.asyncio import ServerConnection, serve
-from signedws.session import ServerKey
+from signedws.server import ServerKey
 
 ROOT: Final = Path(__file__).resolve().parents[1]  # clients/js
 #: What the HTTP origin serves, relative to clients/js. Nothing else.

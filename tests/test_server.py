@@ -22,7 +22,7 @@ from signedws.ed25519 import BackendName
 from signedws.envelope import SERVER_LABEL, Hello, decode_hello, length_prefixed
 from signedws.errors import Code, Rejected, UsageError
 from signedws.keys import Ed25519PrivateKey
-from signedws.session import ServerKey, ServerSession
+from signedws.server import ServerKey, ServerSession
 from signedws.signer import ServerMessage
 from signedws.verifier import Message
 
