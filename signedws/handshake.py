@@ -115,7 +115,7 @@ class Refusal:
 
 
 _BODIES = {
-    403: "origin not allowed",
+    403: "Origin not allowed",
     400: f"{SUBPROTOCOL} subprotocol required",
     503: "server busy",
 }

@@ -105,10 +105,6 @@ _ED25519_PREFIX: Final = bytes((0x9A, VERSION, KIND_CLIENT_ED25519))
 _UNANSWERABLE_DETAIL: Final = "ed25519 frame; this server has no server_key"
 
 
-def _UNANSWERABLE() -> Rejected:
-    return Rejected(Code.SCHEME_MISMATCH, _UNANSWERABLE_DETAIL)
-
-
 @dataclass(frozen=True, slots=True)
 class ServerKey:
     """The key an `ed25519` server signs its frames with, and its id."""
@@ -338,8 +334,8 @@ class ServerSession:
     @property
     def can_send(self) -> bool:
         """Whether `send_message` may build a frame: a client frame was
-        verified (SPEC.md §7.1: it gives the frame key) and, for an
-        `ed25519` connection, the server has a server key."""
+        verified (SPEC.md §7.1: it gives the frame key) and, for an `ed25519`
+        connection, the server has a server key."""
         credential = self.verifier_state.credential
         return credential is not None and (
             credential.kind == KIND_CLIENT_MAC or self._server_key is not None
@@ -395,7 +391,8 @@ class ServerSession:
 
     def verify(self, data: bytes, *, now: float) -> Message:
         """The off-loop half of `receive_message`: verify ``data`` (SPEC.md
-        §6.4). May run on a pool thread; a pump keeps at most one `verify` of a
+        §6.4); `accept` refuses an `ed25519` frame on a server without a
+        server key (route by `needs_pool` to refuse it unverified). May run on a pool thread; a pump keeps at most one `verify` of a
         connection in flight, and passes each outcome to `accept`, in
         arrival order, on the session's own thread.
 
@@ -406,8 +403,6 @@ class ServerSession:
             if isinstance(data, str):
                 raise Rejected(Code.MALFORMED, "text message; frames are binary")
             data = bytes(data)
-        if self._refuse_ed25519 and data[:3] == _ED25519_PREFIX:
-            raise Rejected(Code.SCHEME_MISMATCH, _UNANSWERABLE_DETAIL)
         return self.verifier.verify(data, self.verifier_state, now=now)
 
     def accept(self, outcome: Message | Rejected, *, now: float) -> None:
@@ -444,6 +439,10 @@ class ServerSession:
 
     def _accept(self, message: Message, now: float) -> None:
         if self.state is not _OPEN:  # the first accepted frame binds the principal
+            if self._refuse_ed25519 and not self.can_send:
+                # Verified by a pump that did not route by `needs_pool`.
+                self._reject(Code.SCHEME_MISMATCH, _UNANSWERABLE_DETAIL)
+                return
             principal = (message.issuer, message.subject)
             principals = self._principals
             if principals is not None:
@@ -532,7 +531,6 @@ class ServerSession:
             and self._ack_delay is not None
             and self.state is _OPEN
             and self.delivered > self._sent_ack
-            and self.can_send
         ):
             self._ack_due = now + self._ack_delay
 
@@ -555,10 +553,11 @@ class ServerSession:
         credential = self.verifier_state.credential
         if credential is None:
             raise InvalidState("no client frame accepted yet: a server frame has no key")
+        server_key = self._server_key
         if credential.kind == KIND_CLIENT_MAC:
             kind, key_id = KIND_SERVER_MAC, credential.cid
-        elif self._server_key is not None:
-            kind, key_id = KIND_SERVER_ED25519, self._server_key.kid
+        elif server_key is not None:
+            kind, key_id = KIND_SERVER_ED25519, server_key.kid
         else:
             raise InvalidState("an ed25519 connection needs a server_key to send frames")
         size = TAG_SIZES[kind]
@@ -570,8 +569,8 @@ class ServerSession:
         if kind == KIND_SERVER_MAC:
             tag = self.verifier.server_mac_tag(credential, body)
         else:
-            assert self._server_key is not None  # noqa: S101 - checked above
-            tag = self._server_key.private_key.sign(self.verifier.server_signed_input(body))
+            assert server_key is not None  # noqa: S101 - as above
+            tag = server_key.private_key.sign(self.verifier.server_signed_input(body))
         self._server_counter = counter
         self._sent_ack = ack
         if self._ack_due is not None and self.delivered <= ack:

@@ -607,7 +607,7 @@ class Pair:
 
     def next_counter(self) -> int:
         """The counter the client would use next."""
-        return max(self.client.counter, self.server.accepted) + 1
+        return max(self.client.counter, self.server.verifier_state.highest) + 1
 
     def sign(self, payload: Payload = "hello") -> bytes:
         """The client signs its next frame at the clock's time."""
@@ -764,7 +764,7 @@ def handle(session: ServerSession, frame: bytes, *, now: float) -> Message:
     return message
 
 
-def server_frame(session: ServerSession, payload: Payload, *, now: float) -> bytes:
+def sent_frame(session: ServerSession, payload: Payload, *, now: float) -> bytes:
     """The server frame ``session`` sends for ``payload`` (None: an ack)."""
     session.send_message(payload, now=now)
     return session.data_to_send()[-1]

@@ -112,7 +112,7 @@ def test_check_handshake_without_a_limit() -> None:
 
 @pytest.mark.parametrize(
     ("status", "body"),
-    [(403, "origin not allowed"), (400, "signedws.v1 subprotocol required"), (503, "server busy")],
+    [(403, "Origin not allowed"), (400, "signedws.v1 subprotocol required"), (503, "server busy")],
 )
 def test_refusal_body_is_short_and_fixed(status: int, body: str) -> None:
     """What a client is shown names no header value (the reason, logged, does)."""

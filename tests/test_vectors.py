@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import handle, server_frame, verify_both_paths
+from helpers import handle, sent_frame, verify_both_paths
 
 from signedws.credential import (
     ClientCredential,
@@ -460,7 +460,7 @@ def test_sessions(case: Json) -> None:
             assert (index, frame.hex()) == (index, step["frame"])
             result = message_result(handle(session, frame, now=step["server_now"]))
         else:
-            frame = server_frame(session, payload, now=step["server_now"])
+            frame = sent_frame(session, payload, now=step["server_now"])
             assert (index, frame.hex()) == (index, step["frame"])
             result = server_message_result(signer.verify(frame, now=step["client_now"]))
         assert (index, result) == (index, expect)

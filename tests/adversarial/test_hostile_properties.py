@@ -201,7 +201,7 @@ _pair.accept("x")
 GENUINE = [
     _pair.sign("y"),
     _pair.server.hello,
-    _pair.server.send("reply", now=NOW),
+    sent_frame(_pair.server, "reply", now=NOW),
     _pair.cred,
     Pair("mac").cred,
 ]

@@ -180,9 +180,11 @@ def test_connection_properties_and_process_response(run: Any) -> None:
 
     async def hook(connection: ServerConnection, message: Any) -> None:
         assert connection.principal == ("auth", "alice")
-        assert connection.request is not None
-        assert connection.request.headers["Sec-WebSocket-Protocol"] == "signedws.v1"
-        assert connection.remote_address[0] == "127.0.0.1"
+        websocket = connection.transport.websocket  # type: ignore[union-attr]
+        assert websocket.request is not None
+        assert websocket.request.headers["Sec-WebSocket-Protocol"] == "signedws.v1"
+        assert websocket.remote_address[0] == "127.0.0.1"
+        assert connection.address == "127.0.0.1"
         assert repr(connection) == (
             f"ServerConnection(id={connection.id}, principal=('auth', 'alice'))"
         )

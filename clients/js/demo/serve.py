@@ -152,7 +152,7 @@ class Demo:
                 # Gone without a close frame or an acknowledgement: the client
                 # must reconnect and resend. Messages already verified are
                 # still handled (recv returns them), so none is lost.
-                connection.websocket.transport.abort()
+                connection.transport.websocket.transport.abort()  # type: ignore[union-attr]
                 continue
             with contextlib.suppress(ConnectionClosed):
                 await connection.send(f"{message.subject} (seq {message.seq}) said: {shown}")
