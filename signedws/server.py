@@ -391,10 +391,12 @@ class ServerSession:
 
     def verify(self, data: bytes, *, now: float) -> Message:
         """The off-loop half of `receive_message`: verify ``data`` (SPEC.md
-        §6.4); `accept` refuses an `ed25519` frame on a server without a
-        server key (route by `needs_pool` to refuse it unverified). May run on a pool thread; a pump keeps at most one `verify` of a
-        connection in flight, and passes each outcome to `accept`, in
-        arrival order, on the session's own thread.
+        §6.4). May run on a pool thread; a pump keeps at most one `verify`
+        of a connection in flight, and passes each outcome to `accept`, in
+        arrival order, on the session's own thread. `accept` refuses an
+        `ed25519` frame on a server without a server key (a pump that routes
+        by `needs_pool` never verifies one: `receive_message` refuses it
+        unverified).
 
         Raises:
             Rejected: the frame is refused; pass the exception to `accept`.

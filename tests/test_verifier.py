@@ -1259,7 +1259,9 @@ def test_fast_path_refuses_a_negative_timestamp_near_the_epoch() -> None:
     clock 100 s after the epoch, on the fast path as on the full path."""
     p = Pair("mac", credential=token(now=0), clock=FakeClock(100.0))
     p.accept()
-    result = verify_both_paths(p.verifier, p.forge(ts=-1), p.server.verifier_state, now=p.clock.now)
+    result = verify_both_paths(
+        p.verifier, p.forge(ts=-1), p.server.verifier_state, now=p.clock.now
+    )
     assert isinstance(result, Rejected)
     assert (result.code, result.detail) == (Code.MALFORMED, "element 5 is a negative int")
 

@@ -28,6 +28,7 @@ from helpers import (
     Pair,
     flip_bit,
     seeded_random,
+    sent_frame,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -26,8 +26,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from signedws import UsageError
-from signedws.asyncio.asgi import ServerConnection, SignedWebSockets
 from signedws.asyncio import connect
+from signedws.asyncio.asgi import ServerConnection, SignedWebSockets
 
 REPO = Path(__file__).resolve().parents[2]
 
