@@ -784,3 +784,20 @@ def test_session_uses_the_given_random_source() -> None:
     session = ServerSession(p.verifier, now=NOW, random=seeded_random(b"nonce"))
     assert session.nonce == p.server.nonce
     assert session.hello == p.server.hello
+
+
+def test_receive_frame_returns_the_new_message_instead_of_an_event() -> None:
+    """receive_frame (a pump's hot path) returns a new message rather than a
+    MessageReceived; control frames, dropped resends and rejections return
+    None, the rejection as its event."""
+    c = Conn(Pair(), marks=StreamMarks())
+    message = c.session.receive_frame(c.frame("one"), now=NOW)
+    assert message is not None
+    assert message.payload == "one"
+    assert c.session.events_received() == []
+    assert c.session.receive_frame(c.frame(None), now=NOW) is None
+    assert c.session.take_message(message, now=NOW)
+    assert c.session.receive_frame(c.frame("one", seq=1), now=NOW) is None  # a resend
+    assert c.session.events_received() == []
+    assert c.session.receive_frame("text", now=NOW) is None
+    assert rejected(c.session.events_received()).code is Code.MALFORMED

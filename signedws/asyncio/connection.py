@@ -566,7 +566,9 @@ class ServerConnection:
                         self._reader = None
             message = messages.popleft()
             taken = session.take_message(message, now=self._clock())
-            self._rearm()
+            deadline = session.next_deadline()
+            if deadline is not None and (self._timer is None or deadline < self._timer_at):
+                self._arm(deadline)
             if self._waker is not None or (
                 self._paused and len(messages) + self._backlog < self._service.max_queue
             ):
@@ -665,14 +667,16 @@ class ServerConnection:
         deadline = self.session.next_deadline()
         if deadline is None:
             return
-        timer = self._timer
-        if timer is not None:
-            if self._timer_at <= deadline:
-                return
-            timer.cancel()
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(deadline)
+
+    def _arm(self, deadline: float) -> None:
+        """Arm the one timer for ``deadline`` (on the session's clock)."""
         loop = self._loop
         if loop is None:
-            return  # not open yet: `_open` arms it
+            return  # not open yet: `open` arms it
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer_at = deadline
         self._timer = loop.call_later(max(0.0, deadline - self._clock()), self._timer_due)
 
@@ -683,7 +687,11 @@ class ServerConnection:
         if self._stop is not None or self._closed.is_set():
             return
         session = self.session
-        session.advance_time(max(self._clock(), self._timer_at))
+        try:
+            session.advance_time(max(self._clock(), self._timer_at))
+        except Exception as exc:  # a fault of ours: fail the connection (1011)
+            self._interrupt(exc)
+            return
         events = session.events_received()
         if events:
             self._process(events)
@@ -790,23 +798,44 @@ class ServerConnection:
         if self._backlog or (self._offload and session.needs_pool(data)):
             self._queue(cast(bytes, data))
             return
-        session.receive_message(data, now=self._clock())
-        events = session.events_received()
-        if events:
-            self._process(events)
+        message = session.receive_frame(data, now=self._clock())
+        if message is not None:
+            self._process([MessageReceived(message)])
+        else:
+            self._process(session.events_received())
         if self._opened is not None:
             self._opened_now()
 
     # -- a push transport's calls (`FrameSink`) --------------------------------------
 
     def frame_received(self, data: bytes | str) -> None:
-        """From a push transport: one whole client message (see `FrameSink`):
-        websockets' ``data_received`` shape -- the session, its events, one
-        timer, and a pause when the queue is full."""
+        """From a push transport: one whole client message (see `FrameSink`).
+
+        websockets' ``data_received`` shape: the session takes the message,
+        its events are handled, one timer follows its deadline, and reading
+        pauses when the queue is full. (`_frame`, `_process` and `_rearm`,
+        inlined: this runs once per message.)
+        """
         if self._stop is not None or self._finished:
             return  # after a rejection, frames are dropped unverified
+        session = self.session
+        self._stats.frames_in += 1
         try:
-            self._frame(data)
+            if self._backlog or (self._offload and session.needs_pool(data)):
+                self._queue(cast(bytes, data))
+            else:
+                message = session.receive_frame(data, now=self._clock())
+                if message is not None:
+                    self._messages.append(message)
+                    reader = self._reader
+                    if reader is not None and not reader.done():
+                        reader.set_result(None)
+                else:
+                    events = session.events_received()
+                    if events:
+                        self._process(events)
+                if self._opened is not None:
+                    self._opened_now()
         except Exception as exc:  # a fault of ours: never into the library's reader
             self._interrupt(exc)
             return
@@ -816,10 +845,12 @@ class ServerConnection:
                 # max_queue by what the transport parses between checks (the
                 # websockets adapter: one read; 1 KiB under permessage-deflate).
                 self._paused = True
-                self.session.paused()
+                session.paused()
                 cast(PushTransport, self.transport).pause_reading()
             else:
-                self._rearm()
+                deadline = session.next_deadline()
+                if deadline is not None and (self._timer is None or deadline < self._timer_at):
+                    self._arm(deadline)
 
     def connection_ended(self) -> None:
         """From a push transport: the connection is closed (see `FrameSink`)."""
