@@ -533,7 +533,11 @@ class ServerSession:
         held = self._held
         if held is not None:
             self._held = None
-            self._remove(held.counter)
+            outstanding = self._outstanding
+            if outstanding and outstanding[0] == held.counter:  # `_remove`, inlined
+                outstanding.popleft()
+            else:
+                self._remove(held.counter)
         marks = self._marks
         if marks is None or marks.advance(self._stream_key(message), message.seq):
             self._held = message

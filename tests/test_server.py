@@ -801,3 +801,19 @@ def test_receive_frame_returns_the_new_message_instead_of_an_event() -> None:
     assert c.session.events_received() == []
     assert c.session.receive_frame("text", now=NOW) is None
     assert rejected(c.session.events_received()).code is Code.MALFORMED
+
+
+def test_taking_out_of_order_releases_the_held_message() -> None:
+    """Taking the next message releases the one held even when an earlier
+    one is still queued: the mark stays before the earliest outstanding."""
+    c = Conn(Pair())
+    one, two, three = c.message("one"), c.message("two"), c.message("three")
+    c.take(two)
+    c.take(three)
+    assert c.session.delivered == 0
+    c.take(one)
+    assert c.session.delivered == 0
+    c.done(one)
+    assert c.session.delivered == 1
+    c.done(three)
+    assert c.session.delivered == 3
