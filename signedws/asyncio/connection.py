@@ -550,31 +550,40 @@ class ServerConnection:
         session = self.session
         messages = self._messages
         while True:
-            if not messages:
-                held = session.held
-                if held is not None:
-                    session.message_done(held, now=self._clock())
-                    self._rearm()
-                while not messages:
-                    if self._closed.is_set():
-                        await self.transport.wait_closed()
-                        raise self.transport.close_error()
-                    reader = self._reader = asyncio.get_running_loop().create_future()
-                    try:
-                        await reader
-                    finally:
-                        self._reader = None
-            message = messages.popleft()
-            taken = session.take_message(message, now=self._clock())
-            deadline = session.next_deadline()
-            if deadline is not None and (self._timer is None or deadline < self._timer_at):
-                self._arm(deadline)
-            if self._waker is not None or (
-                self._paused and len(messages) + self._backlog < self._service.max_queue
-            ):
-                self._wake_pump()
-            if taken:
-                return message
+            if messages:
+                message = self._take()
+                if message is not None:
+                    return message
+                continue  # delivered by another connection meanwhile
+            held = session.held
+            if held is not None:
+                session.message_done(held, now=self._clock())
+                self._rearm()
+            while not messages:
+                if self._closed.is_set():
+                    await self.transport.wait_closed()
+                    raise self.transport.close_error()
+                reader = self._reader = asyncio.get_running_loop().create_future()
+                try:
+                    await reader
+                finally:
+                    self._reader = None
+
+    def _take(self) -> Message | None:
+        """Hand the handler the next queued message (the session moves its
+        stream's mark), or None if another connection delivered it meanwhile."""
+        session = self.session
+        messages = self._messages
+        message = messages.popleft()
+        taken = session.take_message(message, now=self._clock())
+        deadline = session.next_deadline()
+        if deadline is not None and (self._timer is None or deadline < self._timer_at):
+            self._arm(deadline)
+        if self._waker is not None or (
+            self._paused and len(messages) + self._backlog < self._service.max_queue
+        ):
+            self._wake_pump()
+        return message if taken else None
 
     def __aiter__(self) -> Self:
         """Iterate over verified messages until the connection closes, for any
@@ -584,6 +593,10 @@ class ServerConnection:
     async def __anext__(self) -> Message:
         """The next verified message; the end of the iteration once the
         connection is closed."""
+        if self._messages:  # no `recv` coroutine per message when one waits
+            message = self._take()
+            if message is not None:
+                return message
         try:
             return await self.recv()
         except self.transport.Closed:
