@@ -786,17 +786,18 @@ class ServerConnection:
         if self._stop is not None or self._closed.is_set():
             return
         session = self.session
+        now = self._clock()
         for result in results:
             self._backlog -= 1
             if type(result) is not Message and not isinstance(result, Rejected):
+                self._process(session.events_received())
                 self._interrupt(cast(Exception, result))
                 return
-            session.accept(result, now=self._clock())
-            events = session.events_received()
-            if events:
-                self._process(events)
-            if self._stop is not None:
-                return
+            session.accept(result, now=now)  # after a rejection: ignored
+        # The job's events at once (a rejection drops what follows it).
+        self._process(session.events_received())
+        if self._stop is not None:
+            return
         self._opened_now()
         if self._unverified:
             self._submit()
