@@ -8,7 +8,7 @@ One 128-byte message (`scenario.PAYLOAD`) to N authenticated connections
 (10,000 by default), each a real `ServerSession` that accepted one client
 frame, for both schemes:
 
-- ``today.<scheme>``: one §7 server frame per recipient (`ServerSession.send`):
+- ``today.<scheme>``: one §7 server frame per recipient (`ServerSession.send_message`):
   one HMAC over the frame (`mac`) or one Ed25519 signature (`ed25519`);
 - ``broadcast.<scheme>``: one `Broadcast` (body encoded and hashed once) and
   `Broadcaster.frames` over every session (a long-lived `Broadcaster`, as a
@@ -41,7 +41,7 @@ import msgpack
 from scenario import AUDIENCE, NOW, PAYLOAD, SERVER_KEY, Scenario, counter_random, credential
 
 from signedws.broadcast import Broadcaster
-from signedws.session import ServerKey, ServerSession
+from signedws.server import ServerKey, ServerSession
 from signedws.signer import Signer
 
 
@@ -53,7 +53,7 @@ def sessions(scenario: Scenario, scheme: str, count: int, key: ServerKey) -> lis
     for _ in range(count):
         session = ServerSession(scenario.verifier, now=NOW, server_key=key, random=rand)
         signer = Signer.from_hello(session.hello, cred, audience=AUDIENCE, now=NOW)
-        session.receive(signer.sign("hi", now=NOW), now=NOW)
+        session.receive_message(signer.sign("hi", now=NOW), now=NOW)
         made.append(session)
     return made
 
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     def today(group: list[ServerSession]) -> Callable[[], None]:
         def run() -> None:
             for session in group:
-                session.send(PAYLOAD, now=NOW)
+                session.send_message(PAYLOAD, now=NOW)
+                session.data_to_send()
 
         return run
 

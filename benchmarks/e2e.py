@@ -223,25 +223,29 @@ async def _core_handler(websocket: Any, verifier: Any, server_key: Any) -> None:
     hello, verify each frame inline (`ed25519` too: no thread pool), and
     acknowledge at most every 20 ms. Counts accepted frames in `CORE_COUNT`.
     """
-    from signedws import Rejected, ServerSession  # noqa: PLC0415
+    from signedws.server import ConnectionRejected, ServerSession  # noqa: PLC0415
 
     session = ServerSession(verifier, now=time.time(), server_key=server_key)
     await websocket.send(session.hello)
-    receive, clock = session.receive, time.time
+    receive, events, done = session.receive_message, session.events_received, session.message_done
+    clock = time.time
     next_ack = 0.0
     global CORE_COUNT  # noqa: PLW0603 - one counter per server process
     try:
         async for data in websocket:
             now = clock()
-            try:
-                receive(data, now=now)
-            except Rejected as exc:
-                await websocket.close(exc.code.close_code, exc.code.peer_reason)
-                break
+            receive(data, now=now)
+            for event in events():
+                if type(event) is ConnectionRejected:
+                    await websocket.close(event.code.close_code, event.code.peer_reason)
+                    return
+                done(event.message, now=now)
             CORE_COUNT += 1
             if now >= next_ack:
                 next_ack = now + 0.02
-                await websocket.send(session.ack(now=now))
+                session.send_message(None, now=now)
+                for frame in session.data_to_send():
+                    await websocket.send(frame)
     except Exception:  # noqa: S110 - the run ends by dropping connections
         pass
 
@@ -266,7 +270,7 @@ def _floor_connection() -> type:
             global CORE_COUNT  # noqa: PLW0603 - one counter per server process
             session = self.session
             if session is not None and type(event) is Frame and event.opcode is binary:
-                session.receive(event.data, now=time.time())
+                session.verify(event.data, now=time.time())
                 CORE_COUNT += 1
             else:
                 super().process_event(event)

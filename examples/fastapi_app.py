@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 
 from signedws import Verifier
-from signedws.asgi import ServerConnection, SignedWebSockets
+from signedws.asyncio.asgi import ServerConnection, SignedWebSockets
 from signedws.config import load_fleet_key, load_keyring
 
 keyring, fleet_key = load_keyring("keyring.json"), load_fleet_key("fleet.jwk")

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 
 from signedws import Verifier
-from signedws.asgi import ServerConnection, SignedWebSockets
+from signedws.asyncio.asgi import ServerConnection, SignedWebSockets
 from signedws.asyncio.issuer import BearerTokenAuthenticator, issuer_app
 from signedws.config import load_fleet_key, load_keyring
 from signedws.issuer import IssuancePolicy, IssuerService

@@ -169,8 +169,8 @@ class World:
         )
         warm_signer = self._signer(self.warm, self.credentials[0])
         for payload in ("one", "two", None):
-            self.warm.receive(warm_signer.sign(payload, now=NOW), now=NOW)
-        self.warm.receive(warm_signer.sign("four", now=NOW), now=NOW)
+            self.warm.verify(warm_signer.sign(payload, now=NOW), now=NOW)
+        self.warm.verify(warm_signer.sign("four", now=NOW), now=NOW)
         # Clients that sent three frames, to verify server frames against.
         self.server_mac = ServerSession(self.strict, now=NOW, random=_random(b"smac"))
         self.server_ed = ServerSession(
@@ -183,7 +183,7 @@ class World:
             (self.server_ed, self.client_ed),
         ):
             for payload in ("a", "b", "c"):
-                server.receive(client.sign(payload, now=NOW), now=NOW)
+                server.verify(client.sign(payload, now=NOW), now=NOW)
         self.nonce_key = NonceKey(FLEET_KEY, AUDIENCE)
 
     def _signer(
@@ -239,12 +239,12 @@ def _verify(verifier: Verifier, template: ConnectionState, data: bytes) -> None:
 
 def _verify_fresh(data: bytes) -> None:
     w = world()
-    _verify(w.strict, w.fresh.state, data)
+    _verify(w.strict, w.fresh.verifier_state, data)
 
 
 def _verify_warm(data: bytes) -> None:
     w = world()
-    _verify(w.windowed, w.warm.state, data)
+    _verify(w.windowed, w.warm.verifier_state, data)
 
 
 def _verify_retagged(data: bytes) -> None:
@@ -257,7 +257,7 @@ def _verify_retagged(data: bytes) -> None:
     body = data[:-34]
     prefix = b"signedws/v1 client\x00" + len(AUDIENCE).to_bytes(2, "big") + AUDIENCE.encode()
     frame = body + b"\xc4\x20" + w.token.frame_key.mac(prefix + body)
-    state = _copy(w.fresh.state)
+    state = _copy(w.fresh.verifier_state)
     before = _snapshot(state)
     try:
         message = w.strict.verify(frame, state, now=NOW)
@@ -362,9 +362,13 @@ def seeds() -> list[bytes]:
         raw = credential.token if isinstance(credential, MACCredential) else credential.credential
         out.append(b"\x02" + raw)
     out.append(b"\x02" + w.fresh.hello)
-    out.append(b"\x03" + w.server_mac.send("reply", now=NOW))
-    out.append(b"\x03" + w.server_ed.send(b"reply", now=NOW))
-    out.append(b"\x03" + w.server_mac.ack(now=NOW))
+    for server, payload in (
+        (w.server_mac, "reply"),
+        (w.server_ed, b"reply"),
+        (w.server_mac, None),
+    ):
+        server.send_message(payload, now=NOW)
+        out.append(b"\x03" + server.data_to_send()[-1])
     out.append(b"\x04" + w.fresh.hello)
     out.append(b"\x05" + w.fresh.nonce)
     out += [b"\x06" + seed[1:] for seed in out if seed[0] == 0 and seed[3] == 1]  # mac frames

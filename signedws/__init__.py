@@ -41,7 +41,7 @@ from .keys import (
 )
 from .nonce import NonceKey
 from .revocation import RevocationSet
-from .session import ServerKey, ServerSession
+from .server import ServerKey, ServerSession
 from .signer import ServerMessage, Signer
 from .stream import StreamMarks
 from .verifier import ConnectionState, Message, Verifier

@@ -51,7 +51,7 @@ from .keys import Ed25519PublicKey, HMACKey
 from .replay import MAX_COUNTER
 
 if TYPE_CHECKING:
-    from .session import ServerKey, ServerSession
+    from .server import ServerKey, ServerSession
 
 __all__ = [
     "BINDING_LABEL",
@@ -338,7 +338,7 @@ class Broadcaster:
     def frames(self, message: Broadcast, sessions: Sequence[ServerSession]) -> list[bytes | None]:
         """The frame of ``message`` for each session, taking each one's next
         server counter; write each to its connection before that session's
-        next `ServerSession.send` frame.
+        next `ServerSession.send_message` frame.
 
         ``None`` for a session that cannot be sent a server frame yet (no
         client frame accepted, §14.3), or an `ed25519` one without a
@@ -364,7 +364,7 @@ class Broadcaster:
             where.clear()
 
         for i, session in enumerate(sessions):
-            credential = session.state.credential
+            credential = session.verifier_state.credential
             if credential is None:
                 continue
             frame_key = credential.frame_key

@@ -265,7 +265,7 @@ async def _serve(
     parent: int | None = None,
 ) -> None:
     from .asyncio import Reloader, serve  # noqa: PLC0415 - only this command needs websockets
-    from .connection import usable_cpus  # noqa: PLC0415
+    from .asyncio.connection import usable_cpus  # noqa: PLC0415
 
     if config.issuer is not None:  # the issuer on the same port, under uvicorn (SPEC.md §13)
         from .asyncio.issuer_serve import serve_with_issuer  # noqa: PLC0415

@@ -33,7 +33,7 @@ from .keyring import Keyring
 from .keys import Ed25519PrivateKey, HMACKey, b64url_decode, load_key
 from .redaction import redacted_url
 from .revocation import RevocationSet
-from .session import ServerKey
+from .server import ServerKey
 from .verifier import Verifier
 
 __all__ = [

@@ -34,7 +34,7 @@ from .envelope import decode_hello
 from .keyring import Keyring
 from .keys import Ed25519PrivateKey, HMACKey
 from .revocation import RevocationSet
-from .session import ServerKey
+from .server import ServerKey
 from .signer import Signer
 from .verifier import Verifier
 

@@ -47,6 +47,7 @@ __all__ = [
     "NONCE_SIZE",
     "SERVER_LABEL",
     "STREAM_SIZE",
+    "SUBPROTOCOL",
     "TAG_SIZES",
     "TYPE_CERTIFICATE",
     "TYPE_KEY_REFERENCE",
@@ -105,6 +106,9 @@ TAG_SIZES: Final = {
     KIND_SERVER_MAC: 32,
     KIND_SERVER_ED25519: 64,
 }
+
+#: The WebSocket subprotocol of signedws v1 (SPEC.md §5.1).
+SUBPROTOCOL: Final = "signedws.v1"
 
 CLIENT_LABEL: Final = b"signedws/v1 client\x00"
 SERVER_LABEL: Final = b"signedws/v1 server\x00"

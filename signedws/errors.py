@@ -176,9 +176,10 @@ class KeyFormatError(UsageError):
 
 
 class InvalidState(UsageError, RuntimeError):
-    """A session was used in a state that does not allow the call (e.g. a
-    hello given to a client session that is connected already): a bug in the
-    code driving it, as websockets' ``InvalidState``."""
+    """A session was used in a state that does not allow the call (as
+    websockets' ``InvalidState``): a bug in the code driving it. For example a
+    server frame before the client's first accepted frame, or a hello given to
+    a client session that is connected already."""
 
 
 #: What each close code a client may meet means, and what to do about it: the

@@ -51,7 +51,7 @@ from .keys import (
     key_from_jwk,
 )
 from .logformat import When
-from .session import ServerKey
+from .server import ServerKey
 
 __all__ = [
     "CHALLENGE_KEY_INFO",

@@ -33,7 +33,7 @@ from signedws.errors import Code, Rejected
 from signedws.keyring import Keyring
 from signedws.keys import Ed25519PrivateKey, HMACKey, RandomSource
 from signedws.revocation import EMPTY, RevocationSet
-from signedws.session import ServerKey, ServerSession
+from signedws.server import MessageReceived, ServerKey, ServerSession
 from signedws.signer import ServerMessage, Signer
 from signedws.verifier import ConnectionState, Message, VerifiedCredential, Verifier
 
@@ -344,7 +344,7 @@ def field_variants(pair: Pair, index: int) -> list[object]:
     near the genuine one (the checks' boundaries, other credentials, other
     counters and times), of every other type a decoder returns, and uints at
     the widths of MessagePack's encodings."""
-    state = pair.server.state
+    state = pair.server.verifier_state
     ms = pair.clock.ms
     near: list[list[object]] = [
         [0, 1, 2],
@@ -674,7 +674,7 @@ class Pair:
 
     def next_counter(self) -> int:
         """The counter the client would use next."""
-        return max(self.client.counter, self.server.accepted) + 1
+        return max(self.client.counter, self.server.verifier_state.highest) + 1
 
     def sign(self, payload: Payload = "hello") -> bytes:
         """The client signs its next frame at the clock's time."""
@@ -737,11 +737,20 @@ class Pair:
     # -- client -> server -----------------------------------------------------
 
     def deliver(self, frame: bytes) -> Message | Rejected:
-        """The server receives ``frame``: the message, or the rejection."""
+        """The server verifies ``frame``: the message (accepted and done with
+        at once, as an application that handles it straight away), or the
+        rejection (not accepted: the connection goes on, for tests that
+        check the state a rejection leaves)."""
+        server = self.server
         try:
-            return self.server.receive(frame, now=self.clock.now)
+            message = server.verify(frame, now=self.clock.now)
         except Rejected as exc:
             return exc
+        server.accept(message, now=self.clock.now)
+        for event in server.events_received():
+            if isinstance(event, MessageReceived):
+                server.message_done(event.message, now=self.clock.now)
+        return message
 
     def send(self, payload: Payload = "hello") -> Message | Rejected:
         """The client signs ``payload`` and the server receives it."""
@@ -755,7 +764,7 @@ class Pair:
 
     def snapshot(self) -> Snapshot:
         """The connection state that must not move on a rejection (SPEC.md §6.4)."""
-        s = self.server.state
+        s = self.server.verifier_state
         return (s.highest, s.bitmap, s.principal, s.credential)
 
     def warm_up(self) -> None:
@@ -796,7 +805,8 @@ class Pair:
 
     def reply(self, payload: Payload = None) -> ServerMessage | Rejected:
         """The server sends ``payload`` (None: an ack) and the client verifies it."""
-        return self.receive(self.server.send(payload, now=self.clock.now))
+        self.server.send_message(payload, now=self.clock.now)
+        return self.receive(self.server.data_to_send()[-1])
 
     def receive(self, frame: bytes) -> ServerMessage | Rejected:
         """The client verifies a server frame: the message, or the rejection."""
@@ -804,3 +814,24 @@ class Pair:
             return self.client.verify(frame)
         except Rejected as exc:
             return exc
+
+
+def handle(session: ServerSession, frame: bytes, *, now: float) -> Message:
+    """``session`` verifies and accepts ``frame``, and its application is done
+    with the message at once (so the next server frame acknowledges it).
+
+    Raises:
+        Rejected: the frame is refused.
+    """
+    message = session.verify(frame, now=now)
+    session.accept(message, now=now)
+    for event in session.events_received():
+        if isinstance(event, MessageReceived):
+            session.message_done(event.message, now=now)
+    return message
+
+
+def sent_frame(session: ServerSession, payload: Payload, *, now: float) -> bytes:
+    """The server frame ``session`` sends for ``payload`` (None: an ack)."""
+    session.send_message(payload, now=now)
+    return session.data_to_send()[-1]

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import msgpack
 import pytest
-from helpers import AUDIENCE, SERVER_KEY, SERVER_KID, Pair, seeded_random
+from helpers import AUDIENCE, SERVER_KEY, SERVER_KID, Pair, handle, seeded_random, sent_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +17,7 @@ from signedws import broadcast
 from signedws.broadcast import Broadcast, Broadcaster, Topics
 from signedws.errors import Code, Rejected, UsageError
 from signedws.keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey
-from signedws.session import ServerKey
+from signedws.server import ServerKey
 from signedws.signer import Signer
 
 VECTORS: Final = json.loads(
@@ -159,7 +159,7 @@ def _connected(pair: Pair, seed: bytes, topics: Topics | None = None) -> tuple[A
         server_keys={SERVER_KID: SERVER_KEY.public_key()},
         topics=topics,
     )
-    session.receive(signer.sign("hi", now=pair.clock.now), now=pair.clock.now)
+    handle(session, signer.sign("hi", now=pair.clock.now), now=pair.clock.now)
     return session, signer
 
 
@@ -168,7 +168,7 @@ def test_frames_reach_every_connection_and_share_the_server_counter(scheme: str)
     pair = Pair(scheme)  # type: ignore[arg-type]
     conns = [_connected(pair, bytes([i])) for i in range(5)]
     # One connection already got an ordinary server frame: counter 1.
-    first = conns[0][0].send("unicast", now=pair.clock.now)
+    first = sent_frame(conns[0][0], "unicast", now=pair.clock.now)
     assert conns[0][1].verify(first).counter == 1
     fanout = Broadcaster(AUDIENCE, server_key=ServerKey(SERVER_KID, SERVER_KEY), batch_size=2)
     message = fanout.message("room", 1, b"x" * 128, now=pair.clock.now)
@@ -178,7 +178,7 @@ def test_frames_reach_every_connection_and_share_the_server_counter(scheme: str)
         got = signer.verify_broadcast(frame)
         assert (got.topic, got.tseq, got.payload) == ("room", 1, b"x" * 128)
         # The next ordinary frame continues the counter the broadcast took.
-        after = signer.verify(session.send("next", now=pair.clock.now))
+        after = signer.verify(sent_frame(session, "next", now=pair.clock.now))
         assert after.counter == got.counter + 1
 
 
@@ -395,11 +395,11 @@ def test_verify_any_routes_by_kind_and_shares_the_counter() -> None:
     got = signer.verify_any(first)
     assert isinstance(got, broadcast.BroadcastMessage)
     assert (got.counter, got.topic) == (1, "t")
-    plain = signer.verify_any(session.send("p", now=0))
+    plain = signer.verify_any(sent_frame(session, "p", now=0))
     assert not isinstance(plain, broadcast.BroadcastMessage)
     assert (plain.counter, plain.payload) == (2, "p")
     # A server frame dressed as a broadcast (kind byte 6) is refused, not delivered.
     with pytest.raises(Rejected) as info:
-        signer.verify_any(b"\x98\x01\x06" + session.send("q", now=0)[3:])
+        signer.verify_any(b"\x98\x01\x06" + sent_frame(session, "q", now=0)[3:])
     assert info.value.code is Code.MALFORMED
     assert signer.topics.mark("t") == 1

@@ -185,7 +185,7 @@ def test_issue_mac(keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert isinstance(credential, MACCredential)
     assert credential.claims.aud == {AUDIENCE}
     _, session, signer = pair(credential, keys)
-    message = session.receive(signer.sign("hi", now=time.time()), now=time.time())
+    message = session.verify(signer.sign("hi", now=time.time()), now=time.time())
     assert (message.subject, message.payload) == ("alice", "hi")
 
 
@@ -213,7 +213,7 @@ def test_issue_ed25519(keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
     credential = load_credential(out, private_key=keys / "client.jwk")
     assert isinstance(credential, Ed25519Credential)
     _, session, signer = pair(credential, keys)
-    message = session.receive(signer.sign(b"x", now=time.time()), now=time.time())
+    message = session.verify(signer.sign(b"x", now=time.time()), now=time.time())
     assert message.subject == "bob"
     with pytest.raises(UsageError):
         load_credential(out)  # an ed25519 credential needs its private key

@@ -23,6 +23,7 @@ from helpers import (
     certificate,
     flip_bit,
     key_reference,
+    sent_frame,
     server_frame,
     token,
 )
@@ -460,7 +461,7 @@ def test_server_frames_follow_the_refreshed_credential() -> None:
     p.accept()
     p.client.refresh(token(cid="tok-2"))
     p.accept()
-    frame = p.server.send("hi", now=NOW)
+    frame = sent_frame(p.server, "hi", now=NOW)
     assert msgpack.unpackb(frame)[2] == "tok-2"
     assert isinstance(p.receive(frame), ServerMessage)
 

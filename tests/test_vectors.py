@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import verify_both_paths
+from helpers import handle, sent_frame, verify_both_paths
 
 from signedws.credential import (
     ClientCredential,
@@ -31,7 +31,7 @@ from signedws.keyring import Keyring
 from signedws.keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey
 from signedws.nonce import NONCE_KEY_INFO, NonceKey
 from signedws.revocation import RevocationSet
-from signedws.session import ServerKey, ServerSession
+from signedws.server import ServerKey, ServerSession
 from signedws.signer import ServerMessage, Signer
 from signedws.verifier import ConnectionState, Message, Verifier
 
@@ -458,9 +458,9 @@ def test_sessions(case: Json) -> None:
         if step["from"] == "client":
             frame = signer.sign(payload, now=step["client_now"])
             assert (index, frame.hex()) == (index, step["frame"])
-            result = message_result(session.receive(frame, now=step["server_now"]))
+            result = message_result(handle(session, frame, now=step["server_now"]))
         else:
-            frame = session.send(payload, now=step["server_now"])
+            frame = sent_frame(session, payload, now=step["server_now"])
             assert (index, frame.hex()) == (index, step["frame"])
             result = server_message_result(signer.verify(frame))
         assert (index, result) == (index, expect)

@@ -664,7 +664,7 @@ def test_first_accepted_frame_binds_the_connection(pair: Pair) -> None:
     message = fresh.deliver(fresh.forge(credential=mallory))
     assert isinstance(message, Message)
     assert message.subject == "mallory"
-    assert fresh.server.state.principal == (ISSUER, "mallory")
+    assert fresh.server.verifier_state.principal == (ISSUER, "mallory")
     fresh.assert_rejected(fresh.sign(), Code.CREDENTIAL_MISMATCH, recover=False)
 
 
@@ -795,7 +795,7 @@ def test_accepted_frame_is_delivered_with_its_fields(pair: Pair) -> None:
 
 def test_commit_moves_the_state(pair: Pair) -> None:
     """Step 12: highest, bitmap, binding and current credential move after acceptance."""
-    state = pair.server.state
+    state = pair.server.verifier_state
     assert (state.highest, state.bitmap) == (3, 0b101)
     assert state.principal == (ISSUER, SUBJECT)
     assert state.credential is not None
@@ -818,7 +818,7 @@ def test_bytes_and_control_payloads_are_delivered(pair: Pair) -> None:
 def test_new_state_starts_empty() -> None:
     """A connection starts with H=0, no bitmap, no binding and no credential."""
     p = Pair()
-    state = p.server.state
+    state = p.server.verifier_state
     assert (state.highest, state.bitmap, state.principal, state.credential) == (0, 0, None, None)
     assert state.nonce_expires_ms == (int(NOW) + 86400) * 1000
     assert repr(state) == "ConnectionState(highest=0, principal=None)"
@@ -975,7 +975,7 @@ def test_window_0_refuses_reordered_and_repeated_frames() -> None:
     assert isinstance(p.deliver(frames[4]), Message)  # 5: gaps are fine
     p.assert_rejected(frames[2], Code.REPLAY, recover=False)
     p.assert_rejected(frames[3], Code.REPLAY, recover=False)
-    assert p.server.state.bitmap == 0
+    assert p.server.verifier_state.bitmap == 0
 
 
 @pytest.mark.parametrize(("scheme", "backend"), SCHEMES, ids=[_ids(s) for s in SCHEMES])
@@ -994,7 +994,7 @@ def test_window_8_accepts_reordered_frames_once(scheme: Scheme, backend: Backend
         assert isinstance(p.deliver(frames[n]), Message)
     for n in range(1, 13):
         p.assert_rejected(frames[n], Code.REPLAY, recover=False)
-    assert p.server.accepted == 12
+    assert p.server.verifier_state.highest == 12
 
 
 @pytest.mark.parametrize("window", [0, 8])
@@ -1017,7 +1017,7 @@ def test_counter_2_64_minus_1_after_a_gap_with_a_window() -> None:
     p.accept()
     p.client._counter = 2**64 - 2
     assert p.accept().counter == 2**64 - 1
-    assert (p.server.state.highest, p.server.state.bitmap) == (2**64 - 1, 1)
+    assert (p.server.verifier_state.highest, p.server.verifier_state.bitmap) == (2**64 - 1, 1)
 
 
 # -- the credential cache (§6.4 step 7) ----------------------------------------------------
@@ -1042,7 +1042,7 @@ def test_same_credential_is_authenticated_once(
     signer = type(p.client).from_hello(
         other.hello, p.credential, audience=AUDIENCE, now=NOW, stream=STREAM
     )
-    other.receive(signer.sign("x", now=NOW), now=NOW)
+    other.verify(signer.sign("x", now=NOW), now=NOW)
     assert auth.calls == 1
 
 
@@ -1172,7 +1172,7 @@ def test_refresh_to_a_new_credential_of_the_same_subject(scheme: Scheme) -> None
     p.client.refresh(fresh)
     message = p.accept()
     assert message.credential_id == fresh.cid
-    state = p.server.state.credential
+    state = p.server.verifier_state.credential
     assert state is not None
     assert state.cid == fresh.cid
 
@@ -1190,7 +1190,7 @@ def test_refresh_to_another_scheme_on_the_same_binding_is_accepted() -> None:
     p = Pair("mac")
     p.accept()
     assert isinstance(p.deliver(p.forge(credential=certificate(), payload="now ed25519")), Message)
-    state = p.server.state.credential
+    state = p.server.verifier_state.credential
     assert state is not None
     assert state.kind == 2
 
@@ -1199,13 +1199,13 @@ def test_refresh_to_another_scheme_on_the_same_binding_is_accepted() -> None:
 
 
 def _state_of(p: Pair) -> tuple[object, ...]:
-    s = p.server.state
+    s = p.server.verifier_state
     return (s.highest, s.bitmap, s.principal, s.credential, s.valid_until_ms)
 
 
 def _restore(p: Pair, saved: tuple[object, ...]) -> None:
     """Put the connection back as `_state_of` saw it (what a commit changes)."""
-    s = p.server.state
+    s = p.server.verifier_state
     s.highest, s.bitmap, s.principal, s.credential, s.valid_until_ms = saved  # type: ignore[assignment]
 
 
@@ -1229,7 +1229,7 @@ def test_fast_path_agrees_on_every_change_of_one_element(
                 parts = encode_parts(*fields)
                 parts[index] = encoded
                 frame = client_frame(fields, p.secret, parts=parts)
-                result = verify_both_paths(p.verifier, frame, p.server.state, now=NOW)
+                result = verify_both_paths(p.verifier, frame, p.server.verifier_state, now=NOW)
                 seen.add(result.code if isinstance(result, Rejected) else "accepted")
     assert {"accepted", Code.MALFORMED, Code.UNSUPPORTED_VERSION, Code.REPLAY} <= seen
     assert {Code.CREDENTIAL_MISMATCH, Code.CREDENTIAL_REVOKED, Code.AUDIENCE_MISMATCH} <= seen
@@ -1242,14 +1242,14 @@ def test_fast_path_agrees_at_every_boundary_of_time(scheme: Scheme, backend: Bac
     p = Pair(scheme, backend, window=8)
     p.warm_up()
     start = _state_of(p)
-    nonce_expiry = p.server.state.nonce_expires_ms / 1000
+    nonce_expiry = p.server.verifier_state.nonce_expires_ms / 1000
     edges = [-86400, -3600, -330.001, -330, -300.001, -300, 0, 300, 300.001, 3599.999, 3600]
     times = [NOW + e for e in edges] + [nonce_expiry - 0.001, nonce_expiry, 0.0, 1e-3]
     codes = set()
     for now in times:
         _restore(p, start)
         frame = p.sign()
-        result = verify_both_paths(p.verifier, frame, p.server.state, now=now)
+        result = verify_both_paths(p.verifier, frame, p.server.verifier_state, now=now)
         codes.add(result.code if isinstance(result, Rejected) else "accepted")
     assert "accepted" in codes
     assert len(codes) >= 3
@@ -1260,7 +1260,9 @@ def test_fast_path_refuses_a_negative_timestamp_near_the_epoch() -> None:
     clock 100 s after the epoch, on the fast path as on the full path."""
     p = Pair("mac", credential=token(now=0), clock=FakeClock(100.0))
     p.accept()
-    result = verify_both_paths(p.verifier, p.forge(ts=-1), p.server.state, now=p.clock.now)
+    result = verify_both_paths(
+        p.verifier, p.forge(ts=-1), p.server.verifier_state, now=p.clock.now
+    )
     assert isinstance(result, Rejected)
     assert (result.code, result.detail) == (Code.MALFORMED, "element 5 is a negative int")
 
@@ -1289,7 +1291,7 @@ def test_fast_path_agrees_on_every_mutation_of_a_frame(
     honest = p.sign("payload")
     for frame in [honest, *_mutations(honest)]:
         _restore(p, start)
-        result = verify_both_paths(p.verifier, frame, p.server.state, now=NOW)
+        result = verify_both_paths(p.verifier, frame, p.server.verifier_state, now=NOW)
         codes.add(result.code if isinstance(result, Rejected) else "accepted")
     seen = FAST_PATH_OUTCOMES - before
     assert seen["fast"] >= 1
@@ -1357,7 +1359,7 @@ def test_fast_path_is_not_taken_on_another_verifier(monkeypatch: pytest.MonkeyPa
         return full(fields, state, now_ms)
 
     monkeypatch.setattr(other, "_verify_full", counting)
-    assert isinstance(other.verify(p.sign(), p.server.state, now=NOW), Message)
+    assert isinstance(other.verify(p.sign(), p.server.verifier_state, now=NOW), Message)
     assert calls == [1]
 
 
@@ -1472,14 +1474,14 @@ def test_failure_cache_is_dropped_with_the_credential_cache(
         other.hello, cred, audience=AUDIENCE, now=NOW, stream=STREAM
     )
     with pytest.raises(Rejected, match="unknown_issuer"):
-        other.receive(signer.sign("x", now=NOW), now=NOW)
+        other.verify(signer.sign("x", now=NOW), now=NOW)
     assert list(p.verifier._failures) == [cred.token]
     auth = count_authentications(p, monkeypatch)
     if how == "clear_cache":
         p.verifier.clear_cache()
         assert p.verifier._failures == {}
         with pytest.raises(Rejected, match="unknown_issuer"):
-            other.receive(signer.sign("x", now=NOW), now=NOW)
+            other.verify(signer.sign("x", now=NOW), now=NOW)
         assert auth.calls == 1
         return
     if how == "keyring change":
@@ -1488,7 +1490,7 @@ def test_failure_cache_is_dropped_with_the_credential_cache(
         keyring = make_keyring()
         keyring.add_hmac_key(OTHER_ISSUER, "k", secret)
         p.verifier.keyring = keyring
-    assert isinstance(other.receive(signer.sign("x", now=NOW), now=NOW), Message)
+    assert isinstance(other.verify(signer.sign("x", now=NOW), now=NOW), Message)
     assert auth.calls == 1
 
 
@@ -1554,7 +1556,7 @@ def test_cheap_failures_never_reach_frame_mac_or_signature(
     p.warm_up()
     counting = CountingBackend(p.verifier.backend)
     p.verifier.backend = counting
-    vc = p.server.state.credential
+    vc = p.server.verifier_state.credential
     assert vc is not None
     mac_state = None
     if vc.mac_state is not None:
@@ -1657,7 +1659,7 @@ def test_verified_credential_repr_names_identifiers_only() -> None:
     """A cached credential's repr shows iss, cid and sub, never the frame key."""
     p = Pair()
     p.accept()
-    vc = p.server.state.credential
+    vc = p.server.verifier_state.credential
     assert vc is not None
     assert repr(vc) == f"VerifiedCredential(iss={ISSUER!r}, cid='tok-1', sub='alice')"
 

@@ -3,7 +3,7 @@ issuer service (SPEC.md §13) from a TOML configuration, under uvicorn.
 
 With ``[issuer]``, ``signedws serve`` runs one ASGI app on the server's port:
 the issuer mounted at ``[issuer].path`` and the signed WebSocket
-(`signedws.asgi.SignedWebSockets`) on every other path, so a browser page gets
+(`signedws.asyncio.asgi.SignedWebSockets`) on every other path, so a browser page gets
 its credential and connects on one origin. ``signedws issuer`` runs the issuer
 alone on ``[issuer].host``/``[issuer].port``.
 
@@ -97,7 +97,7 @@ def build_apps(config: ServerConfig, verifier: Verifier | None = None, handler: 
     )
     if verifier is None:
         return issuer
-    from ..asgi import SignedWebSockets  # noqa: PLC0415
+    from .asgi import SignedWebSockets  # noqa: PLC0415
 
     signed = SignedWebSockets(
         verifier,

@@ -3,25 +3,26 @@
 Theory of operation
 -------------------
 `serve` wraps `websockets.asyncio.server.serve`. websockets does the opening
-handshake: it refuses a disallowed ``Origin`` with HTTP 403 (``origins``) and
-a client that does not offer ``signedws.v1`` with HTTP 400 (``subprotocols``),
-and it refuses any message larger than the verifier's ``max_frame_size`` while
-reading its header (``max_size``; close code 1009). This module adds the
-connection limit (HTTP 503) in ``process_response``, logs refused handshakes,
-and binds each accepted websockets connection to a transport-independent
-`signedws.connection.ServerConnection`, which sends the hello, runs the pump
-(verification, delivery, acknowledgements, timeouts; see its module) and is
-what the handler gets.
+handshake; its ``process_request`` hook runs `signedws.handshake.check_handshake`
+(a disallowed ``Origin``: HTTP 403; no ``signedws.v1`` offered: HTTP 400; the
+connection limit: HTTP 503), and websockets refuses any message larger than
+the verifier's ``max_frame_size`` while reading its header (``max_size``;
+close code 1009). This module logs refused handshakes,
+and binds each accepted websockets connection to the transport-independent
+`signedws.asyncio.connection.ServerConnection`, which sends the hello, pumps
+bytes and time through the connection's `signedws.server.ServerSession` and
+is what the handler gets (websockets' own connection object is
+``connection.transport.websocket``).
 
 websockets' connections are made by `_SignedWebSocket`, a subclass (its
 ``create_connection`` hook): it hands each data message to the signedws
 connection as soon as websockets has parsed it off the socket, inside
 websockets' own ``data_received``, instead of queueing it for ``recv``
-(a *push* transport, `signedws.connection.PushTransport`). Verification then
+(a *push* transport, `signedws.asyncio.connection.PushTransport`). Verification then
 costs no queue, future or task switch per message; the signedws connection
 pauses reading while its queue is full, as websockets' ``max_queue`` would.
 
-Invariants (beyond those of `signedws.connection`):
+Invariants (beyond those of `signedws.asyncio.connection`):
 
 1. A connection slot is held from the TCP connection until it is gone:
    handshakes in progress count against ``max_connections``. A connection
@@ -70,27 +71,27 @@ from websockets.exceptions import ConnectionClosed, InvalidOrigin, NegotiationEr
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
-from websockets.typing import Origin, Subprotocol
+from websockets.typing import Subprotocol
 
-from .. import connection
-from ..connection import (
+from ..envelope import SUBPROTOCOL
+from ..errors import Code, UsageError
+from ..handshake import Network, OriginPolicy, check_handshake, client_address
+from ..server import ServerKey
+from ..stream import StreamMarks
+from ..verifier import Verifier
+from .connection import (
     DEFAULT_ACK_DELAY,
     DEFAULT_FIRST_FRAME_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
     DEFAULT_MAX_QUEUE,
-    SUBPROTOCOL,
     FrameSink,
-    OriginPolicy,
+    ServerConnection,
     Service,
     log_refusal,
     log_rejection,
 )
-from ..errors import Code, UsageError
-from ..session import ServerKey
-from ..stream import StreamMarks
-from ..verifier import Verifier
 
 __all__ = [
     "DEFAULT_ACK_DELAY",
@@ -156,8 +157,10 @@ class _SignedWebSocket(WebSocket):
         self._held = b""
         self._paused = False
         self._feeding: asyncio.Handle | None = None
-        # Whether this TCP connection holds a connection slot (invariant 1).
+        # Whether this TCP connection holds a connection slot (invariant 1),
+        # and whether its handshake was refused by `_Service.process_request`.
         self.slot = False
+        self.refused = False
 
     # -- reading, bounded (invariant 4) -------------------------------------------------
 
@@ -223,7 +226,7 @@ class _SignedWebSocket(WebSocket):
             self.transport.resume_reading()
 
     async def fail(self, code: int, reason: str) -> None:
-        """See `signedws.connection.PushTransport.fail`."""
+        """See `signedws.asyncio.connection.PushTransport.fail`."""
         self._held = b""
         self._early = []
         self._message = None
@@ -310,7 +313,12 @@ class _SignedWebSocket(WebSocket):
 
 
 class _Transport:
-    """A websockets connection as a `signedws.connection.PushTransport`."""
+    """A websockets connection as a `signedws.asyncio.connection.PushTransport`.
+
+    Attributes:
+        websocket: websockets' connection (for its request, addresses, id;
+            don't read or write messages on it directly).
+    """
 
     Closed: ClassVar[type[Exception]] = ConnectionClosed
 
@@ -351,34 +359,6 @@ class _Transport:
         return sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG
 
 
-class ServerConnection(connection.ServerConnection):
-    """One authenticated connection, as the application handler sees it.
-
-    Messages from `recv` (or ``async for``) have passed SPEC.md §6.4 and, by
-    default, were not delivered before (SPEC.md §7.3); control frames are never
-    returned. `send` writes authenticated server frames (SPEC.md §7.1). Its
-    `id` is websockets' UUID. ``recv`` and ``send`` raise websockets'
-    ``ConnectionClosed`` (``ConnectionClosedOK`` after a normal closure) once
-    the connection is closed.
-    """
-
-    def __init__(self, service: Service, websocket: WebSocket) -> None:
-        super().__init__(service, _Transport(cast(_SignedWebSocket, websocket)))
-        #: The underlying websockets connection (for its request, addresses,
-        #: id; don't read or write messages on it directly).
-        self.websocket = websocket
-
-    @property
-    def request(self) -> Request | None:
-        """The opening handshake request."""
-        return self.websocket.request
-
-    @property
-    def remote_address(self) -> Any:
-        """The peer's address."""
-        return self.websocket.remote_address
-
-
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
@@ -390,11 +370,15 @@ class _Service(Service):
         self,
         handler: Handler,
         *,
+        origins: OriginPolicy,
+        process_request: ProcessRequest | None,
         process_response: ProcessResponse | None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.handler = handler
+        self.origins = origins
+        self._user_process_request = process_request
         self._user_process_response = process_response
         self._refusing: set[_SignedWebSocket] = set()
 
@@ -423,27 +407,54 @@ class _Service(Service):
         self.release(websocket)
         self._refusing.discard(websocket)
 
+    async def process_request(self, websocket: WebSocket, request: Request) -> Response | None:
+        """The application's ``process_request``, then SPEC.md §5.1's checks
+        (`check_handshake`): Origin, subprotocol, connection limit."""
+        if self._user_process_request is not None:
+            result = self._user_process_request(websocket, request)
+            if isinstance(result, Awaitable):
+                result = await result
+            if result is not None:
+                return result
+        signed = cast(_SignedWebSocket, websocket)
+        origins = request.headers.get_all("Origin")
+        if len(origins) > 1:
+            signed.refused = True
+            log_refusal(websocket.id, http.HTTPStatus.BAD_REQUEST, "multiple Origin headers")
+            return websocket.respond(http.HTTPStatus.BAD_REQUEST, "invalid Origin header\n")
+        refusal = check_handshake(
+            self.origins,
+            origins[0] if origins else None,
+            request.headers.get_all("Sec-WebSocket-Protocol"),
+            len(self.slots),
+            None if signed.slot else self.max_connections,
+        )
+        if refusal is None:
+            if not signed.slot:  # a slot freed since the TCP connection was made
+                signed.slot = True
+                self.slots.add(signed)
+                self._refusing.discard(signed)
+            return None
+        signed.refused = True
+        if refusal.status == http.HTTPStatus.SERVICE_UNAVAILABLE:
+            log_rejection(websocket.id, Code.SERVER_BUSY, refusal.reason)
+        else:
+            log_refusal(websocket.id, refusal.status, refusal.reason)
+        return websocket.respond(refusal.status, f"{refusal.body}\n")
+
     async def process_response(
         self, websocket: WebSocket, request: Request, response: Response
     ) -> Response | None:
-        """Enforce ``max_connections`` and log refused handshakes."""
-        replaced: Response | None = None
-        if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS:
-            signed = cast(_SignedWebSocket, websocket)
-            if not signed.slot:
-                # A slot may have freed since the TCP connection was made.
-                signed.slot = self.admit(signed, websocket.id)
-                if not signed.slot:
-                    return websocket.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "server busy\n")
-                self._refusing.discard(signed)
-        else:
+        """Log handshakes websockets refused itself; the application's hook."""
+        refused = response.status_code != http.HTTPStatus.SWITCHING_PROTOCOLS
+        if refused and not cast(_SignedWebSocket, websocket).refused:
             self._log_refusal(websocket, request, response)
         if self._user_process_response is not None:
             result = self._user_process_response(websocket, request, response)
             if isinstance(result, Awaitable):
                 result = await result
-            replaced = result
-        return replaced
+            return result
+        return None
 
     @staticmethod
     def _log_refusal(websocket: WebSocket, request: Request, response: Response) -> None:
@@ -460,7 +471,15 @@ class _Service(Service):
 
     async def handle(self, websocket: WebSocket) -> None:
         """The websockets handler: hello, pump, application handler."""
-        await ServerConnection(self, websocket)._run(self.handler)
+        forwarded: list[str] = []
+        if self.trusted_proxies and websocket.request is not None:
+            forwarded = websocket.request.headers.get_all("X-Forwarded-For")
+        peer = websocket.remote_address
+        address = client_address(
+            None if not peer else str(peer[0]), forwarded, self.trusted_proxies
+        )
+        transport = _Transport(cast(_SignedWebSocket, websocket))
+        await ServerConnection(self, transport, address=address).run(self.handler)
 
 
 def serve(
@@ -485,6 +504,7 @@ def serve(
     process_request: ProcessRequest | None = None,
     process_response: ProcessResponse | None = None,
     clock: Callable[[], float] = time.time,
+    trusted_proxies: Sequence[str | Network] = (),
     **kwargs: Any,
 ) -> Server:
     """Start a signedws server on ``host`` and ``port``.
@@ -503,17 +523,18 @@ def serve(
             (65536 by default) is announced in the hello and enforced by
             websockets before a message is read (close code 1009).
         origins, allow_no_origin: who may connect, by ``Origin`` (see
-            `signedws.connection.OriginPolicy.build`). Required: pass ``[]``
+            `signedws.handshake.OriginPolicy.build`). Required: pass ``[]``
             for a server that accepts no browser.
         server_key, first_frame_timeout, idle_timeout, max_connections,
         max_connections_per_principal, ack_delay, max_queue, stream_marks,
         dedupe, executor, verify_workers:
-            as `signedws.connection.Service` documents them (the defaults
+            as `signedws.asyncio.connection.Service` documents them (the defaults
             are in this signature). ``stream_marks`` is new per call if
             omitted.
         process_request: as websockets' (runs before the Origin check).
         process_response: as websockets' (runs after the connection limit).
-        clock: as `signedws.connection.Service` documents it.
+        clock, trusted_proxies: as `signedws.asyncio.connection.Service`
+            documents them.
         **kwargs: passed to `websockets.asyncio.server.serve` (``ssl``,
             ``ping_interval``, ``logger`` ...), except the keywords signedws
             sets: ``subprotocols``, ``select_subprotocol``, ``max_size``,
@@ -531,9 +552,10 @@ def serve(
     if reserved:
         raise UsageError(f"signedws sets {sorted(reserved)} itself")
     policy = OriginPolicy.build(origins, allow_no_origin=allow_no_origin)
-    allowed = [Origin(o) if isinstance(o, str) else o for o in policy.allowed]
     service = _Service(
         handler,
+        origins=policy,
+        process_request=process_request,
         process_response=process_response,
         verifier=verifier,
         server_key=server_key,
@@ -548,6 +570,7 @@ def serve(
         executor=executor,
         verify_workers=verify_workers,
         clock=clock,
+        trusted_proxies=trusted_proxies,
     )
     # Compression is off unless asked for (websockets' default is on): a
     # message of zeros inflates ~1000-fold. An opt-in is bounded per read
@@ -559,10 +582,9 @@ def serve(
         service.handle,
         host,
         port,
-        origins=allowed,
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         max_size=verifier.max_frame_size,
-        process_request=process_request,
+        process_request=service.process_request,
         process_response=service.process_response,
         create_connection=type("_SignedWebSocket", (_SignedWebSocket,), {"service": service}),
         **kwargs,

@@ -213,7 +213,7 @@ async def serving(kind: str, handler: Any, **kwargs: Any) -> AsyncIterator[tuple
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
 
-    from signedws.asgi import SignedWebSockets
+    from signedws.asyncio.asgi import SignedWebSockets
 
     signed = SignedWebSockets(verifier, **kwargs)
     app = Starlette(routes=[WebSocketRoute(PATH, signed.endpoint(handler))])
@@ -255,7 +255,7 @@ def _asgi_app() -> Any:
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
 
-    from signedws.asgi import SignedWebSockets
+    from signedws.asyncio.asgi import SignedWebSockets
 
     signed = SignedWebSockets(
         _verifier(), origins=[], allow_no_origin=True, server_key=ServerKey(SERVER_KID, SERVER_KEY)

@@ -43,7 +43,7 @@ def test_seeds_pass_and_genuine_frames_verify() -> None:
     accepted = 0
     for data in seeds:
         if data[0] == 0:
-            state = targets._copy(w.fresh.state)
+            state = targets._copy(w.fresh.verifier_state)
             try:
                 message = w.strict.verify(data[1:], state, now=targets.NOW)
             except Rejected:

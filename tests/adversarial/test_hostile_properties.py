@@ -28,6 +28,7 @@ from helpers import (
     Pair,
     flip_bit,
     seeded_random,
+    sent_frame,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -201,7 +202,7 @@ _pair.accept("x")
 GENUINE = [
     _pair.sign("y"),
     _pair.server.hello,
-    _pair.server.send("reply", now=NOW),
+    sent_frame(_pair.server, "reply", now=NOW),
     _pair.cred,
     Pair("mac").cred,
 ]

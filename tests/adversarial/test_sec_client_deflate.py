@@ -20,7 +20,7 @@ from signedws.asyncio import connect
 
 def _offered(recorder: Recorder) -> str | None:
     (connection,) = recorder.live
-    request = connection.websocket.request
+    request = connection.transport.websocket.request  # type: ignore[union-attr]
     assert request is not None
     header: str | None = request.headers.get("Sec-WebSocket-Extensions")
     return header

@@ -44,7 +44,7 @@ def test_queued_messages_of_a_stopped_handler_are_delivered_after_reconnect(
             if number == 0:
                 # Wait (bounded) until messages 2-5 are verified and queued.
                 async with asyncio.timeout(5):
-                    while connection.session.state.highest < 5:
+                    while connection.session.verifier_state.highest < 5:
                         await asyncio.sleep(0.005)
                 await asyncio.sleep(0.05)
                 if stop == "raises":

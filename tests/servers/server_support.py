@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from signedws.asgi import DENIAL_EXTENSION, ServerConnection, SignedWebSockets
+from signedws.asyncio.asgi import DENIAL_EXTENSION, ServerConnection, SignedWebSockets
 
 #: Every server the contract runs against.
 KINDS: Final = ("websockets", "starlette", "fastapi")

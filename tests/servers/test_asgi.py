@@ -1,4 +1,4 @@
-"""Tests for signedws.asgi beyond the shared contract: both ways in (the
+"""Tests for signedws.asyncio.asgi beyond the shared contract: both ways in (the
 Starlette endpoint and the FastAPI dependency), refusals on servers without
 the denial response extension, the size check without uvicorn's limit,
 configuration, imports, and the README's FastAPI example."""
@@ -26,8 +26,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from signedws import UsageError
-from signedws.asgi import ServerConnection, SignedWebSockets
 from signedws.asyncio import connect
+from signedws.asyncio.asgi import ServerConnection, SignedWebSockets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -205,23 +205,27 @@ def imported(code: str) -> list[str]:
 
 def test_imports() -> None:
     """``import signedws`` imports no ASGI framework and no adapter module;
-    ``import signedws.asgi`` imports Starlette but neither websockets, FastAPI
-    nor uvicorn."""
+    ``import signedws.asyncio.asgi`` imports Starlette but neither websockets,
+    FastAPI, uvicorn nor the websockets adapter and client."""
     core = imported("import signedws")
-    assert not {"starlette", "fastapi", "signedws.connection", "signedws.asgi"} & set(core)
-    asgi = imported("import signedws.asgi")
-    assert {"starlette", "signedws.connection"} <= set(asgi)
+    adapters = {"signedws.asyncio.connection", "signedws.asyncio.asgi"}
+    assert not {"starlette", "fastapi", "asyncio", *adapters} & set(core)
+    asgi = imported("import signedws.asyncio.asgi")
+    assert {"starlette", *adapters} <= set(asgi)
     assert not {"websockets", "fastapi", "uvicorn"} & set(asgi)
+    assert not {"signedws.asyncio.server", "signedws.asyncio.client"} & set(asgi)
 
 
 def test_public_api_is_pinned() -> None:
-    """signedws.asgi.__all__ is exactly the pinned list, and every name resolves."""
-    import signedws.asgi
+    """signedws.asyncio.asgi.__all__ is exactly the pinned list, every name
+    resolves, and its ServerConnection is the one class of that name."""
+    import signedws.asyncio.asgi
+    import signedws.asyncio.connection
 
     names = ["SUBPROTOCOL", "Handler", "ServerConnection", "SignedWebSockets"]
-    assert signedws.asgi.__all__ == names
-    assert all(getattr(signedws.asgi, name) is not None for name in names)
-    assert issubclass(ServerConnection, signedws.connection.ServerConnection)
+    assert signedws.asyncio.asgi.__all__ == names
+    assert all(getattr(signedws.asyncio.asgi, name) is not None for name in names)
+    assert ServerConnection is signedws.asyncio.connection.ServerConnection
 
 
 # -- the README's example -------------------------------------------------------------------

@@ -57,7 +57,7 @@ from websockets.exceptions import InvalidStatus
 
 from signedws import ConnectionState, Message, RevocationSet, ServerMessage, Verifier
 from signedws.asyncio import Backoff, ClientClosed, connect
-from signedws.connection import ServerConnection
+from signedws.asyncio.connection import ServerConnection
 from signedws.envelope import decode_hello
 
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -380,7 +380,7 @@ def test_handler_return_closes_normally(run: Any, kind: str) -> None:
 
 def test_connection_api(run: Any, kind: str) -> None:
     """The handler's connection has an id, its principal after the first frame,
-    the peer's address and a repr without secrets; close() closes it with the
+    the client's address and a repr without secrets; close() closes it with the
     code given, after which recv raises the library's closed exception."""
     seen: list[object] = []
 
@@ -389,7 +389,7 @@ def test_connection_api(run: Any, kind: str) -> None:
         message = await connection.recv()
         assert message.payload == "hi"
         assert connection.principal == ("auth", "alice")
-        assert connection.remote_address[0] == "127.0.0.1"  # type: ignore[attr-defined]
+        assert connection.address == "127.0.0.1"
         assert repr(connection) == (
             f"ServerConnection(id={connection.id}, principal=('auth', 'alice'))"
         )
@@ -883,3 +883,42 @@ def test_ed25519_connection_without_server_key(
     assert code == 4400
     assert delivered == ["mac"]
     assert codes_logged(caplog) == ["scheme_mismatch"]
+
+
+def test_open_and_close_are_logged_once(
+    run: Any, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One INFO line when a connection opens and one when it closes, naming
+    the connection, its principal, the client's address, the close code and
+    the frames in and out; no secret (see test_no_secret_in_any_log_line)."""
+    caplog.set_level(logging.INFO, logger="signedws")
+    credential = token("alice")
+
+    def lines(prefix: str) -> list[str]:
+        return [m for r in caplog.records if (m := r.getMessage()).startswith(prefix)]
+
+    async def main() -> None:
+        async with start(kind) as srv:
+            async with connect(srv.uri, credential, audience=AUDIENCE) as client:
+                await client.send("hi")
+                await client.drain()
+            async with asyncio.timeout(5):
+                while not lines("connection closed"):
+                    await asyncio.sleep(0.01)
+
+    run(main())
+    (opened,) = lines("connection opened")
+    (closed,) = lines("connection closed")
+    connection_id = opened.split()[2].removeprefix("connection=")
+    assert opened == f"connection opened connection={connection_id} address=127.0.0.1"
+    match = re.fullmatch(
+        rf"connection closed connection={connection_id} principal='auth'/'alice' "
+        r"address=127\.0\.0\.1 close_code=1000 frames_in=(\d+) frames_out=(\d+) "
+        r"duration=\d+\.\d{3}",
+        closed,
+    )
+    assert match is not None, closed
+    # The message (and maybe a control frame); the hello and an ack at least.
+    assert int(match[1]) >= 1
+    assert int(match[2]) >= 2
+    assert credential.token.hex() not in caplog.text

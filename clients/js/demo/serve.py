@@ -48,7 +48,7 @@ from websockets.http11 import Request, Response
 
 from signedws import Ed25519PrivateKey, Ed25519PublicKey, HMACKey, Issuer, Keyring, Verifier
 from signedws.asyncio import ServerConnection, serve
-from signedws.session import ServerKey
+from signedws.server import ServerKey
 
 ROOT: Final = Path(__file__).resolve().parents[1]  # clients/js
 #: What the HTTP origin serves, relative to clients/js. Nothing else.
@@ -152,7 +152,7 @@ class Demo:
                 # Gone without a close frame or an acknowledgement: the client
                 # must reconnect and resend. Messages already verified are
                 # still handled (recv returns them), so none is lost.
-                connection.websocket.transport.abort()
+                connection.transport.websocket.transport.abort()  # type: ignore[union-attr]
                 continue
             with contextlib.suppress(ConnectionClosed):
                 await connection.send(f"{message.subject} (seq {message.seq}) said: {shown}")

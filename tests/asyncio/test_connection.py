@@ -1,40 +1,37 @@
-"""Tests for signedws.connection's pure parts: the Origin policy, the shared
-service's limits and slots, and the unverified kind sniff. The pump and the
-handler-facing connection are tested over real sockets against every adapter
-(tests/servers/test_server_contract.py)."""
+"""Tests for signedws.asyncio.connection's parts without a socket: the shared
+service's limits, slots and sessions. The pump and the handler-facing
+connection are tested over real sockets against every adapter
+(tests/servers/test_server_contract.py); the protocol rules they pump, in
+pure tests of signedws.server (tests/test_server.py)."""
 
 from __future__ import annotations
 
 import logging
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from helpers import AUDIENCE, FLEET_KEY, NOW, certificate, make_keyring, token
+from helpers import AUDIENCE, FLEET_KEY, NOW
 
 from signedws import Keyring, StreamMarks, UsageError, Verifier
-from signedws.connection import OriginPolicy, Service, _unverified_kind
-from signedws.envelope import KIND_CLIENT_ED25519, KIND_CLIENT_MAC
-from signedws.signer import Signer
+from signedws.asyncio.connection import Service
+from signedws.server import State
 
 
 def test_public_api_is_pinned() -> None:
-    """signedws.connection.__all__ is exactly the pinned list, and every name
-    resolves; the websockets adapter's connection type derives from its."""
+    """signedws.asyncio.connection.__all__ is exactly the pinned list, every
+    name resolves, and the adapters' ServerConnection is this one class."""
     import signedws.asyncio
-    import signedws.connection
+    from signedws.asyncio import connection
 
-    assert signedws.connection.__all__ == [
+    assert connection.__all__ == [
         "DEFAULT_ACK_DELAY",
         "DEFAULT_FIRST_FRAME_TIMEOUT",
         "DEFAULT_IDLE_TIMEOUT",
         "DEFAULT_MAX_CONNECTIONS",
         "DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL",
         "DEFAULT_MAX_QUEUE",
-        "SUBPROTOCOL",
         "FrameSink",
-        "OriginPolicy",
         "PullTransport",
         "PushTransport",
         "ServerConnection",
@@ -43,62 +40,8 @@ def test_public_api_is_pinned() -> None:
         "log_refusal",
         "log_rejection",
     ]
-    assert all(hasattr(signedws.connection, name) for name in signedws.connection.__all__)
-    base = signedws.connection.ServerConnection
-    assert issubclass(signedws.asyncio.ServerConnection, base)
-
-
-@pytest.mark.parametrize(
-    ("origin", "allowed"),
-    [
-        ("https://app.example", True),
-        ("https://APP.example", False),  # exact, as websockets compares
-        ("https://app.example.evil", False),
-        ("https://eu.app.example", True),
-        ("https://eu.app.example.evil", False),  # patterns match in full
-        ("https://x.eu.app.example", False),
-        (None, False),
-    ],
-)
-def test_origin_policy_matches_like_websockets(origin: str | None, allowed: bool) -> None:
-    """Strings compare exactly, patterns must match the whole Origin, and a
-    missing Origin is refused unless allowed."""
-    policy = OriginPolicy.build(
-        ["https://app.example", re.compile(r"https://[a-z]+\.app\.example")],
-        allow_no_origin=False,
-    )
-    assert policy.allows(origin) is allowed
-
-
-def test_origin_policy_no_origin() -> None:
-    """allow_no_origin admits clients without an Origin, and only them."""
-    policy = OriginPolicy.build([], allow_no_origin=True)
-    assert policy.allowed == (None,)
-    assert policy.allows(None)
-    assert not policy.allows("https://app.example")
-
-
-@pytest.mark.parametrize(
-    ("origins", "allow_no_origin", "message"),
-    [
-        ([], False, "accept nobody"),
-        ([None], True, "allow_no_origin"),
-        ([b"https://app.example"], True, "strings or compiled patterns"),
-    ],
-)
-def test_origin_policy_refuses_bad_configuration(
-    origins: list[Any], allow_no_origin: bool, message: str
-) -> None:
-    """A policy that admits nobody, None among origins (use allow_no_origin) and
-    values that are neither strings nor patterns are refused."""
-    with pytest.raises(UsageError, match=message):
-        OriginPolicy.build(origins, allow_no_origin=allow_no_origin)
-
-
-def test_origin_refusal_reason_escapes_the_value() -> None:
-    """The log reason shows the peer's Origin escaped, never raw."""
-    assert OriginPolicy.refusal_reason("https://e\nvil") == "origin not allowed: 'https://e\\nvil'"
-    assert OriginPolicy.refusal_reason(None) == "origin not allowed: None"
+    assert all(hasattr(connection, name) for name in connection.__all__)
+    assert signedws.asyncio.ServerConnection is connection.ServerConnection
 
 
 def make_service(**kwargs: Any) -> Service:
@@ -130,6 +73,9 @@ def make_service(**kwargs: Any) -> Service:
         ({"max_connections": 1.5}, "max_connections"),
         ({"max_queue": 0}, "max_queue"),
         ({"max_queue": True}, "max_queue"),
+        ({"max_connections_per_principal": 0}, "max_connections_per_principal"),
+        ({"trusted_proxies": ["not a network"]}, "trusted_proxies"),
+        ({"trusted_proxies": "10.0.0.0/8"}, "trusted_proxies"),
     ],
 )
 def test_service_refuses_bad_limits(kwargs: dict[str, Any], message: str) -> None:
@@ -182,13 +128,14 @@ def test_service_offloads_only_with_a_pool_of_several_or_an_executor() -> None:
     given.shutdown()
 
 
-def test_unverified_kind() -> None:
-    """The kind sniff reads the kind of honest frames and nothing of others."""
-    verifier = Verifier(make_keyring(), audience=AUDIENCE, fleet_key=FLEET_KEY)
-    hello = verifier.hello(verifier.open(now=NOW, random=bytes), now=NOW)
-    for credential, kind in ((token(), KIND_CLIENT_MAC), (certificate(), KIND_CLIENT_ED25519)):
-        signer = Signer.from_hello(hello, credential, audience=AUDIENCE, now=NOW)
-        assert _unverified_kind(signer.sign("x", now=NOW)) == kind
-    assert _unverified_kind(b"") is None
-    assert _unverified_kind(b"\x9a\x02\x01") is None
-    assert _unverified_kind(b"\x99\x01\x01") is None
+def test_service_sessions_carry_its_configuration() -> None:
+    """Each session the service makes shares its marks and principal cap and
+    has its timeouts: the pump passes nothing of the protocol itself."""
+    service = make_service(first_frame_timeout=3.0, ack_delay=None, verify_workers=1)
+    session = service.session()
+    assert session.state is State.AWAITING_FIRST_FRAME
+    assert session.next_deadline() == NOW + 3.0
+    assert service.session().nonce != session.nonce
+    assert [str(n) for n in make_service(trusted_proxies=["10.0.0.0/8"]).trusted_proxies] == [
+        "10.0.0.0/8"
+    ]

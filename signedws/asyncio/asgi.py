@@ -28,12 +28,13 @@ dependency raises ``WebSocketException`` or ``HTTPException``, which the
 framework's exception middleware turns into the same close or response.
 
 An accepted connection selects ``signedws.v1`` and becomes a
-`signedws.connection.ServerConnection` over a Starlette transport: the same
-hello, pump, verification (Ed25519 in a thread pool), delivery marks,
+`signedws.asyncio.connection.ServerConnection` over a Starlette transport: the
+same hello, pump, verification (Ed25519 in a thread pool), delivery marks,
 acknowledgements, timeouts and rejection → log → close mapping as the
-websockets adapter, with no line of it here.
+websockets adapter, with no line of it here. The Starlette ``WebSocket`` is
+``connection.transport.websocket``.
 
-Invariants (beyond those of `signedws.connection`):
+Invariants (beyond those of `signedws.asyncio.connection`):
 
 1. The endpoint runs only for an accepted connection; it sees only verified
    messages and Starlette's own exception: ``recv`` and ``send`` raise
@@ -80,7 +81,12 @@ from starlette.exceptions import HTTPException, WebSocketException
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from . import connection
+from ..envelope import SUBPROTOCOL
+from ..errors import Code
+from ..handshake import Network, OriginPolicy, check_handshake, client_address
+from ..server import ServerKey
+from ..stream import StreamMarks
+from ..verifier import Verifier
 from .connection import (
     DEFAULT_ACK_DELAY,
     DEFAULT_FIRST_FRAME_TIMEOUT,
@@ -90,14 +96,11 @@ from .connection import (
     DEFAULT_MAX_QUEUE,
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
-    SUBPROTOCOL,
-    OriginPolicy,
+    ServerConnection,
     Service,
     log_refusal,
+    log_rejection,
 )
-from .session import ServerKey
-from .stream import StreamMarks
-from .verifier import Verifier
 
 __all__ = ["SUBPROTOCOL", "Handler", "ServerConnection", "SignedWebSockets"]
 
@@ -115,7 +118,7 @@ MESSAGE_TOO_BIG: Final = 1009
 
 
 class _Transport:
-    """A Starlette ``WebSocket``, accepted, as a `signedws.connection.Transport`.
+    """A Starlette ``WebSocket``, accepted, as a `signedws.asyncio.connection.Transport`.
 
     Only the pump calls `receive`. ASGI servers report the end of a
     connection as a ``websocket.disconnect`` message (uvicorn also when the
@@ -125,6 +128,8 @@ class _Transport:
     Closed: ClassVar[type[Exception]] = WebSocketDisconnect
 
     def __init__(self, websocket: WebSocket, connection_id: uuid.UUID) -> None:
+        #: The Starlette ``WebSocket`` (for its headers, URL, path parameters,
+        #: client address, state; don't read or write messages on it directly).
         self.websocket = websocket
         self._id = connection_id
         self._closed = asyncio.Event()
@@ -186,29 +191,6 @@ class _Transport:
         return self._oversize
 
 
-class ServerConnection(connection.ServerConnection):
-    """One authenticated connection, as the endpoint sees it.
-
-    Messages from `recv` (or ``async for``) have passed SPEC.md §6.4 and, by
-    default, were not delivered before (SPEC.md §7.3); control frames are never
-    returned. `send` writes authenticated server frames (SPEC.md §7.1). Its
-    `id` is a UUID, as logged. ``recv`` and ``send`` raise Starlette's
-    ``WebSocketDisconnect`` once the connection is closed.
-    """
-
-    def __init__(self, service: Service, websocket: WebSocket, connection_id: uuid.UUID) -> None:
-        super().__init__(service, _Transport(websocket, connection_id))
-        #: The Starlette ``WebSocket`` (for its headers, URL, path parameters,
-        #: client address, state; don't read or write messages on it directly).
-        self.websocket = websocket
-
-    @property
-    def remote_address(self) -> tuple[str, int] | None:
-        """The peer's address, as the ASGI server gives it."""
-        client = self.websocket.client
-        return None if client is None else (client.host, client.port)
-
-
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
 
@@ -256,12 +238,12 @@ class SignedWebSockets:
             frame; give the same number to the ASGI server (uvicorn's
             ``ws_max_size``) so it refuses larger messages while reading them.
         origins, allow_no_origin: who may connect, by ``Origin`` (see
-            `signedws.connection.OriginPolicy.build`). Required: pass ``[]``
+            `signedws.handshake.OriginPolicy.build`). Required: pass ``[]``
             for a server that accepts no browser.
         server_key, first_frame_timeout, idle_timeout, max_connections,
         max_connections_per_principal, ack_delay, max_queue, stream_marks,
-        dedupe, executor, verify_workers,
-        clock: as `signedws.connection.Service` documents them (the defaults
+        dedupe, executor, verify_workers, clock,
+        trusted_proxies: as `signedws.asyncio.connection.Service` documents them (the defaults
             are in this signature). ``max_connections`` counts every route of
             this guard; ``stream_marks`` is new per guard if omitted.
 
@@ -288,6 +270,7 @@ class SignedWebSockets:
         executor: Executor | None = None,
         verify_workers: int | None = None,
         clock: Callable[[], float] = time.time,
+        trusted_proxies: Sequence[str | Network] = (),
     ) -> None:
         self._origins = OriginPolicy.build(origins, allow_no_origin=allow_no_origin)
         self._service = Service(
@@ -304,6 +287,7 @@ class SignedWebSockets:
             executor=executor,
             verify_workers=verify_workers,
             clock=clock,
+            trusted_proxies=trusted_proxies,
         )
 
     @property
@@ -380,19 +364,22 @@ class SignedWebSockets:
         values = websocket.headers.getlist("origin")
         if len(values) > 1:
             return refuse(400, "invalid Origin header", "multiple Origin headers")
-        origin = values[0] if values else None
-        if not self._origins.allows(origin):
-            return refuse(403, "origin not allowed", OriginPolicy.refusal_reason(origin))
-        # Servers split the header on commas (uvicorn before 0.50.1 did not).
-        protocols = websocket.scope.get("subprotocols", ())
-        offered = {name.strip() for value in protocols for name in value.split(",")}
-        if SUBPROTOCOL not in offered:
-            reason = f"no {SUBPROTOCOL} subprotocol offered"
-            return refuse(400, f"{SUBPROTOCOL} subprotocol required", reason)
-        if not self._service.admit(connection_id, connection_id):
+        service = self._service
+        refusal = check_handshake(
+            self._origins,
+            values[0] if values else None,
+            websocket.scope.get("subprotocols", ()),
+            len(service.slots),
+            service.max_connections,
+        )
+        if refusal is None:
+            service.slots.add(connection_id)
+            return None
+        if refusal.status == 503:
+            log_rejection(connection_id, Code.SERVER_BUSY, refusal.reason)
             status = 503 if denial else CLOSED_BEFORE_ACCEPT_STATUS
-            return _Refusal(status, "server busy", denial)
-        return None
+            return _Refusal(status, refusal.body, denial)
+        return refuse(refusal.status, refusal.body, refusal.reason)
 
     @contextlib.asynccontextmanager
     async def _connected(
@@ -402,8 +389,15 @@ class SignedWebSockets:
         the endpoint; then finish, close and free the slot."""
         try:
             await websocket.accept(subprotocol=SUBPROTOCOL)
-            connection = ServerConnection(self._service, websocket, connection_id)
-            opened = await connection._open()
+            service = self._service
+            address = client_address(
+                None if websocket.client is None else websocket.client.host,
+                websocket.headers.getlist("x-forwarded-for") if service.trusted_proxies else [],
+                service.trusted_proxies,
+            )
+            transport = _Transport(websocket, connection_id)
+            connection = ServerConnection(service, transport, address=address)
+            opened = await connection.open()
             code, reason = NORMAL_CLOSURE, ""
             try:
                 yield connection, opened
@@ -413,7 +407,7 @@ class SignedWebSockets:
                 code, reason = INTERNAL_ERROR, "internal error"
                 raise
             finally:
-                await connection._finish()
+                await connection.finish()
                 await connection.close(code, reason)
         finally:
             self._service.release(connection_id)

@@ -180,9 +180,11 @@ def test_connection_properties_and_process_response(run: Any) -> None:
 
     async def hook(connection: ServerConnection, message: Any) -> None:
         assert connection.principal == ("auth", "alice")
-        assert connection.request is not None
-        assert connection.request.headers["Sec-WebSocket-Protocol"] == "signedws.v1"
-        assert connection.remote_address[0] == "127.0.0.1"
+        websocket = connection.transport.websocket  # type: ignore[union-attr]
+        assert websocket.request is not None
+        assert websocket.request.headers["Sec-WebSocket-Protocol"] == "signedws.v1"
+        assert websocket.remote_address[0] == "127.0.0.1"
+        assert connection.address == "127.0.0.1"
         assert repr(connection) == (
             f"ServerConnection(id={connection.id}, principal=('auth', 'alice'))"
         )
@@ -197,3 +199,46 @@ def test_connection_properties_and_process_response(run: Any) -> None:
             assert seen == [101]
 
     run(main())
+
+
+@pytest.mark.parametrize(
+    ("trusted", "logged"),
+    [([], "127.0.0.1"), (["127.0.0.0/8"], "203.0.113.9"), (["10.0.0.0/8"], "127.0.0.1")],
+)
+def test_client_address_honours_forwarded_for_from_trusted_proxies_only(
+    run: Any, caplog: pytest.LogCaptureFixture, trusted: list[str], logged: str
+) -> None:
+    """X-Forwarded-For names the logged address only when the peer is one of
+    trusted_proxies (default none)."""
+    caplog.set_level(logging.INFO, logger="signedws")
+
+    async def main() -> str | None:
+        addresses: list[str | None] = []
+
+        async def handler(connection: ServerConnection) -> None:
+            addresses.append(connection.address)
+
+        async with serve(
+            handler,
+            "127.0.0.1",
+            0,
+            verifier=make_verifier(),
+            origins=[],
+            allow_no_origin=True,
+            trusted_proxies=trusted,
+        ) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with ws_connect(
+                f"ws://127.0.0.1:{port}",
+                subprotocols=["signedws.v1"],  # type: ignore[list-item]
+                additional_headers={"X-Forwarded-For": "1.1.1.1, 203.0.113.9"},
+            ) as ws:
+                await ws.recv()
+                async with asyncio.timeout(5):
+                    while not addresses:
+                        await asyncio.sleep(0.01)
+        return addresses[0]
+
+    assert run(main()) == logged
+    assert "connection opened connection=" in caplog.text
+    assert f"address={logged}" in caplog.text
