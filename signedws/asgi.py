@@ -77,7 +77,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from starlette.exceptions import HTTPException, WebSocketException
-from starlette.responses import PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import connection
@@ -95,6 +96,8 @@ from .connection import (
     Service,
     log_refusal,
 )
+from .health import Health
+from .metrics import Metrics
 from .session import ServerKey
 from .stream import StreamMarks
 from .verifier import Verifier
@@ -264,6 +267,10 @@ class SignedWebSockets:
         clock: as `signedws.connection.Service` documents them (the defaults
             are in this signature). ``max_connections`` counts every route of
             this guard; ``stream_marks`` is new per guard if omitted.
+        metrics: where to count connections, frames, rejections
+            (`signedws.metrics.PrometheusMetrics`); None: nowhere.
+        health: what `probe` answers (`signedws.health.Health`); None: a
+            `Health` with only the keyring check and the drain flag.
 
     Raises:
         UsageError: for an invalid limit, an Origin list containing None (use
@@ -288,6 +295,8 @@ class SignedWebSockets:
         executor: Executor | None = None,
         verify_workers: int | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self._origins = OriginPolicy.build(origins, allow_no_origin=allow_no_origin)
         self._service = Service(
@@ -304,6 +313,8 @@ class SignedWebSockets:
             executor=executor,
             verify_workers=verify_workers,
             clock=clock,
+            metrics=metrics,
+            health=health,
         )
 
     @property
@@ -365,6 +376,20 @@ class SignedWebSockets:
                 setattr(signed_endpoint, name, getattr(handler, name))
         return signed_endpoint
 
+    # -- health probes ([h17 hook]) ------------------------------------------------------
+
+    async def probe(self, request: Request) -> Response:
+        """A Starlette HTTP endpoint answering ``/healthz`` and ``/readyz``
+        (`signedws.health`), without a log line: mount it at both paths,
+        ``Route("/healthz", signed.probe)``, ``Route("/readyz", signed.probe)``."""
+        health = self._service.health
+        if health is None:
+            verifier = self._service.verifier
+            health = self._service.health = Health(keyring_size=lambda: len(verifier.keyring))
+        answer = health.respond(request.url.path, time.monotonic())
+        status, body = answer if answer is not None else (404, "not found\n")
+        return PlainTextResponse(body, status_code=status)
+
     # -- the connection's life ------------------------------------------------------------
 
     def _handshake(self, websocket: WebSocket, connection_id: uuid.UUID) -> _Refusal | None:
@@ -372,23 +397,25 @@ class SignedWebSockets:
         order; log and return a refusal, or take a slot and return None."""
         denial = DENIAL_EXTENSION in (websocket.scope.get("extensions") or {})
 
-        def refuse(status: int, detail: str, reason: str) -> _Refusal:
+        def refuse(status: int, detail: str, reason: str, kind: str) -> _Refusal:
             refusal = _Refusal(status if denial else CLOSED_BEFORE_ACCEPT_STATUS, detail, denial)
+            self._service.metrics.refused(kind)  # [h17 hook]
             log_refusal(connection_id, refusal.status, reason)
             return refusal
 
         values = websocket.headers.getlist("origin")
         if len(values) > 1:
-            return refuse(400, "invalid Origin header", "multiple Origin headers")
+            return refuse(400, "invalid Origin header", "multiple Origin headers", "origin")
         origin = values[0] if values else None
         if not self._origins.allows(origin):
-            return refuse(403, "origin not allowed", OriginPolicy.refusal_reason(origin))
+            reason = OriginPolicy.refusal_reason(origin)
+            return refuse(403, "origin not allowed", reason, "origin")
         # Servers split the header on commas (uvicorn before 0.50.1 did not).
         protocols = websocket.scope.get("subprotocols", ())
         offered = {name.strip() for value in protocols for name in value.split(",")}
         if SUBPROTOCOL not in offered:
             reason = f"no {SUBPROTOCOL} subprotocol offered"
-            return refuse(400, f"{SUBPROTOCOL} subprotocol required", reason)
+            return refuse(400, f"{SUBPROTOCOL} subprotocol required", reason, "subprotocol")
         if not self._service.admit(connection_id, connection_id):
             status = 503 if denial else CLOSED_BEFORE_ACCEPT_STATUS
             return _Refusal(status, "server busy", denial)

@@ -87,6 +87,9 @@ from typing import ClassVar, Final, Protocol, Self, cast, runtime_checkable
 
 from .envelope import KIND_CLIENT_ED25519
 from .errors import Code, Rejected, UsageError
+from .health import Health
+from .metrics import NULL as NULL_METRICS
+from .metrics import SAMPLE_EVERY, Metrics
 from .session import ServerKey, ServerSession
 from .stream import StreamKey, StreamMarks, stream_key
 from .verifier import Message, Verifier
@@ -123,6 +126,7 @@ DEFAULT_MAX_QUEUE: Final = 16
 #: WebSocket close codes this module sends itself (RFC 6455 §7.4.1).
 NORMAL_CLOSURE: Final = 1000
 INTERNAL_ERROR: Final = 1011
+GOING_AWAY: Final = 1001
 
 logger = logging.getLogger("signedws.server")
 
@@ -293,6 +297,8 @@ class Service:
         verify_workers: int | None,
         clock: Callable[[], float],
         max_connections_per_principal: int | None = DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise UsageError("verifier must be a signedws Verifier")
@@ -338,6 +344,11 @@ class Service:
         self.max_connections_per_principal = max_connections_per_principal
         #: Open connections per principal, after their first valid frame.
         self.principals: dict[tuple[str, str], int] = {}
+        # [h17 hook] operations: metrics (no-op by default), health probes, and
+        # the live connections a graceful drain closes (`ServerConnection.going_away`).
+        self.metrics = NULL_METRICS if metrics is None else metrics
+        self.health = health
+        self.connections: set[ServerConnection] = set()
 
     def bind(self, principal: tuple[str, str]) -> Rejected | None:
         """Count a connection for ``principal`` (at its first valid frame), or
@@ -385,6 +396,7 @@ class Service:
         releases later), or log ``server_busy`` and return False when all
         ``max_connections`` are taken."""
         if len(self.slots) >= self.max_connections:
+            self.metrics.refused("busy")  # [h17 hook]
             log_rejection(
                 connection_id,
                 Code.SERVER_BUSY,
@@ -591,6 +603,11 @@ class ServerConnection:
         self._backlog = 0
         # The principal this connection is counted for (`Service.bind`).
         self._bound: tuple[str, str] | None = None
+        # [h17 hook] counters as plain ints (`signedws.metrics`); one frame in
+        # SAMPLE_EVERY is timed when metrics are on (mask -1: never).
+        self._stats = service.metrics.connection()
+        self._sample_mask = SAMPLE_EVERY - 1 if service.metrics.enabled else -1
+        service.connections.add(self)
 
     @property
     def id(self) -> object:
@@ -721,6 +738,17 @@ class ServerConnection:
         """Wait until the connection is closed."""
         await self._transport.wait_closed()
 
+    async def going_away(self) -> None:
+        """[h17 hook] Graceful drain: acknowledge what the handler is done
+        with, then close with 1001 (going away); the client reconnects
+        elsewhere and resends only what was not acknowledged."""
+        if self._ack_handle is not None:
+            self._ack_handle.cancel()
+            self._ack_handle = None
+        if self._accepted.is_set() and self._can_ack and not self._closed.is_set():
+            await self._send_ack()
+        await self.close(GOING_AWAY, "server draining")
+
     # -- delivery and acknowledgements -----------------------------------------------
 
     def _release(self) -> None:
@@ -777,11 +805,13 @@ class ServerConnection:
                 return
             with contextlib.suppress(self._transport.Closed):
                 await self._transport.send(frame)
+                self._stats.acks += 1  # [h17 hook]
 
     # -- the pump -------------------------------------------------------------------
 
     async def _reject(self, exc: Rejected) -> None:
         log_rejection(self.id, exc.code, exc.detail)
+        self._service.metrics.rejected(exc.code.id)  # [h17 hook]
         if self._push:
             # Send the close frame and end the connection without reading or
             # inflating another message (RFC 6455 §7.1.7).
@@ -801,6 +831,10 @@ class ServerConnection:
                 return
             self._bound = principal
             self._accepted.set()
+            credential = self._state.credential  # [h17 hook] the scheme, once
+            scheme = "mac" if credential is not None and credential.kind == 1 else "ed25519"
+            self._service.metrics.scheme(self._stats, scheme)
+        self._stats.frames += 1  # [h17 hook]
         self._last_accepted = message.counter
         if message.payload is None:
             self._advance_delivery()  # nothing to deliver
@@ -941,11 +975,14 @@ class ServerConnection:
         the messages, then the exception that stopped it if any."""
         receive = self.session.receive
         results: list[Message | Exception] = []
+        start = time.perf_counter()
         try:
             for data, now in batch:
                 results.append(receive(data, now=now))
         except Exception as exc:
             results.append(exc)
+        # [h17 hook] the mean over the job: one observation per hand-off.
+        self._service.metrics.verified("ed25519", (time.perf_counter() - start) / len(batch))
         inbox.post(self, results)
 
     def _verified(self, results: list[Message | Exception]) -> None:
@@ -994,7 +1031,11 @@ class ServerConnection:
                 self._submit()
         else:
             try:
-                message = self._verify_frame(data, self._state, now=self._service.clock())
+                if self._stats.frames & self._sample_mask:  # [h17 hook] the sample test
+                    message = self._verify_frame(data, self._state, now=self._service.clock())
+                else:
+                    self._verify_timed(data)
+                    return
             except Rejected as exc:
                 self._interrupt(exc)
                 return
@@ -1014,8 +1055,11 @@ class ServerConnection:
                 or (self._divert and data[:3] == _ED25519_PREFIX)
             ):
                 self._frame(data)
-            else:  # `_frame`'s last branch, inlined: most frames
+            elif self._stats.frames & self._sample_mask:  # [h17 hook] the sample test
+                # `_frame`'s last branch, inlined: most frames
                 self._accept(self._verify_frame(data, self._state, now=self._clock()))
+            else:
+                self._verify_timed(data)  # [h17 hook] one frame in SAMPLE_EVERY
         except Rejected as exc:
             self._interrupt(exc)
             return
@@ -1035,6 +1079,14 @@ class ServerConnection:
                 self._waiting_since = self._now()
             else:
                 self._arm_timer()
+
+    def _verify_timed(self, data: bytes) -> None:
+        """[h17 hook] `_frame`'s inline branch, timed for the metrics."""
+        start = time.perf_counter()
+        message = self._verify_frame(data, self._state, now=self._clock())
+        elapsed = time.perf_counter() - start
+        self._accept(message)  # first: the first frame sets the scheme
+        self._service.metrics.verified(self._stats.scheme, elapsed)
 
     def connection_ended(self) -> None:
         """From a push transport: the connection is closed (see `FrameSink`)."""
@@ -1108,6 +1160,7 @@ class ServerConnection:
     def _log_oversize(self) -> None:
         """The library refused a message over its size limit while reading it."""
         limit = self._service.verifier.max_frame_size
+        self._service.metrics.rejected(Code.FRAME_TOO_LARGE.id)  # [h17 hook]
         log_rejection(self.id, Code.FRAME_TOO_LARGE, f"message over {limit} bytes (close 1009)")
 
     def _close_pump(self) -> None:
@@ -1116,6 +1169,8 @@ class ServerConnection:
         bound, self._bound = self._bound, None
         if bound is not None:
             self._service.unbind(bound)
+        self._service.metrics.closed(self._stats)  # [h17 hook] counters final
+        self._service.connections.discard(self)  # [h17 hook]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -88,6 +88,8 @@ from ..connection import (
     log_rejection,
 )
 from ..errors import Code, UsageError
+from ..health import Health
+from ..metrics import Metrics
 from ..session import ServerKey
 from ..stream import StreamMarks
 from ..verifier import Verifier
@@ -158,6 +160,8 @@ class _SignedWebSocket(WebSocket):
         self._feeding: asyncio.Handle | None = None
         # Whether this TCP connection holds a connection slot (invariant 1).
         self.slot = False
+        # [h17 hook] Whether its request was a health probe (answered, not logged).
+        self.probe = False
 
     # -- reading, bounded (invariant 4) -------------------------------------------------
 
@@ -390,11 +394,13 @@ class _Service(Service):
         self,
         handler: Handler,
         *,
+        process_request: ProcessRequest | None,
         process_response: ProcessResponse | None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.handler = handler
+        self._user_process_request = process_request
         self._user_process_response = process_response
         self._refusing: set[_SignedWebSocket] = set()
 
@@ -408,6 +414,7 @@ class _Service(Service):
     def wait_for_refusal(self, websocket: _SignedWebSocket) -> bool:
         """No slot: whether the connection may stay to be told 503."""
         if len(self._refusing) >= _MAX_REFUSING:
+            self.metrics.refused("busy")  # [h17 hook]
             log_rejection(
                 websocket.id,
                 Code.SERVER_BUSY,
@@ -436,7 +443,7 @@ class _Service(Service):
                 if not signed.slot:
                     return websocket.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "server busy\n")
                 self._refusing.discard(signed)
-        else:
+        elif not cast(_SignedWebSocket, websocket).probe:  # [h17 hook] probes: no log
             self._log_refusal(websocket, request, response)
         if self._user_process_response is not None:
             result = self._user_process_response(websocket, request, response)
@@ -445,18 +452,40 @@ class _Service(Service):
             replaced = result
         return replaced
 
-    @staticmethod
-    def _log_refusal(websocket: WebSocket, request: Request, response: Response) -> None:
+    def _log_refusal(self, websocket: WebSocket, request: Request, response: Response) -> None:
         exc = websocket.protocol.handshake_exc
         if isinstance(exc, InvalidOrigin):
-            reason = OriginPolicy.refusal_reason(request.headers.get("Origin"))
+            reason, kind = OriginPolicy.refusal_reason(request.headers.get("Origin")), "origin"
         elif isinstance(exc, NegotiationError):
-            reason = f"no {SUBPROTOCOL} subprotocol offered"
+            reason, kind = f"no {SUBPROTOCOL} subprotocol offered", "subprotocol"
         elif exc is not None:
-            reason = type(exc).__name__
+            reason, kind = type(exc).__name__, "other"
+        elif response.status_code < 400:
+            # An answer of the application's process_request (a health check,
+            # a redirect), not a refusal: no warning per request.
+            return
         else:
-            reason = "refused by process_request"
+            reason, kind = "refused by process_request", "other"
+        self.metrics.refused(kind)  # [h17 hook]
         log_refusal(websocket.id, response.status_code, reason)
+
+    async def process_request(self, websocket: WebSocket, request: Request) -> Response | None:
+        """[h17 hook] Answer ``/healthz`` and ``/readyz`` (`signedws.health`),
+        then the application's ``process_request``."""
+        health = self.health
+        if health is not None:
+            answer = health.respond(request.path, time.monotonic())
+            if answer is not None:
+                cast(_SignedWebSocket, websocket).probe = True
+                status, body = answer
+                return websocket.respond(http.HTTPStatus(status), body)
+        user = self._user_process_request
+        if user is None:
+            return None
+        result = user(websocket, request)
+        if isinstance(result, Awaitable):
+            result = await result
+        return result
 
     async def handle(self, websocket: WebSocket) -> None:
         """The websockets handler: hello, pump, application handler."""
@@ -485,6 +514,8 @@ def serve(
     process_request: ProcessRequest | None = None,
     process_response: ProcessResponse | None = None,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
+    health: Health | None = None,
     **kwargs: Any,
 ) -> Server:
     """Start a signedws server on ``host`` and ``port``.
@@ -511,9 +542,14 @@ def serve(
             as `signedws.connection.Service` documents them (the defaults
             are in this signature). ``stream_marks`` is new per call if
             omitted.
-        process_request: as websockets' (runs before the Origin check).
+        process_request: as websockets' (runs before the Origin check, after
+            the health probes).
         process_response: as websockets' (runs after the connection limit).
         clock: as `signedws.connection.Service` documents it.
+        metrics: where to count connections, frames, rejections
+            (`signedws.metrics.PrometheusMetrics`); None: nowhere.
+        health: answer ``GET /healthz`` and ``GET /readyz`` on this port from
+            it (`signedws.health.Health`), without a log line; None: no probes.
         **kwargs: passed to `websockets.asyncio.server.serve` (``ssl``,
             ``ping_interval``, ``logger`` ...), except the keywords signedws
             sets: ``subprotocols``, ``select_subprotocol``, ``max_size``,
@@ -534,7 +570,10 @@ def serve(
     allowed = [Origin(o) if isinstance(o, str) else o for o in policy.allowed]
     service = _Service(
         handler,
+        process_request=process_request,
         process_response=process_response,
+        metrics=metrics,
+        health=health,
         verifier=verifier,
         server_key=server_key,
         first_frame_timeout=first_frame_timeout,
@@ -562,7 +601,7 @@ def serve(
         origins=allowed,
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         max_size=verifier.max_frame_size,
-        process_request=process_request,
+        process_request=service.process_request,
         process_response=service.process_response,
         create_connection=type("_SignedWebSocket", (_SignedWebSocket,), {"service": service}),
         **kwargs,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import logging
 import os
@@ -28,11 +29,15 @@ from ..config import (
     worker_node_id,
 )
 from ..errors import UsageError
+from ..health import Check, Health
 from ..logformat import configure as configure_logging
+from ..metrics import NULL as NULL_METRICS
+from ..metrics import Metrics, Source
 from ..verifier import Verifier
 
 if TYPE_CHECKING:
-    from ..asyncio import Handler, ServerConnection
+    from ..asyncio import Handler, Reloader, ServerConnection
+    from ..asyncio.redis import RedisRevocations
 
 __all__ = ["cmd_issuer", "cmd_serve", "echo", "resolve_handler"]
 
@@ -86,11 +91,20 @@ REDIS_SYNC_TIMEOUT: Final = 10.0
 #: Seconds a worker has to start, and to stop after SIGTERM, under ``--workers``.
 WORKER_START_TIMEOUT: Final = 60.0
 WORKER_STOP_TIMEOUT: Final = 30.0
+#: Seconds a closing handshake may take (websockets' ``close_timeout``).
+CLOSE_TIMEOUT: Final = 2.0
 
 
 async def _redis_revocations(config: ServerConfig, verifier: Verifier) -> asyncio.Task[None]:
     """Start following the Redis revocation store; return once its first
     snapshot is in force (a server that never saw the set must not serve)."""
+    return (await _follow_redis(config, verifier))[0]
+
+
+async def _follow_redis(
+    config: ServerConfig, verifier: Verifier
+) -> tuple[asyncio.Task[None], RedisRevocations]:
+    """`_redis_revocations`, and the watcher (for readiness and metrics)."""
     try:
         from ..asyncio.redis import RedisRevocations, redacted_url  # noqa: PLC0415
     except ImportError as exc:
@@ -114,7 +128,39 @@ async def _redis_revocations(config: ServerConfig, verifier: Verifier) -> asynci
             f"no revocation set from Redis at {redacted_url(config.redis_url)} in "
             f"{REDIS_SYNC_TIMEOUT:g} s; not serving without one"
         ) from None
-    return task
+    return task, watcher
+
+
+def _stale(reloader: Reloader, what: str, now: float) -> str | None:
+    return reloader.stale(what, now)
+
+
+def _operations(
+    config: ServerConfig,
+    verifier: Verifier,
+    reloader: Reloader,
+    watcher: RedisRevocations | None,
+    metrics: Metrics,
+) -> Health:
+    """Readiness checks and metric sources for what this server reloads."""
+    health = Health(keyring_size=lambda: len(verifier.keyring))
+    for what in ("keyring", "revocations"):
+        if getattr(config, what) is not None:
+            health.add(Check(what, functools.partial(_stale, reloader, what)))
+            metrics.watch(Source(what, functools.partial(reloader.state, what)))
+    if watcher is not None:
+        live = watcher
+
+        def redis_state() -> dict[str, int | bool]:
+            return {
+                "version": max(live.version, 0),
+                "size": len(verifier.revocations),
+                "up": live.connected,
+            }
+
+        health.add(Check("redis", lambda _: None if live.connected else "not synced"))
+        metrics.watch(Source("redis", redis_state))
+    return health
 
 
 async def _serve(
@@ -127,6 +173,7 @@ async def _serve(
 ) -> None:
     from ..asyncio import Reloader, serve  # noqa: PLC0415 - only this command needs websockets
     from ..connection import usable_cpus  # noqa: PLC0415
+    from .operate import Drain, serve_metrics  # noqa: PLC0415
 
     if config.issuer is not None:  # the issuer on the same port, under uvicorn (SPEC.md §13)
         from ..asyncio.issuer_serve import serve_with_issuer  # noqa: PLC0415
@@ -144,16 +191,41 @@ async def _serve(
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    again = asyncio.Event()
+
+    def signalled() -> None:
+        (again if stop.is_set() else stop).set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, signalled)
     loop.add_signal_handler(signal.SIGHUP, lambda: reloader.check(force=True))
-    redis_task = await _redis_revocations(config, verifier) if config.redis_url else None
+    redis_task = watcher = None
+    if config.redis_url:
+        redis_task, watcher = await _follow_redis(config, verifier)
+    metrics: Metrics = NULL_METRICS
+    metrics_server = None
+    if config.metrics_listen is not None:
+        # Under --workers, each worker on a loopback port of its own; the
+        # parent serves [metrics].listen (signedws.cli.operate).
+        listen = "127.0.0.1:0" if worker is not None else config.metrics_listen
+        metrics, metrics_server, url = serve_metrics(listen)
+        print(f"metrics on {url}", flush=True)
+    health = _operations(config, verifier, reloader, watcher, metrics)
     whom = f"node {verifier.node_id.hex()}"
     if worker is not None:
         whom += f" (worker {worker}, pid {os.getpid()})"
+    drain = Drain(
+        seconds=config.drain_seconds,
+        metrics=metrics,
+        on_start=lambda: setattr(health, "draining", True),
+        close_timeout=CLOSE_TIMEOUT,
+    )
+    options: dict[str, Any] = {}
+    if config.trusted_proxies:  # the keyword of issue 15's serve() (X-Forwarded-For)
+        options["trusted_proxies"] = list(config.trusted_proxies)
     try:
         async with serve(
-            handler,
+            drain.track(handler),
             config.host,
             config.port,
             verifier=verifier,
@@ -172,25 +244,35 @@ async def _serve(
             reuse_port=worker is not None,
             # asyncio's default of 100 drops SYNs under a burst of connects.
             backlog=config.backlog,
+            metrics=metrics,
+            health=health,
+            close_timeout=CLOSE_TIMEOUT,
+            **options,
         ) as server:
+            drain.server = server
             host, port = server.sockets[0].getsockname()[:2]
             logger.info(
                 "%s listening on ws://%s:%d audience=%r", whom, host, port, config.audience
             )
             print(f"listening on ws://{host}:{port}", flush=True)
-            watcher = asyncio.create_task(reloader.run()) if config.reload_interval > 0 else None
+            watcher_task = (
+                asyncio.create_task(reloader.run()) if config.reload_interval > 0 else None
+            )
             orphan = None
             if worker is not None:
                 orphan = asyncio.create_task(_stop_if_orphaned(stop, parent))
             await stop.wait()
             if orphan is not None:
                 orphan.cancel()
-            logger.info("%s stopping: closing connections", whom)
-            if watcher is not None:
-                watcher.cancel()
+            logger.info("%s stopping: draining connections", whom)
+            await drain.run(again)
+            if watcher_task is not None:
+                watcher_task.cancel()
     finally:
         if redis_task is not None:
             redis_task.cancel()
+        if metrics_server is not None:
+            metrics_server.shutdown()
     logger.info("%s stopped", whom)
 
 
@@ -222,14 +304,15 @@ def _reserve_port(host: str, port: int) -> socket.socket:
 async def _supervise(args: argparse.Namespace, config: ServerConfig) -> int:
     """Run ``config.workers`` worker processes on one port until SIGINT or
     SIGTERM; forward SIGHUP. If a worker ends by itself, stop them all.
+    SIGTERM is passed on (each worker drains); a second one too (each exits
+    at once). With ``[metrics].listen``, serve the workers' metrics merged
+    (`signedws.cli.operate`).
 
     Returns:
         0 if every worker started, and stopped cleanly when asked; else 1.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     workers: list[asyncio.subprocess.Process] = []
 
     def forward(signum: int) -> None:
@@ -237,18 +320,28 @@ async def _supervise(args: argparse.Namespace, config: ServerConfig) -> int:
             if proc.returncode is None:
                 proc.send_signal(signum)
 
+    def signalled(signum: int) -> None:
+        if stop.is_set():
+            forward(signum)  # the workers are draining: now they exit at once
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, signalled, signum)
     loop.add_signal_handler(signal.SIGHUP, forward, signal.SIGHUP)
     reserved = _reserve_port(config.host, config.port)
     copiers: list[asyncio.Task[None]] = []
+    servers: list[Any] = []  # the metrics endpoint, once started
     try:
         status = await _run_workers(
-            args, config, reserved, workers=workers, copiers=copiers, stop=stop
+            args, config, reserved, workers=workers, copiers=copiers, stop=stop, servers=servers
         )
     finally:
         reserved.close()
-        stopped = await _stop_workers(workers)
+        stopped = await _stop_workers(workers, timeout=config.drain_seconds + WORKER_STOP_TIMEOUT)
         for task in copiers:
             task.cancel()
+        for server in servers:
+            server.shutdown()
         logger.info("stopped")
     return 1 if status or stopped else 0
 
@@ -261,9 +354,11 @@ async def _run_workers(
     workers: list[asyncio.subprocess.Process],
     copiers: list[asyncio.Task[None]],
     stop: asyncio.Event,
+    servers: list[Any],
 ) -> int:
-    """Start the workers on ``reserved``'s port, wait until they listen, then
-    until ``stop`` or a worker's end. Returns 1 if a worker failed."""
+    """Start the workers on ``reserved``'s port, wait until they listen (and
+    serve their metrics merged, into ``servers``), then until ``stop`` or a
+    worker's end. Returns 1 if a worker failed."""
     port = reserved.getsockname()[1]
     for index in range(config.workers):
         argv = [
@@ -284,11 +379,16 @@ async def _run_workers(
                 start_new_session=True,
             )
         )
+    urls: list[str | None] = []
     for index, proc in enumerate(workers):
         assert proc.stdout is not None  # noqa: S101 - piped above
+        urls.append(None)
         try:
             async with asyncio.timeout(WORKER_START_TIMEOUT):
                 line = await proc.stdout.readline()
+                if line.startswith(b"metrics on "):  # printed before "listening on"
+                    urls[index] = line[len(b"metrics on ") :].decode().strip()
+                    line = await proc.stdout.readline()
         except TimeoutError:
             line = b""
         if not line.startswith(b"listening on "):
@@ -296,6 +396,12 @@ async def _run_workers(
             return 1
         copiers.append(asyncio.create_task(_copy_lines(proc.stdout)))
     reserved.close()
+    if config.metrics_listen is not None:
+        from .operate import serve_worker_metrics  # noqa: PLC0415
+
+        server, url = serve_worker_metrics(config.metrics_listen, urls)
+        servers.append(server)
+        print(f"metrics on {url}", flush=True)
     logger.info("%d workers listening on ws://%s:%d", len(workers), config.host, port)
     print(f"listening on ws://{config.host}:{port}", flush=True)
     ended = [asyncio.create_task(proc.wait()) for proc in workers]
@@ -311,7 +417,9 @@ async def _run_workers(
     return 1
 
 
-async def _stop_workers(workers: list[asyncio.subprocess.Process]) -> int:
+async def _stop_workers(
+    workers: list[asyncio.subprocess.Process], *, timeout: float = WORKER_STOP_TIMEOUT
+) -> int:
     """SIGTERM every worker still running; kill the ones that do not stop in
     time. Returns 0 if every worker stopped here exited with 0, else 1."""
     status = 0
@@ -320,7 +428,7 @@ async def _stop_workers(workers: list[asyncio.subprocess.Process]) -> int:
         proc.terminate()
     for proc in running:
         try:
-            async with asyncio.timeout(WORKER_STOP_TIMEOUT):
+            async with asyncio.timeout(timeout):
                 code = await proc.wait()
         except TimeoutError:
             logger.error("worker pid %d did not stop in time: killing it", proc.pid)  # noqa: TRY400
