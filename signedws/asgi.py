@@ -79,6 +79,7 @@ from typing import ClassVar, Final
 from starlette.exceptions import HTTPException, WebSocketException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import connection
@@ -96,7 +97,7 @@ from .connection import (
     Service,
     log_refusal,
 )
-from .health import Health
+from .health import HEALTH_PATH, READY_PATH, Health
 from .metrics import Metrics
 from .session import ServerKey
 from .stream import StreamMarks
@@ -390,6 +391,11 @@ class SignedWebSockets:
         status, body = answer if answer is not None else (404, "not found\n")
         return PlainTextResponse(body, status_code=status)
 
+    def probe_routes(self) -> list[Route]:
+        """Starlette routes answering ``/healthz`` and ``/readyz`` with `probe`:
+        ``Starlette(routes=[*signed.probe_routes(), WebSocketRoute(...)])``."""
+        return [Route(HEALTH_PATH, self.probe), Route(READY_PATH, self.probe)]
+
     # -- the connection's life ------------------------------------------------------------
 
     def _handshake(self, websocket: WebSocket, connection_id: uuid.UUID) -> _Refusal | None:
@@ -416,6 +422,10 @@ class SignedWebSockets:
         if SUBPROTOCOL not in offered:
             reason = f"no {SUBPROTOCOL} subprotocol offered"
             return refuse(400, f"{SUBPROTOCOL} subprotocol required", reason, "subprotocol")
+        health = self._service.health
+        if health is not None and health.draining:  # [h17 hook] no log per refusal
+            self._service.metrics.refused("draining")
+            return _Refusal(503 if denial else CLOSED_BEFORE_ACCEPT_STATUS, "draining", denial)
         if not self._service.admit(connection_id, connection_id):
             status = 503 if denial else CLOSED_BEFORE_ACCEPT_STATUS
             return _Refusal(status, "server busy", denial)

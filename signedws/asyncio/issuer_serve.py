@@ -112,6 +112,7 @@ def build_apps(config: ServerConfig, verifier: Verifier | None = None, handler: 
     )
     return Starlette(
         routes=[
+            *signed.probe_routes(),  # /healthz, /readyz ([h17 hook])
             Mount(settings.path, app=issuer),
             WebSocketRoute("/{path:path}", signed.endpoint(handler)),
         ]

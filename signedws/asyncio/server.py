@@ -160,7 +160,8 @@ class _SignedWebSocket(WebSocket):
         self._feeding: asyncio.Handle | None = None
         # Whether this TCP connection holds a connection slot (invariant 1).
         self.slot = False
-        # [h17 hook] Whether its request was a health probe (answered, not logged).
+        # [h17 hook] Whether its request was a health probe, or refused while
+        # draining (answered and counted, not logged).
         self.probe = False
 
     # -- reading, bounded (invariant 4) -------------------------------------------------
@@ -479,6 +480,10 @@ class _Service(Service):
                 cast(_SignedWebSocket, websocket).probe = True
                 status, body = answer
                 return websocket.respond(http.HTTPStatus(status), body)
+            if health.draining:  # readiness failed first; clients go elsewhere
+                cast(_SignedWebSocket, websocket).probe = True
+                self.metrics.refused("draining")
+                return websocket.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
         user = self._user_process_request
         if user is None:
             return None

@@ -148,32 +148,37 @@ class Drain:
         self._on_start = on_start
         self._close_timeout = close_timeout
         self._closing: set[asyncio.Task[None]] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
 
     def track(self, handler: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
         """``handler``, keeping the connections it runs for in `live`."""
 
         async def tracked(connection: Any) -> None:
             self.live.add(connection)
+            self._empty.clear()
             try:
                 await handler(connection)
             finally:
                 self.live.discard(connection)
+                if not self.live:
+                    self._empty.set()
 
         return tracked
 
     async def run(self, again: asyncio.Event) -> bool:
-        """Readiness fails (``on_start``), the port stops accepting, then
-        each open connection is acknowledged and closed with 1001 at its
-        time in a `signedws.drain.schedule` over ``seconds``; then wait for
-        the handlers, at most the closing handshake's timeout beyond.
-        ``again`` (a second SIGTERM) or that deadline aborts what is left.
+        """Readiness fails and new handshakes get HTTP 503 (``on_start``: the
+        port keeps answering probes), then each open connection is
+        acknowledged and closed with 1001 at its time in a
+        `signedws.drain.schedule` over ``seconds``; then wait for the
+        handlers, at most the closing handshake's timeout beyond. ``again``
+        (a second SIGTERM) or that deadline aborts what is left.
 
         Returns:
             True if everything closed in order, False if it was cut short.
         """
         self._on_start()
         server = self.server
-        server.close(close_connections=False)
         connections = list(self.live)
         random.shuffle(connections)
         offsets = schedule(len(connections), self.seconds)
@@ -192,7 +197,7 @@ class Drain:
             )
             if closer in done:
                 left = max(0.1, deadline - self.seconds)
-                waiter = asyncio.create_task(server.wait_closed())
+                waiter = asyncio.create_task(self._empty.wait())
                 done, _ = await asyncio.wait(
                     [waiter, interrupted], timeout=left, return_when=asyncio.FIRST_COMPLETED
                 )
