@@ -276,6 +276,10 @@ class Service:
         verify_workers: size of the default pool (None: the CPUs this
             process may run on); 1 verifies on the event loop, without a pool.
         clock: the wall clock verification uses, seconds (for tests).
+        metrics: where connections, frames, acks, rejections and refusals
+            are counted (`signedws.metrics`); None: nowhere (`NullMetrics`).
+        health: what the adapters answer ``/healthz`` and ``/readyz`` from
+            (`signedws.health`); None: the adapters' default.
 
     Raises:
         UsageError: for a verifier that is not a `Verifier` or an invalid limit.
@@ -344,11 +348,9 @@ class Service:
         self.max_connections_per_principal = max_connections_per_principal
         #: Open connections per principal, after their first valid frame.
         self.principals: dict[tuple[str, str], int] = {}
-        # [h17 hook] operations: metrics (no-op by default), health probes, and
-        # the live connections a graceful drain closes (`ServerConnection.going_away`).
+        # [h17 hook] operations: metrics (no-op by default) and health probes.
         self.metrics = NULL_METRICS if metrics is None else metrics
         self.health = health
-        self.connections: set[ServerConnection] = set()
 
     def bind(self, principal: tuple[str, str]) -> Rejected | None:
         """Count a connection for ``principal`` (at its first valid frame), or
@@ -607,7 +609,6 @@ class ServerConnection:
         # SAMPLE_EVERY is timed when metrics are on (mask -1: never).
         self._stats = service.metrics.connection()
         self._sample_mask = SAMPLE_EVERY - 1 if service.metrics.enabled else -1
-        service.connections.add(self)
 
     @property
     def id(self) -> object:
@@ -1170,7 +1171,6 @@ class ServerConnection:
         if bound is not None:
             self._service.unbind(bound)
         self._service.metrics.closed(self._stats)  # [h17 hook] counters final
-        self._service.connections.discard(self)  # [h17 hook]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -521,3 +521,45 @@ def test_sigterm_drains_connections_without_a_reconnect_burst(examples: Path) ->
 def busiest(times: list[float]) -> int:
     """The most of the sorted ``times`` that one WINDOW-long window holds."""
     return max(bisect.bisect_right(times, t + WINDOW) - i for i, t in enumerate(times))
+
+
+def test_readiness_and_reload_metrics_follow_the_revocation_file(examples: Path) -> None:
+    """/readyz turns 503 naming the file when the revocation file stops
+    loading, and 200 again once it loads; the reload counters say so, with
+    the entries in force; no probe logs a line."""
+    env = {**ENV, "SIGNEDWS_METRICS_LISTEN": "127.0.0.1:0"}
+    stderr_path = examples / "stderr.log"
+    revoked = examples / "revoked.json"
+
+    def wait_for(url: str, status: int) -> tuple[int, str]:
+        deadline = time.monotonic() + 15
+        answer = fetch(url)
+        while answer[0] != status and time.monotonic() < deadline:
+            time.sleep(0.1)
+            answer = fetch(url)
+        return answer
+
+    with operated(["--config", "serve.toml"], examples, stderr_path, env) as (proc, uri, url):
+        ready = "http" + uri.removeprefix("ws") + "/readyz"
+        first = fetch(ready)
+        revoked.write_text("{not json")
+        broken = wait_for(ready, 503)
+        after_break = samples(url)
+        tmp = examples / "revoked.tmp"
+        tmp.write_text('{"credentials": [{"iss": "login", "cid": "c1"}], "subjects": []}')
+        os.replace(tmp, revoked)
+        fixed = wait_for(ready, 200)
+        after_fix = samples(url)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert first == (200, "ready\n")
+    assert broken == (503, "not ready\nrevocations: the last reload of revoked.json failed\n")
+    assert fixed == (200, "ready\n")
+    failed = ("signedws_reloads_total", (("result", "failed"), ("source", "revocations")))
+    ok = ("signedws_reloads_total", (("result", "ok"), ("source", "revocations")))
+    assert after_break[failed] == 1
+    assert after_fix[ok] == 1
+    assert after_fix[("signedws_source_size", (("source", "revocations"),))] == 1
+    log = stderr_path.read_text()
+    assert log.count("reload failed") == 1
+    assert "readyz" not in log

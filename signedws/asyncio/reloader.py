@@ -91,11 +91,12 @@ class Reloader:
         (`signedws.health.fresh`: checked within a few intervals)."""
         from ..health import fresh  # noqa: PLC0415
 
-        if fresh(self.in_force[what], self.interval, now):
+        last = self.in_force[what]
+        if fresh(last, self.interval, now):
             return None
-        if self.in_force[what] is None:
+        if last is None:
             return f"the last reload of {self._files[what].name} failed"
-        return f"{self._files[what].name} not checked for {self.interval:g} s intervals"
+        return f"{self._files[what].name} not checked for {now - last:.0f} s"
 
     def check(self, *, force: bool = False) -> list[str]:
         """Reload the files that changed (all of them with ``force``).
