@@ -563,3 +563,47 @@ def test_readiness_and_reload_metrics_follow_the_revocation_file(examples: Path)
     log = stderr_path.read_text()
     assert log.count("reload failed") == 1
     assert "readyz" not in log
+
+
+def test_workers_pass_sigterm_on_and_each_drains(examples: Path) -> None:
+    """Under --workers 2, SIGTERM to the parent reaches both workers: each
+    drains (its open connections closed with 1001, going away), and the
+    parent exits 0."""
+    from websockets.asyncio.client import connect as ws_connect
+
+    from signedws.envelope import decode_hello
+    from signedws.signer import Signer
+
+    env = {**ENV, "SIGNEDWS_METRICS_LISTEN": "127.0.0.1:0", "SIGNEDWS_SERVER_DRAIN_SECONDS": "1"}
+    stderr_path = examples / "stderr.log"
+    argv = ["--config", "serve.toml", "--workers", "2"]
+    credential = load_credential(examples / "alice.json")
+    with operated(argv, examples, stderr_path, env) as (proc, uri, _):
+
+        async def main() -> list[int | None]:
+            async with contextlib.AsyncExitStack() as stack:
+                sockets = []
+                for i in range(8):
+                    ws = await stack.enter_async_context(
+                        ws_connect(uri, subprotocols=["signedws.v1"])  # type: ignore[list-item]
+                    )
+                    hello = await ws.recv()
+                    assert isinstance(hello, bytes)
+                    signer = Signer(credential, decode_hello(hello), now=time.time())
+                    await ws.send(signer.sign(f"m{i}", now=time.time()))
+                    assert isinstance(await ws.recv(), bytes)  # the echo
+                    sockets.append(ws)
+                proc.send_signal(signal.SIGTERM)
+                for ws in sockets:
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(10):
+                            while True:
+                                await ws.recv()
+                return [ws.close_code for ws in sockets]
+
+        codes = asyncio.run(main())
+        assert proc.wait(timeout=60) == 0, stderr_path.read_text()
+    assert codes == [1001] * 8
+    log = stderr_path.read_text()
+    assert log.count("draining: closing") == 2
+    assert log.count(" drained") == 2
