@@ -607,3 +607,62 @@ def test_workers_pass_sigterm_on_and_each_drains(examples: Path) -> None:
     log = stderr_path.read_text()
     assert log.count("draining: closing") == 2
     assert log.count(" drained") == 2
+
+
+def test_serve_with_issuer_answers_probes_and_drains(examples: Path) -> None:
+    """`serve` with [issuer] (uvicorn, the ASGI adapter): /healthz and
+    /readyz on the port, metrics, and the drain on SIGTERM: readiness fails,
+    open connections close with 1001, exit 0."""
+    from websockets.asyncio.client import connect as ws_connect
+
+    from signedws.envelope import decode_hello
+    from signedws.signer import Signer
+
+    (examples / "h17_login.py").write_text(
+        "async def login(request):\n    raise LookupError('no logins in this test')\n"
+    )
+    config = examples / "serve.toml"
+    config.write_text(
+        config.read_text()
+        + '\n[issuer]\nname = "login"\nmac_key = "issuer.jwk"\nauthenticate = "h17_login:login"\n'
+    )
+    env = {**ENV, "SIGNEDWS_METRICS_LISTEN": "127.0.0.1:0", "SIGNEDWS_SERVER_DRAIN_SECONDS": "1"}
+    stderr_path = examples / "stderr.log"
+    credential = load_credential(examples / "alice.json")
+    with operated(["--config", "serve.toml"], examples, stderr_path, env) as (proc, uri, url):
+        base = "http" + uri.removeprefix("ws")
+        probes = [fetch(f"{base}/healthz"), fetch(f"{base}/readyz")]
+
+        async def main() -> tuple[list[int | None], tuple[int, str]]:
+            async with contextlib.AsyncExitStack() as stack:
+                sockets = []
+                for i in range(3):
+                    ws = await stack.enter_async_context(
+                        ws_connect(f"{uri}/ws", subprotocols=["signedws.v1"])  # type: ignore[list-item]
+                    )
+                    hello = await ws.recv()
+                    assert isinstance(hello, bytes)
+                    signer = Signer(credential, decode_hello(hello), now=time.time())
+                    await ws.send(signer.sign(f"m{i}", now=time.time()))
+                    assert isinstance(await ws.recv(), bytes)
+                    sockets.append(ws)
+                opened = await asyncio.to_thread(samples, url)
+                assert opened[("signedws_connections_open", (("scheme", "mac"),))] == 3
+                proc.send_signal(signal.SIGTERM)
+                draining = await asyncio.to_thread(fetch, f"{base}/readyz")
+                for ws in sockets:
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(10):
+                            while True:
+                                await ws.recv()
+                return [ws.close_code for ws in sockets], draining
+
+        codes, draining = asyncio.run(main())
+        assert proc.wait(timeout=30) == 0, stderr_path.read_text()
+    assert probes == [(200, "ok\n"), (200, "ready\n")]
+    assert draining == (503, "not ready\ndraining\n")
+    assert codes == [1001] * 3
+    log = stderr_path.read_text()
+    assert "draining: closing 3 connections" in log
+    assert "drained" in log
+    assert "WARNING" not in log

@@ -142,7 +142,7 @@ class Drain:
     ) -> None:
         self.seconds = seconds
         self.live: set[ServerConnection] = set()
-        #: websockets' ``Server``, once it listens.
+        #: websockets' ``Server``, once it listens (None under uvicorn).
         self.server: Any = None
         self._metrics = metrics
         self._on_start = on_start
@@ -207,9 +207,10 @@ class Drain:
                     return True
             why = "a second signal" if interrupted in done else "the drain deadline"
             logger.warning("drain cut short by %s: %d connections aborted", why, len(self.live))
-            server.close(close_connections=False)
-            for websocket in list(server.connections):
-                websocket.transport.abort()
+            if server is not None:  # websockets' (uvicorn shuts its own down)
+                server.close(close_connections=False)
+                for websocket in list(server.connections):
+                    websocket.transport.abort()
             return False
         finally:
             closer.cancel()

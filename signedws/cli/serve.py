@@ -66,8 +66,7 @@ def resolve_handler(spec: str, base: Path | None = None) -> Handler:
     Raises:
         UsageError: if the module or function cannot be found.
     """
-    if spec == "echo":
-        return echo
+    # Before "echo" too: [issuer].authenticate is imported the same way.
     for directory in (Path.cwd(), *([base] if base is not None else [])):
         entry = str(directory.resolve())
         if entry not in sys.path:
@@ -75,6 +74,8 @@ def resolve_handler(spec: str, base: Path | None = None) -> Handler:
         elif sys.path[0] != entry:
             sys.path.remove(entry)
             sys.path.insert(0, entry)
+    if spec == "echo":
+        return echo
     module_name, _, name = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -95,16 +96,12 @@ WORKER_STOP_TIMEOUT: Final = 30.0
 CLOSE_TIMEOUT: Final = 2.0
 
 
-async def _redis_revocations(config: ServerConfig, verifier: Verifier) -> asyncio.Task[None]:
-    """Start following the Redis revocation store; return once its first
-    snapshot is in force (a server that never saw the set must not serve)."""
-    return (await _follow_redis(config, verifier))[0]
-
-
 async def _follow_redis(
     config: ServerConfig, verifier: Verifier
 ) -> tuple[asyncio.Task[None], RedisRevocations]:
-    """`_redis_revocations`, and the watcher (for readiness and metrics)."""
+    """Start following the Redis revocation store; return once its first
+    snapshot is in force (a server that never saw the set must not serve),
+    with the watcher (for readiness and metrics)."""
     try:
         from ..asyncio.redis import RedisRevocations, redacted_url  # noqa: PLC0415
     except ImportError as exc:
@@ -175,11 +172,6 @@ async def _serve(
     from ..connection import usable_cpus  # noqa: PLC0415
     from .operate import Drain, serve_metrics  # noqa: PLC0415
 
-    if config.issuer is not None:  # the issuer on the same port, under uvicorn (SPEC.md §13)
-        from ..asyncio.issuer_serve import serve_with_issuer  # noqa: PLC0415
-
-        await serve_with_issuer(config, verifier, handler, redis=_redis_revocations)
-        return
     parent = os.getppid() if parent is None else parent
 
     server_key = load_server_key(config.server_key) if config.server_key else None
@@ -220,6 +212,25 @@ async def _serve(
         on_start=lambda: setattr(health, "draining", True),
         close_timeout=CLOSE_TIMEOUT,
     )
+    if config.issuer is not None:  # the issuer on the same port, under uvicorn (SPEC.md §13)
+        from ..asyncio.issuer_serve import serve_with_issuer  # noqa: PLC0415
+
+        try:
+            await serve_with_issuer(
+                config,
+                verifier,
+                drain.track(handler),
+                reloader=reloader,
+                metrics=metrics,
+                health=health,
+                drain=drain.run,
+            )
+        finally:
+            if redis_task is not None:
+                redis_task.cancel()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+        return
     options: dict[str, Any] = {}
     if config.trusted_proxies:  # the keyword of issue 15's serve() (X-Forwarded-For)
         options["trusted_proxies"] = list(config.trusted_proxies)
