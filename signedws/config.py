@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -48,6 +49,7 @@ __all__ = [
     "load_keyring",
     "load_revocations",
     "load_server_key",
+    "parse_listen",
     "parse_node_id",
     "worker_node_id",
 ]
@@ -65,6 +67,8 @@ _SECTIONS: Final = {
         "node_id",
         "workers",
         "backlog",
+        "drain_seconds",
+        "trusted_proxies",
     },
     "keys": {"fleet_key", "keyring", "revocations", "server_key", "reload_interval"},
     "limits": {
@@ -81,7 +85,11 @@ _SECTIONS: Final = {
         "verify_workers",
     },
     "redis": {"url", "prefix", "check_interval"},
+    "metrics": {"listen"},
 }
+
+#: Sections whose keys are `ServerConfig` fields named ``<section>_<key>``.
+_PREFIXED: Final = frozenset({"redis", "metrics"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +124,9 @@ class ServerConfig:
     redis_url: str | None = None
     redis_prefix: str = "signedws"
     redis_check_interval: float = 5.0
+    drain_seconds: float = 10.0
+    trusted_proxies: tuple[str, ...] = ()
+    metrics_listen: str | None = None
     issuer: IssuerConfig | None = None  # [issuer] (signedws.issuer_config)
 
     def __repr__(self) -> str:
@@ -167,7 +178,7 @@ def key_kind(section: str, key: str) -> str:
         return "number" if isinstance(kind, tuple) else _KINDS[kind.__name__]
     if key not in _SECTIONS[section]:
         raise LookupError(f"[{section}].{key}")
-    name = f"redis_{key}" if section == "redis" else key
+    name = f"{section}_{key}" if section in _PREFIXED else key
     annotation = ServerConfig.__annotations__.get(name)
     if annotation is None:
         raise LookupError(f"[{section}].{key} has no ServerConfig field {name!r}")
@@ -308,7 +319,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     for key in ("port", "backlog", "max_frame_size", "max_connections", "window", "nonce_ttl"):
         if key in values:
             kwargs[key] = get(key, int)
-    for key in ("reload_interval", "ack_delay", "max_skew", "leeway"):
+    for key in ("reload_interval", "ack_delay", "max_skew", "leeway", "drain_seconds"):
         if key in values:
             kwargs[key] = float(get(key, (int, float)))
     for key in ("first_frame_timeout", "idle_timeout"):
@@ -330,6 +341,13 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         kwargs["redis_url"] = get("url", str) or None
     if "prefix" in values:
         kwargs["redis_prefix"] = get("prefix", str)
+    if "trusted_proxies" in values:
+        proxies = get("trusted_proxies", list)
+        if not all(isinstance(p, str) and p for p in proxies):
+            raise UsageError("config: [server].trusted_proxies must be an array of addresses")
+        kwargs["trusted_proxies"] = tuple(proxies)
+    if "listen" in values:
+        kwargs["metrics_listen"] = get("listen", str) or None
     if "check_interval" in values:
         kwargs["redis_check_interval"] = float(get("check_interval", (int, float)))
     if "issuer" in document:
@@ -347,7 +365,7 @@ def _check_ranges(config: ServerConfig) -> None:
             raise UsageError(f"config: [limits].{name} must be positive")
     if config.backlog < 1:
         raise UsageError("config: [server].backlog must be positive")
-    for name in ("reload_interval", "ack_delay", "max_skew", "leeway", "window"):
+    for name in ("reload_interval", "ack_delay", "max_skew", "leeway", "window", "drain_seconds"):
         if getattr(config, name) < 0:
             raise UsageError(f"config: {name} must not be negative")
     for name in ("first_frame_timeout", "idle_timeout", "verify_workers"):
@@ -368,6 +386,28 @@ def _check_ranges(config: ServerConfig) -> None:
         raise UsageError("config: [redis].prefix must not be empty")
     if not config.redis_check_interval > 0:
         raise UsageError("config: [redis].check_interval must be positive")
+    if config.metrics_listen is not None:
+        parse_listen(config.metrics_listen)
+    for proxy in config.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise UsageError(
+                f"config: [server].trusted_proxies: {proxy!r:.60} is not an address or network"
+            ) from None
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) of ``[metrics].listen``.
+
+    Raises:
+        UsageError: if it is not one.
+    """
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"config: [metrics].listen is host:port, not {text!r:.60}")
+    return host, int(port)
 
 
 def parse_node_id(text: str) -> bytes:

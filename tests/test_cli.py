@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from example_support import run_example_client
 
-import signedws.cli
+import signedws.cli.serve
 import signedws.config
 from signedws import (
     Code,
@@ -607,7 +607,7 @@ def test_serve_does_not_start_without_its_redis_revocations(
 ) -> None:
     """A server configured with Redis does not serve before it has the
     revocation set from it: Redis unreachable at start is an error (exit 2)."""
-    monkeypatch.setattr(signedws.cli, "REDIS_SYNC_TIMEOUT", 0.3)
+    monkeypatch.setattr(signedws.cli.serve, "REDIS_SYNC_TIMEOUT", 0.3)
     config = write_serve_config(keys)
     text = config.read_text().replace('revocations = "revoked.json"\n', "")
     config.write_text(text + f'\n[redis]\nurl = "redis://:pw@127.0.0.1:{free_port()}/0"\n')

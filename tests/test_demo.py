@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from signedws import demo
+from signedws.cli import demo
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,15 +17,20 @@ import importlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..config import ServerConfig, load_server_key
 from ..errors import KeyFormatError, UsageError
+from ..health import Health
 from ..issuer import IssuerService
 from ..issuer_config import IssuerConfig, build_issuer_service
 from ..keys import HMACKey, load_key
+from ..metrics import Metrics
 from ..verifier import Verifier
 from .issuer import Authenticate, BearerTokenAuthenticator, issuer_app
+
+if TYPE_CHECKING:
+    from .reloader import Reloader
 
 __all__ = ["build_apps", "issuer_service", "run_issuer", "serve_with_issuer"]
 
@@ -83,9 +88,17 @@ def _authenticate(config: IssuerConfig) -> Authenticate:
     )
 
 
-def build_apps(config: ServerConfig, verifier: Verifier | None = None, handler: Any = None) -> Any:
+def build_apps(
+    config: ServerConfig,
+    verifier: Verifier | None = None,
+    handler: Any = None,
+    *,
+    metrics: Metrics | None = None,
+    health: Health | None = None,
+) -> Any:
     """The ASGI app: the issuer alone (no ``verifier``), or the issuer at
-    ``[issuer].path`` and the signed WebSocket on every other path."""
+    ``[issuer].path``, ``/healthz`` and ``/readyz`` (from ``health``) and the
+    signed WebSocket (counted in ``metrics``) on every other path."""
     from starlette.applications import Starlette  # noqa: PLC0415
     from starlette.routing import Mount, WebSocketRoute  # noqa: PLC0415
 
@@ -109,9 +122,12 @@ def build_apps(config: ServerConfig, verifier: Verifier | None = None, handler: 
         max_connections=config.max_connections,
         ack_delay=config.ack_delay,
         verify_workers=config.verify_workers,
+        metrics=metrics,
+        health=health,
     )
     return Starlette(
         routes=[
+            *signed.probe_routes(),  # /healthz, /readyz ([h17 hook])
             Mount(settings.path, app=issuer),
             WebSocketRoute("/{path:path}", signed.endpoint(handler)),
         ]
@@ -119,7 +135,13 @@ def build_apps(config: ServerConfig, verifier: Verifier | None = None, handler: 
 
 
 async def _run(
-    app: Any, host: str, port: int, *, ws_max_size: int, on_listen: Callable[[int], None]
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    ws_max_size: int,
+    on_listen: Callable[[int], None],
+    drain: Callable[[asyncio.Event], Awaitable[object]] | None = None,
 ) -> None:
     try:
         import uvicorn  # noqa: PLC0415
@@ -141,14 +163,20 @@ async def _run(
     server_config.load()
     server = uvicorn.Server(server_config)
     server.lifespan = server_config.lifespan_class(server_config)
-    stop = asyncio.Event()
+    stop, again = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def signalled() -> None:
+        (again if stop.is_set() else stop).set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, signalled)
     await server.startup()
     try:
         on_listen(server.servers[0].sockets[0].getsockname()[1])
         await stop.wait()
+        if drain is not None:  # a second signal (``again``) cuts it short
+            await drain(again)
     finally:
         await server.shutdown()
 
@@ -159,18 +187,25 @@ async def serve_with_issuer(
     handler: Any,
     *,
     redis: Callable[[ServerConfig, Verifier], Awaitable[asyncio.Task[None]]] | None = None,
+    reloader: Reloader | None = None,
+    metrics: Metrics | None = None,
+    health: Health | None = None,
+    drain: Callable[[asyncio.Event], Awaitable[object]] | None = None,
 ) -> None:
-    """``signedws serve`` with ``[issuer]``: one port, under uvicorn."""
+    """``signedws serve`` with ``[issuer]``: one port, under uvicorn; the
+    operations (``reloader``, ``metrics``, ``health``, ``drain`` on SIGTERM)
+    as `signedws.cli.serve` sets them up."""
     from .reloader import Reloader  # noqa: PLC0415
 
     settings = _issuer(config)
-    app = build_apps(config, verifier, handler)
-    reloader = Reloader(
-        verifier,
-        keyring=config.keyring,
-        revocations=config.revocations,
-        interval=config.reload_interval,
-    )
+    app = build_apps(config, verifier, handler, metrics=metrics, health=health)
+    if reloader is None:
+        reloader = Reloader(
+            verifier,
+            keyring=config.keyring,
+            revocations=config.revocations,
+            interval=config.reload_interval,
+        )
     asyncio.get_running_loop().add_signal_handler(
         signal.SIGHUP, lambda: reloader.check(force=True)
     )
@@ -191,7 +226,12 @@ async def serve_with_issuer(
 
     try:
         await _run(
-            app, config.host, config.port, ws_max_size=config.max_frame_size, on_listen=listening
+            app,
+            config.host,
+            config.port,
+            ws_max_size=config.max_frame_size,
+            on_listen=listening,
+            drain=drain,
         )
     finally:
         for task in (watcher, redis_task):

@@ -372,6 +372,12 @@ class RedisRevocations:
         """Whether a snapshot was ever loaded."""
         return self._synced.is_set()
 
+    @property
+    def connected(self) -> bool:
+        """Whether a snapshot is in force and the store is reachable (for
+        readiness and the ``signedws_redis_up`` metric)."""
+        return self.synced and self._down_since is None
+
     async def wait_synced(self) -> None:
         """Wait until the first snapshot is in force."""
         await self._synced.wait()

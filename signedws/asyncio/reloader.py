@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
 
 from ..config import load_keyring, load_revocations
@@ -66,6 +67,36 @@ class Reloader:
         if revocations is not None:
             self._files["revocations"] = Path(revocations)
         self._seen = {what: _signature(path) for what, path in self._files.items()}
+        #: Per file: successful reloads, failed ones, and when a check last
+        #: found the file in force (unchanged, or reloaded), on `time.monotonic`.
+        #: A file whose last reload failed is not in force until one succeeds.
+        self.reloads = dict.fromkeys(self._files, 0)
+        self.failures = dict.fromkeys(self._files, 0)
+        now = time.monotonic()
+        self.in_force: dict[str, float | None] = dict.fromkeys(self._files, now)
+
+    def state(self, what: str) -> dict[str, int | bool]:
+        """``what``'s counters for `signedws.metrics.Source`: reloads ok and
+        failed, version (successful reloads) and size (entries in force)."""
+        held = self.verifier.keyring if what == "keyring" else self.verifier.revocations
+        return {
+            "ok": self.reloads[what],
+            "failed": self.failures[what],
+            "version": self.reloads[what],
+            "size": len(held),
+        }
+
+    def stale(self, what: str, now: float) -> str | None:
+        """Why ``what`` is not fresh at ``now`` (`time.monotonic`), or None
+        (`signedws.health.fresh`: checked within a few intervals)."""
+        from ..health import fresh  # noqa: PLC0415
+
+        last = self.in_force[what]
+        if fresh(last, self.interval, now):
+            return None
+        if last is None:
+            return f"the last reload of {self._files[what].name} failed"
+        return f"{self._files[what].name} not checked for {now - last:.0f} s"
 
     def check(self, *, force: bool = False) -> list[str]:
         """Reload the files that changed (all of them with ``force``).
@@ -77,6 +108,8 @@ class Reloader:
         for what, path in self._files.items():
             signature = _signature(path)
             if not force and signature == self._seen[what]:
+                if self.in_force[what] is not None:
+                    self.in_force[what] = time.monotonic()
                 continue
             self._seen[what] = signature
             try:
@@ -91,7 +124,11 @@ class Reloader:
             except KeyFormatError as exc:
                 # An expected failure: its message says what is wrong; no traceback.
                 logger.error("reload failed, keeping the %s in force: %s", what, exc)  # noqa: TRY400
+                self.failures[what] += 1
+                self.in_force[what] = None
                 continue
+            self.reloads[what] += 1
+            self.in_force[what] = time.monotonic()
             reloaded.append(what)
         return reloaded
 

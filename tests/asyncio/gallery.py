@@ -2,6 +2,9 @@
 honest bytes from the core, then mutated. Each row is an attack, the close
 code (or HTTP status) the attacker must see and the code the server must log.
 
+The rows are `signedws demo`'s own attacks (`signedws.cli.demo.GALLERY`),
+played with the test suite's keys, then a few the demo does not show.
+
 tests/servers/test_server_contract.py plays every row against every server
 adapter, and with all logging on checks that no secret reaches a log line.
 """
@@ -9,10 +12,8 @@ adapter, and with all logging on checks that no secret reaches a log line.
 from __future__ import annotations
 
 import base64
-import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aio_support import (
     CLIENT_KEY,
@@ -23,9 +24,9 @@ from aio_support import (
     signer_for,
     token,
 )
-from websockets.exceptions import InvalidStatus
 
-from signedws import HMACKey, MACCredential
+from signedws import Ed25519Credential, MACCredential
+from signedws.cli import demo
 
 REVOKED_CID = "revoked-cid"
 SECRET_PAYLOAD = "top secret payload 7f3a"
@@ -34,90 +35,63 @@ Attack = Callable[[Running], Awaitable["int | None"]]
 used_credentials: list[MACCredential] = []
 
 
-def _token(**kwargs: Any) -> MACCredential:
-    credential = token("mallory", **kwargs)
-    used_credentials.append(credential)
-    return credential
+class _Arsenal:
+    """`signedws.cli.demo.Arsenal` over the test suite's fixed keys: every
+    credential it issues is recorded (the no-secret-in-logs test looks for
+    their tokens and frame keys in the logs)."""
+
+    payload = SECRET_PAYLOAD
+    revoked_cid = REVOKED_CID
+
+    def __init__(self, srv: Running) -> None:
+        self.verifier = srv.verifier
+
+    def token(
+        self,
+        subject: str = "mallory",
+        *,
+        now: float | None = None,
+        lifetime: int = 900,
+        audiences: tuple[str, ...] = (),
+        credential_id: str | None = None,
+    ) -> MACCredential:
+        credential = token(
+            subject, now=now, lifetime=lifetime, audiences=audiences, credential_id=credential_id
+        )
+        used_credentials.append(credential)
+        return credential
+
+    def certificate(self, subject: str) -> Ed25519Credential:
+        return certificate(subject)
 
 
-async def replayed_frame(srv: Running) -> int | None:
-    async with raw(srv.uri) as (ws, hello):
-        frame = signer_for(hello, _token()).sign(SECRET_PAYLOAD, now=time.time())
-        await ws.send(frame)
-        await ws.send(frame)
-        return await closed_with(ws)
+def _from_demo(name: str, attack: demo.Attack) -> Attack:
+    """The demo's ``attack`` against a test server; an HTTP status as is."""
+
+    async def play(srv: Running) -> int | None:
+        seen = await attack(_Arsenal(srv), srv.uri)
+        return -seen if seen is not None and seen < 0 else seen
+
+    play.__name__ = play.__qualname__ = name.replace(" ", "_").replace("-", "_")
+    return play
 
 
-async def replayed_onto_another_connection(srv: Running) -> int | None:
-    async with raw(srv.uri) as (ws, hello):
-        frame = signer_for(hello, _token()).sign(SECRET_PAYLOAD, now=time.time())
-        await ws.send(frame)
-    async with raw(srv.uri) as (ws, _):
-        await ws.send(frame)
-        return await closed_with(ws)
+#: What the attacker sees for each of the demo's expected codes: the close
+#: code, or the HTTP status (a refused Origin).
+SEEN = {
+    "replay": 4409,
+    "nonce_mismatch": 4401,
+    "bad_tag": 4401,
+    "credential_expired": 4419,
+    "credential_revoked": 4403,
+    "audience_mismatch": 4401,
+    "origin": 403,
+    "frame_too_large": 1009,
+    "malformed": 4400,
+    "bad_signature": 4401,
+}
 
-
-async def forged_tag(srv: Running) -> int | None:
-    async with raw(srv.uri) as (ws, hello):
-        frame = signer_for(hello, _token()).sign(SECRET_PAYLOAD, now=time.time())
-        await ws.send(frame[:-32] + secrets.token_bytes(32))
-        return await closed_with(ws)
-
-
-async def tampered_payload(srv: Running) -> int | None:
-    async with raw(srv.uri) as (ws, hello):
-        frame = signer_for(hello, _token()).sign("pay 10 to bob", now=time.time())
-        await ws.send(frame.replace(b"pay 10 to bob", b"pay 99 to eve"))
-        return await closed_with(ws)
-
-
-async def token_without_frame_key(srv: Running) -> int | None:
-    logged = _token().token
-    async with raw(srv.uri) as (ws, hello):
-        forged = MACCredential(logged, HMACKey.generate())
-        await ws.send(signer_for(hello, forged).sign(SECRET_PAYLOAD, now=time.time()))
-        return await closed_with(ws)
-
-
-async def expired_credential(srv: Running) -> int | None:
-    credential = _token(now=time.time() - 7200, lifetime=3600)
-    async with raw(srv.uri) as (ws, hello):
-        await ws.send(signer_for(hello, credential).sign(SECRET_PAYLOAD, now=time.time()))
-        return await closed_with(ws)
-
-
-async def revoked_credential(srv: Running) -> int | None:
-    credential = _token(credential_id=REVOKED_CID)
-    async with raw(srv.uri) as (ws, hello):
-        await ws.send(signer_for(hello, credential).sign(SECRET_PAYLOAD, now=time.time()))
-        return await closed_with(ws)
-
-
-async def frame_for_another_audience(srv: Running) -> int | None:
-    credential = _token(audiences=["wss://elsewhere.example/ws"])
-    async with raw(srv.uri) as (ws, hello):
-        await ws.send(signer_for(hello, credential).sign(SECRET_PAYLOAD, now=time.time()))
-        return await closed_with(ws)
-
-
-async def disallowed_origin(srv: Running) -> int | None:
-    try:
-        async with raw(srv.uri, origin="https://evil.example"):
-            return None
-    except InvalidStatus as exc:
-        return exc.response.status_code
-
-
-async def oversized_frame(srv: Running) -> int | None:
-    async with raw(srv.uri) as (ws, _):
-        await ws.send(bytes(srv.verifier.max_frame_size + 1))
-        return await closed_with(ws)
-
-
-async def garbage_bytes(srv: Running) -> int | None:
-    async with raw(srv.uri) as (ws, _):
-        await ws.send(b"\xc1" + secrets.token_bytes(40))
-        return await closed_with(ws)
+DEMO_ROWS = {name: _from_demo(name, attack) for name, attack, _ in demo.GALLERY}
 
 
 async def forged_ed25519_signature(srv: Running) -> int | None:
@@ -133,25 +107,16 @@ async def text_frame(srv: Running) -> int | None:
         return await closed_with(ws)
 
 
-#: attack, what the attacker sees (close code, or HTTP status), the logged code.
+#: attack, what the attacker sees (close code, or HTTP status), the logged code:
+#: the demo's gallery (`signedws.cli.demo.GALLERY`), then attacks of its own.
 GALLERY: list[tuple[Attack, int, str]] = [
-    (replayed_frame, 4409, "replay"),
-    (replayed_onto_another_connection, 4401, "nonce_mismatch"),
-    (forged_tag, 4401, "bad_tag"),
-    (tampered_payload, 4401, "bad_tag"),
-    (token_without_frame_key, 4401, "bad_tag"),
-    (expired_credential, 4419, "credential_expired"),
-    (revoked_credential, 4403, "credential_revoked"),
-    (frame_for_another_audience, 4401, "audience_mismatch"),
-    (disallowed_origin, 403, "origin"),
-    (oversized_frame, 1009, "frame_too_large"),
-    (garbage_bytes, 4400, "malformed"),
+    *((DEMO_ROWS[name], SEEN[code], code) for name, _, code in demo.GALLERY),
     (forged_ed25519_signature, 4401, "bad_signature"),
     (text_frame, 4400, "malformed"),
 ]
 
 #: Attacks whose first frame is honest, so the handler sees exactly that one.
-HONEST_FIRST = {replayed_frame, replayed_onto_another_connection}
+HONEST_FIRST = {DEMO_ROWS["replayed frame"], DEMO_ROWS["frame replayed onto another connection"]}
 
 
 def forms(secret: bytes) -> list[str]:

@@ -22,23 +22,23 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Final, TextIO
+from typing import Final, Protocol, TextIO
 
 from websockets.asyncio.client import ClientConnection as WebSocket
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
-from .credential import ClientCredential, Ed25519Credential, Issuer, MACCredential
-from .envelope import decode_hello
-from .keyring import Keyring
-from .keys import Ed25519PrivateKey, HMACKey
-from .revocation import RevocationSet
-from .server import ServerKey
-from .signer import Signer
-from .verifier import Verifier
+from ..credential import ClientCredential, Ed25519Credential, Issuer, MACCredential
+from ..envelope import decode_hello
+from ..keyring import Keyring
+from ..keys import Ed25519PrivateKey, HMACKey
+from ..revocation import RevocationSet
+from ..server import ServerKey
+from ..signer import Signer
+from ..verifier import Verifier
 
-__all__ = ["GALLERY", "Attack", "Honest", "Outcome", "main", "run"]
+__all__ = ["GALLERY", "Arsenal", "Attack", "Honest", "Outcome", "main", "run"]
 
 AUDIENCE: Final = "wss://demo.signedws.invalid/ws"
 ALLOWED_ORIGIN: Final = "https://app.signedws.invalid"
@@ -107,8 +107,45 @@ class _Capture(logging.Handler):
         return self.codes[start] if len(self.codes) > start else None
 
 
+class Arsenal(Protocol):
+    """What an attack needs besides the server's URI: the server's verifier
+    (for its limits), credentials from an issuer the server trusts, the
+    credential id the server has revoked and a payload to send. The demo's
+    throwaway world is one; the test suite's contract gallery
+    (``tests/asyncio/gallery.py``) plays the same attacks with its own."""
+
+    @property
+    def verifier(self) -> Verifier:
+        """The server's verifier."""
+
+    @property
+    def payload(self) -> str:
+        """What the attacker's frames carry."""
+
+    @property
+    def revoked_cid(self) -> str:
+        """A credential id the server revoked."""
+
+    def token(
+        self,
+        subject: str = "mallory",
+        *,
+        now: float | None = None,
+        lifetime: int = 900,
+        audiences: tuple[str, ...] = (),
+        credential_id: str | None = None,
+    ) -> MACCredential:
+        """A `mac` token from a trusted issuer."""
+
+    def certificate(self, subject: str) -> Ed25519Credential:
+        """An `ed25519` certificate from a trusted issuer."""
+
+
 class _World:
-    """Throwaway keys, credentials and the server's verifier."""
+    """Throwaway keys, credentials and the server's verifier (an `Arsenal`)."""
+
+    payload = "transfer 100 to mallory"
+    revoked_cid = REVOKED_CID
 
     def __init__(self) -> None:
         secret = HMACKey.generate()
@@ -181,83 +218,85 @@ def _flip_last(frame: bytes) -> bytes:
     return frame[:-1] + bytes([frame[-1] ^ 0x01])
 
 
-Attack = Callable[[_World, str], Awaitable["int | None"]]
+#: An attack: against ``uri``, with ``world``; the close code it met, or minus
+#: the HTTP status of a refused handshake.
+Attack = Callable[[Arsenal, str], Awaitable["int | None"]]
 
 
-async def _replay(world: _World, uri: str) -> int | None:
+async def _replay(world: Arsenal, uri: str) -> int | None:
     async with _raw(uri) as (ws, hello):
-        frame = _signer(hello, world.token()).sign("transfer 100 to mallory", now=time.time())
+        frame = _signer(hello, world.token()).sign(world.payload, now=time.time())
         await ws.send(frame)
         await ws.send(frame)
         return await _closed_with(ws)
 
 
-async def _cross_connection(world: _World, uri: str) -> int | None:
+async def _cross_connection(world: Arsenal, uri: str) -> int | None:
     async with _raw(uri) as (ws, hello):
-        frame = _signer(hello, world.token()).sign("transfer 100 to mallory", now=time.time())
+        frame = _signer(hello, world.token()).sign(world.payload, now=time.time())
         await ws.send(frame)
     async with _raw(uri) as (ws, _):
         await ws.send(frame)
         return await _closed_with(ws)
 
 
-async def _forged_tag(world: _World, uri: str) -> int | None:
+async def _forged_tag(world: Arsenal, uri: str) -> int | None:
     async with _raw(uri) as (ws, hello):
-        frame = _signer(hello, world.token()).sign("hello", now=time.time())
+        frame = _signer(hello, world.token()).sign(world.payload, now=time.time())
         await ws.send(_flip_last(frame))
         return await _closed_with(ws)
 
 
-async def _tampered_payload(world: _World, uri: str) -> int | None:
+async def _tampered_payload(world: Arsenal, uri: str) -> int | None:
     async with _raw(uri) as (ws, hello):
         frame = _signer(hello, world.token()).sign("pay 10 to bob", now=time.time())
         await ws.send(frame.replace(b"pay 10 to bob", b"pay 99 to eve"))
         return await _closed_with(ws)
 
 
-async def _token_without_frame_key(world: _World, uri: str) -> int | None:
+async def _token_without_frame_key(world: Arsenal, uri: str) -> int | None:
     logged = world.token(subject="alice").token  # copied out of a proxy log
     guessed = MACCredential(logged, HMACKey.generate())  # the frame key never left alice
     async with _raw(uri) as (ws, hello):
-        await ws.send(_signer(hello, guessed).sign("hello", now=time.time()))
+        await ws.send(_signer(hello, guessed).sign(world.payload, now=time.time()))
         return await _closed_with(ws)
 
 
-async def _expired(world: _World, uri: str) -> int | None:
+async def _expired(world: Arsenal, uri: str) -> int | None:
     credential = world.token(now=time.time() - 7200, lifetime=3600)
     async with _raw(uri) as (ws, hello):
-        await ws.send(_signer(hello, credential).sign("hello", now=time.time()))
+        await ws.send(_signer(hello, credential).sign(world.payload, now=time.time()))
         return await _closed_with(ws)
 
 
-async def _revoked(world: _World, uri: str) -> int | None:
-    credential = world.token(credential_id=REVOKED_CID)
+async def _revoked(world: Arsenal, uri: str) -> int | None:
+    credential = world.token(credential_id=world.revoked_cid)
     async with _raw(uri) as (ws, hello):
-        await ws.send(_signer(hello, credential).sign("hello", now=time.time()))
+        await ws.send(_signer(hello, credential).sign(world.payload, now=time.time()))
         return await _closed_with(ws)
 
 
-async def _other_audience(world: _World, uri: str) -> int | None:
+async def _other_audience(world: Arsenal, uri: str) -> int | None:
     credential = world.token(audiences=("wss://other.signedws.invalid/ws",))
     async with _raw(uri) as (ws, hello):
-        await ws.send(_signer(hello, credential).sign("hello", now=time.time()))
+        await ws.send(_signer(hello, credential).sign(world.payload, now=time.time()))
         return await _closed_with(ws)
 
 
-async def _oversized(world: _World, uri: str) -> int | None:
+async def _oversized(world: Arsenal, uri: str) -> int | None:
     async with _raw(uri) as (ws, _):
         await ws.send(bytes(world.verifier.max_frame_size + 1))
         return await _closed_with(ws)
 
 
-async def _garbage(world: _World, uri: str) -> int | None:
+async def _garbage(world: Arsenal, uri: str) -> int | None:
     del world
     async with _raw(uri) as (ws, _):
         await ws.send(b"\xc1" + secrets.token_bytes(63))  # 0xc1 is never valid MessagePack
         return await _closed_with(ws)
 
 
-async def _foreign_origin(world: _World, uri: str) -> int | None:
+async def _foreign_origin(world: Arsenal, uri: str) -> int | None:
     del world
     try:
         async with _raw(uri, origin="https://evil.signedws.invalid"):
@@ -298,7 +337,7 @@ class _Printer:
 async def _honest(
     world: _World, uri: str, delivered: dict[str, list[str]], say: _Printer
 ) -> list[Honest]:
-    from .asyncio import connect  # noqa: PLC0415 - keeps `import signedws.demo` light
+    from ..asyncio import connect  # noqa: PLC0415 - keeps `import signedws.cli.demo` light
 
     results = []
     server_keys = {world.server_key.kid: world.server_key.private_key.public_key()}
@@ -329,7 +368,7 @@ async def run(out: TextIO = sys.stdout, *, as_json: bool = False) -> int:
         0 if every attack was rejected with its expected code and every honest
         message delivered once and in order, else 1.
     """
-    from .asyncio import ServerConnection, serve  # noqa: PLC0415
+    from ..asyncio import ServerConnection, serve  # noqa: PLC0415
 
     say = _Printer(out, quiet=as_json)
     world = _World()
