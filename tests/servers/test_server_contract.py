@@ -411,7 +411,9 @@ def test_connection_api(run: Any, kind: str) -> None:
                     await asyncio.sleep(0.01)
 
     run(main())
-    expected = "ConnectionClosedError" if kind == "websockets" else "WebSocketDisconnect"
+    expected = (
+        "ConnectionClosedError" if kind in ("websockets", "picows") else "WebSocketDisconnect"
+    )
     assert seen == [expected]
 
 
