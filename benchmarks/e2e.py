@@ -116,6 +116,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_delay() -> float:
+    """Seconds this process's threads have waited on a run queue for a CPU
+    (``/proc/<pid>/task/*/schedstat``): a server whose CPU use plus this wait
+    is near 1.00 of the window wanted the CPU all along (busy, or sharing it
+    with other processes on the machine); below that, it was idle, waiting for
+    frames."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def rss_bytes() -> int:
     """This process's resident set size."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
@@ -127,16 +140,20 @@ def rss_bytes() -> int:
 
 @dataclass
 class ServerSpec:
-    mode: str  # "baseline" | "adapter" (signedws.asyncio.serve) | "core" | "floor" (diagnostics)
+    #: "baseline" | "adapter" (signedws.asyncio.serve) | "core" | "floor" (diagnostics),
+    #: "picows-baseline" | "picows-adapter" (signedws.asyncio.picows.serve) | "picows-floor"
+    mode: str
     port: int
     cpus: list[int] | None
     verify_workers: int | None = None
+    loop: str = "asyncio"  # or "uvloop"
 
 
 def quiet() -> None:
     """Runs end by dropping connections mid-stream: do not log each one."""
     logging.getLogger("websockets").setLevel(logging.CRITICAL)
     logging.getLogger("signedws").setLevel(logging.CRITICAL)
+    logging.getLogger("picows").setLevel(logging.CRITICAL)
 
 
 def server_process(spec: ServerSpec, pipe: Pipe) -> None:
@@ -144,7 +161,13 @@ def server_process(spec: ServerSpec, pipe: Pipe) -> None:
     quiet()
     pin(spec.cpus)
     raise_open_files(IDLE_CONNECTIONS * 2)
-    asyncio.run(_serve(spec, pipe))
+    if spec.loop == "uvloop":
+        import uvloop  # noqa: PLC0415
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(spec, pipe))
+    else:
+        asyncio.run(_serve(spec, pipe))
 
 
 async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
@@ -166,7 +189,10 @@ async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
     common: dict[str, Any] = {"compression": None, "ping_interval": None, "reuse_port": True}
     verifier = scenario.Scenario().verifier  # clock: the adapter's (time.time)
     server_key = ServerKey("server-1", scenario.SERVER_KEY)
-    if spec.mode == "baseline":
+    server: Any
+    if spec.mode.startswith("picows"):
+        server = _picows_server(spec, count_messages, verifier, server_key)
+    elif spec.mode == "baseline":
         server = websockets.asyncio.server.serve(
             count_messages, HOST, spec.port, max_size=65536, **common
         )
@@ -212,7 +238,9 @@ async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
                 if command == "stop":
                     break
                 if command == "count":
-                    pipe.send((count + CORE_COUNT, time.monotonic(), time.process_time()))
+                    pipe.send(
+                        (count + CORE_COUNT, time.monotonic(), time.process_time(), run_delay())
+                    )
                 elif command == "memory":
                     pipe.send(_memory_report())
             await asyncio.sleep(POLL)
@@ -247,6 +275,86 @@ async def _core_handler(websocket: Any, verifier: Any, server_key: Any) -> None:
 
 
 CORE_COUNT = 0
+
+
+def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: Any) -> Any:
+    """The picows servers: bare, the verify-only floor, the signedws adapter."""
+    from picows import (  # noqa: PLC0415
+        WSListener,
+        WSMsgType,
+        WSUpgradeResponse,
+        WSUpgradeResponseWithListener,
+        ws_create_server,
+    )
+
+    from signedws import ServerSession  # noqa: PLC0415
+    from signedws.asyncio.picows import serve  # noqa: PLC0415
+
+    if spec.mode == "picows-adapter":
+        return serve(
+            handler,
+            HOST,
+            spec.port,
+            verifier=verifier,
+            origins=[],
+            allow_no_origin=True,
+            server_key=server_key,
+            first_frame_timeout=None,
+            idle_timeout=None,
+            max_connections=IDLE_CONNECTIONS * 2,
+            verify_workers=spec.verify_workers,
+            reuse_port=True,
+        )
+    binary, close = WSMsgType.BINARY, WSMsgType.CLOSE
+
+    class Bare(WSListener):  # type: ignore[misc]
+        """Counts binary messages, each taken as bytes (as any handler would)."""
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            global CORE_COUNT  # noqa: PLW0603 - one counter per server process
+            if frame.msg_type is binary:
+                frame.get_payload_as_bytes()
+                CORE_COUNT += 1
+            elif frame.msg_type is close:
+                transport.disconnect()
+
+    class Floor(WSListener):  # type: ignore[misc]
+        """The least a signedws server can cost on picows: the hello, then
+        `Verifier.verify` on each binary frame in ``on_ws_frame``, and a count;
+        nothing queued, delivered, deduplicated or acknowledged."""
+
+        def on_ws_connected(self, transport: Any) -> None:
+            session = ServerSession(verifier, now=time.time(), server_key=server_key)
+            self.state = session.state
+            transport.send(binary, session.hello)
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            global CORE_COUNT  # noqa: PLW0603 - one counter per server process
+            if frame.msg_type is binary:
+                verify(frame.get_payload_as_bytes(), self.state, now=time.time())
+                CORE_COUNT += 1
+            elif frame.msg_type is close:
+                transport.disconnect()
+
+    verify = verifier.verify
+    listener = Bare if spec.mode == "picows-baseline" else Floor
+
+    def factory(request: Any) -> Any:
+        offered = request.headers.get("Sec-WebSocket-Protocol")
+        headers = {"Sec-WebSocket-Protocol": "signedws.v1"} if offered else None
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_101_response(extra_headers=headers), listener()
+        )
+
+    @contextlib.asynccontextmanager
+    async def running() -> Any:
+        server = await ws_create_server(
+            factory, HOST, spec.port, max_frame_size=65536, reuse_port=True
+        )
+        async with server:
+            yield server
+
+    return running()
 
 
 def _floor_connection() -> type:
@@ -388,11 +496,26 @@ async def _drain(websocket: Any) -> None:
         pass
 
 
+#: Frames per write of the endless writer (bare runs): the same frame over and
+#: over, written whenever a connection's buffer holds less than one chunk.
+CHUNK_FRAMES: Final = 2048
+
+
 async def _load(spec: LoadSpec, pipe: Pipe) -> None:
+    """Open the connections, pre-build their frames, then write them on "go".
+
+    Runs with signedws frames write each connection's frames (distinct
+    counters) in one bulk write. Bare runs (the same unauthenticated payload
+    every time) use an endless writer: a pre-built, masked chunk of
+    `CHUNK_FRAMES` frames, written again whenever the connection's buffer
+    drops below one chunk, so they never run dry. Answers "cpu" with this
+    process's CPU time, to show the generator is not the bottleneck.
+    """
     from websockets.asyncio.client import connect  # noqa: PLC0415
     from websockets.frames import Frame, Opcode  # noqa: PLC0415
 
     subprotocols = None if spec.mode == "baseline" else ["signedws.v1"]
+    endless = spec.mode == "baseline"
     clients = []
     for _ in range(spec.connections):
         websocket = await connect(
@@ -404,7 +527,7 @@ async def _load(spec: LoadSpec, pipe: Pipe) -> None:
             max_queue=None,
         )
         hello = None if spec.mode == "baseline" else await websocket.recv(decode=False)
-        frames = _frames(spec.mode, hello, spec.frames)
+        frames = _frames(spec.mode, hello, CHUNK_FRAMES if endless else spec.frames)
         wire = b"".join(Frame(Opcode.BINARY, f).serialize(mask=True) for f in frames)
         clients.append((websocket, wire))
     tasks = [asyncio.create_task(_drain(ws)) for ws, _ in clients]
@@ -412,13 +535,27 @@ async def _load(spec: LoadSpec, pipe: Pipe) -> None:
     while not pipe.poll():
         await asyncio.sleep(POLL)
     pipe.recv()  # "go"
-    for websocket, wire in clients:
-        # Bypass the protocol object: the frames are complete and masked, and
-        # nothing else writes to these connections (no pings, no compression).
-        websocket.transport.write(wire)
-    del clients
-    while not pipe.poll():
-        await asyncio.sleep(POLL)
+    # Bypass the protocol object: the frames are complete and masked, and
+    # nothing else writes to these connections (no pings, no compression).
+    transports = [(websocket.transport, wire) for websocket, wire in clients]
+    for transport, wire in transports:
+        transport.write(wire)
+    if not endless:
+        del clients, transports
+    while True:
+        if pipe.poll():
+            command = pipe.recv()
+            if command == "cpu":
+                pipe.send(time.process_time())
+                continue
+            break  # "stop"
+        if endless:
+            for transport, wire in transports:
+                if transport.get_write_buffer_size() < len(wire):
+                    transport.write(wire)
+            await asyncio.sleep(0.0005)
+        else:
+            await asyncio.sleep(POLL)
     for task in tasks:
         task.cancel()
 
@@ -481,10 +618,12 @@ def throughput(run: Run, *, window: float) -> dict[str, Any]:
         client_pipe.send("go")
         time.sleep(WARMUP)
         start = [_ask(pipe) for pipe in pipes]
+        client_start = _ask_cpu(client_pipe)
         time.sleep(window - TAIL)
         tail = [_ask(pipe) for pipe in pipes]
         time.sleep(TAIL)
         end = [_ask(pipe) for pipe in pipes]
+        client_cpu = (_ask_cpu(client_pipe) - client_start) / (end[0][1] - start[0][1])
         client_pipe.send("stop")
         pipes.append(client_pipe)
     finally:
@@ -492,8 +631,10 @@ def throughput(run: Run, *, window: float) -> dict[str, Any]:
     counts = [e[0] - s[0] for s, e in zip(start, end, strict=True)]
     rates = [c / (e[1] - s[1]) for c, s, e in zip(counts, start, end, strict=True)]
     cpu = [(e[2] - s[2]) / (e[1] - s[1]) for s, e in zip(start, end, strict=True)]
+    waited = [(e[3] - s[3]) / (e[1] - s[1]) for s, e in zip(start, end, strict=True)]
     cpu_seconds = sum(e[2] - s[2] for s, e in zip(start, end, strict=True))
-    total = CONNECTIONS * run.frames_per_connection
+    # Bare runs write endlessly (`_load`): they never run dry.
+    total = CONNECTIONS * run.frames_per_connection if run.mode != "baseline" else float("inf")
     return {
         "frames": sum(counts),
         "seconds": window,
@@ -501,6 +642,10 @@ def throughput(run: Run, *, window: float) -> dict[str, Any]:
         "frames_per_cpu_second": sum(counts) / cpu_seconds if cpu_seconds else 0.0,
         "per_process": [round(r) for r in rates],
         "server_cpu": [round(c, 2) for c in cpu],
+        # Its wait for a CPU taken by another process (see `run_delay`).
+        "server_waited": [round(w, 2) for w in waited],
+        # The load generator's CPU use in the window (1.00: its CPU is busy).
+        "client_cpu": round(client_cpu, 2),
         # Every frame delivered, or a server process (with too few of the
         # connections, under SO_REUSEPORT) slowing down at the window's end.
         "ran_dry": sum(e[0] for e in end) >= total
@@ -511,8 +656,15 @@ def throughput(run: Run, *, window: float) -> dict[str, Any]:
     }
 
 
-def _ask(pipe: Pipe) -> tuple[int, float, float]:
-    """A server's message count, monotonic time and CPU time (all its threads)."""
+def _ask_cpu(pipe: Pipe) -> float:
+    """The load generator's CPU time."""
+    pipe.send("cpu")
+    return float(_expect(pipe, "client cpu"))
+
+
+def _ask(pipe: Pipe) -> tuple[int, float, float, float]:
+    """A server's message count, monotonic time, CPU time (all its threads)
+    and run-queue wait."""
     pipe.send("count")
     return tuple(_expect(pipe, "count"))  # type: ignore[return-value]
 
@@ -533,6 +685,7 @@ def runs(*, quick: bool) -> list[Run]:
         return int(n * scale)
 
     reuse = port()
+    reuse_picows = port()
     return [
         Run(
             "baseline",
@@ -607,21 +760,137 @@ def runs(*, quick: bool) -> list[Run]:
             reference="ed25519-1cpu",
             frames_per_connection=frames(12_000),
         ),
+        # -- picows (issue 16) --
+        Run(
+            "picows-baseline",
+            "baseline",
+            "picows alone (each binary message taken as bytes, counted), CPU 0",
+            [ServerSpec("picows-baseline", port(), one)],
+            other,
+            reference="baseline",
+        ),
+        Run(
+            "picows-mac",
+            "mac",
+            "signedws.asyncio.picows.serve, 1 process, CPU 0",
+            [ServerSpec("picows-adapter", port(), one)],
+            other,
+            reference="baseline",
+            frames_per_connection=frames(100_000),
+        ),
+        Run(
+            "picows-mac-floor",
+            "mac",
+            "picows + Verifier.verify in on_ws_frame, nothing else, CPU 0",
+            [ServerSpec("picows-floor", port(), one)],
+            other,
+            reference="picows-baseline",
+            frames_per_connection=frames(120_000),
+        ),
+        Run(
+            "picows-mac-uvloop",
+            "mac",
+            "signedws.asyncio.picows.serve on uvloop, 1 process, CPU 0",
+            [ServerSpec("picows-adapter", port(), one, loop="uvloop")],
+            other,
+            reference="picows-mac",
+            frames_per_connection=frames(100_000),
+        ),
+        Run(
+            "mac-uvloop",
+            "mac",
+            "signedws.asyncio.serve on uvloop, 1 process, CPU 0",
+            [ServerSpec("adapter", port(), one, loop="uvloop")],
+            other,
+            reference="mac",
+            frames_per_connection=frames(64_000),
+        ),
+        Run(
+            "libsodium-floor",
+            "sodium-floor",
+            "crypto_sign_open alone on the ed25519 frames' signed inputs (compare.py's "
+            "floor.ed25519.libsodium), CPU 0: the most ed25519 frames one core can verify",
+            [],
+            None,
+        ),
+        Run(
+            "picows-ed25519-1cpu",
+            "ed25519",
+            "signedws.asyncio.picows.serve, 1 process, CPU 0",
+            [ServerSpec("picows-adapter", port(), one)],
+            other,
+            reference="libsodium-floor",
+            frames_per_connection=frames(6_000),
+        ),
+        Run(
+            "picows-ed25519-2workers",
+            "ed25519",
+            "signedws.asyncio.picows.serve, 2 processes (SO_REUSEPORT, as --workers 2), "
+            "one per CPU",
+            [
+                ServerSpec("picows-adapter", reuse_picows, [0] if one else None),
+                ServerSpec("picows-adapter", reuse_picows, [1] if one else None),
+            ],
+            other,
+            reference="picows-ed25519-1cpu",
+            frames_per_connection=frames(12_000),
+        ),
     ]
 
 
-def measure_runs(*, window: float, rounds: int, quick: bool) -> list[dict[str, Any]]:
+def sodium_floor_process(seconds: float, pipe: Pipe) -> None:
+    """Verify the ed25519 frames' signed inputs with libsodium alone, pinned to
+    CPU 0, for ``seconds``; send the best chunk's rate (verifications/s)."""
+    pin([0] if len(os.sched_getaffinity(0)) > 1 else None)
+    import compare  # noqa: PLC0415 - the same floor as compare.py's row
+
+    chunk = compare.Bench().floor_sodium(100)
+    best = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        chunk()
+        best = max(best, 100 / (time.perf_counter() - started))
+    pipe.send(best)
+
+
+def sodium_floor(window: float) -> dict[str, Any]:
+    """`sodium_floor_process`'s result, shaped as a throughput result."""
+    process, pipe = _start(sodium_floor_process, window)  # type: ignore[arg-type]
+    try:
+        rate = float(_expect(pipe, "floor", timeout=RUN_TIMEOUT))
+    finally:
+        _stop([process], [])
+    return {
+        "frames": 0,
+        "seconds": window,
+        "frames_per_second": rate,
+        "frames_per_cpu_second": rate,
+        "per_process": [round(rate)],
+        "server_cpu": [1.0],
+        "server_waited": [0.0],
+        "client_cpu": 0.0,
+        "ran_dry": False,
+    }
+
+
+def measure_runs(
+    *, window: float, rounds: int, quick: bool, only: set[str] | None = None
+) -> list[dict[str, Any]]:
     """Every run ``rounds`` times, interleaved; per run, its best round.
 
     Other processes on the machine slow some rounds down; a run's best round
     is the least disturbed. Ratios are also given paired (each round's run
     over its reference in the same round, median over rounds).
     """
-    plan = runs(quick=quick)
+    plan = [run for run in runs(quick=quick) if only is None or run.name in only]
     samples: dict[str, list[dict[str, Any]]] = {run.name: [] for run in plan}
     for round_ in range(rounds):
         for run in plan:
             for _ in range(MAX_ATTEMPTS):
+                if run.mode == "sodium-floor":
+                    result = sodium_floor(window)
+                    break
                 result = throughput(run, window=window)
                 if not result["ran_dry"]:
                     break
@@ -629,7 +898,9 @@ def measure_runs(*, window: float, rounds: int, quick: bool) -> list[dict[str, A
             samples[run.name].append(result)
             print(
                 f"round {round_ + 1}: {run.name:24s} {result['frames_per_second']:10,.0f} "
-                f"frames/s, server CPU {' + '.join(str(c) for c in result['server_cpu'])}"
+                f"frames/s, server CPU {' + '.join(str(c) for c in result['server_cpu'])} "
+                f"(waited {' + '.join(str(c) for c in result.get('server_waited', []))}), "
+                f"client CPU {result['client_cpu']}"
                 + ("  (ran dry!)" if result["ran_dry"] else ""),
                 flush=True,
             )
@@ -644,7 +915,7 @@ def measure_runs(*, window: float, rounds: int, quick: bool) -> list[dict[str, A
             "rounds": [round(r["frames_per_second"]) for r in samples[run.name]],
             **best[run.name],
         }
-        if run.reference:
+        if run.reference in samples:
             paired = [
                 a["frames_per_second"] / b["frames_per_second"]
                 for a, b in zip(samples[run.name], samples[run.reference], strict=True)
@@ -697,11 +968,14 @@ async def _idle(spec: LoadSpec, pipe: Pipe) -> None:
         await asyncio.sleep(0.1)
 
 
-def idle_memory(connections: int) -> dict[str, Any]:
+def idle_memory(connections: int, mode: str = "adapter") -> dict[str, Any]:
+    """RSS and verifier state of one server process (``mode``: "adapter", the
+    websockets server, or "picows-adapter") holding ``connections`` idle
+    authenticated connections."""
     port = free_port()
     processes, pipes = [], []
     try:
-        server, pipe = _start(server_process, ServerSpec("adapter", port, None))
+        server, pipe = _start(server_process, ServerSpec(mode, port, None))
         processes.append(server)
         pipes.append(pipe)
         _expect(pipe, "server")
@@ -722,6 +996,7 @@ def idle_memory(connections: int) -> dict[str, Any]:
     finally:
         _stop(processes, pipes)
     return {
+        "server": mode,
         "connections": connections,
         "scheme": "mac",
         "frames_per_connection": 1,
@@ -751,39 +1026,85 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of every run")
     parser.add_argument("--idle", type=int, default=IDLE_CONNECTIONS, help="idle connections")
     parser.add_argument("--quick", action="store_true", help="short runs, 1,000 idle connections")
+    parser.add_argument("--runs", help="only these runs (comma-separated); --idle 0: none idle")
     args = parser.parse_args(argv)
     raise_open_files(IDLE_CONNECTIONS * 2)
     started = time.time()
     load_before = report.load_average()
     window = min(args.window, 1.5) if args.quick else args.window
     rounds = 1 if args.quick else args.rounds
-    results = measure_runs(window=window, rounds=rounds, quick=args.quick)
-    memory = idle_memory(min(args.idle, 1000) if args.quick else args.idle)
-    print(
-        f"idle: {memory['connections']:,} connections, "
-        f"{memory['rss_bytes_per_connection']:,.0f} B RSS and "
-        f"{memory['verifier_state_bytes']:.0f} B verifier state per connection",
-        flush=True,
-    )
+    only = set(args.runs.split(",")) if args.runs else None
+    results = measure_runs(window=window, rounds=rounds, quick=args.quick, only=only)
+    idle = min(args.idle, 1000) if args.quick else args.idle
+    memory = memory_picows = None
+    if args.idle:
+        memory = idle_memory(idle)
+        memory_picows = idle_memory(idle, "picows-adapter")
+        for m in (memory, memory_picows):
+            print(
+                f"idle ({m['server']}): {m['connections']:,} connections, "
+                f"{m['rss_bytes_per_connection']:,.0f} B RSS and "
+                f"{m['verifier_state_bytes']:.0f} B verifier state per connection",
+                flush=True,
+            )
     by_name = {r["name"]: r for r in results}
-    targets = [
-        _target("mac throughput / unauthenticated baseline", ">=", 0.8, by_name["mac"]),
-        _target(
-            "ed25519, both CPUs (adapter thread pool) / one CPU",
-            ">=",
-            1.7,
-            by_name["ed25519-2cpu-threads"],
+    targets = []
+    if "mac" in by_name:
+        targets.append(
+            _target("mac throughput / unauthenticated baseline", ">=", 0.8, by_name["mac"])
+        )
+    if "ed25519-2cpu-threads" in by_name:
+        targets.append(
+            _target(
+                "ed25519, both CPUs (adapter thread pool) / one CPU",
+                ">=",
+                1.7,
+                by_name["ed25519-2cpu-threads"],
+            )
+        )
+    if "ed25519-2cpu-reuseport" in by_name:
+        targets.append(
+            _target(
+                "ed25519, both CPUs (two processes, SO_REUSEPORT) / one CPU",
+                ">=",
+                1.7,
+                by_name["ed25519-2cpu-reuseport"],
+            )
+        )
+    if memory is not None:
+        targets.append(
+            _target(
+                "verifier state per idle connection, bytes",
+                "<=",
+                512,
+                memory["verifier_state_bytes"],
+            )
+        )
+    # Issue 16: the picows transport.
+    for what, bound, a, b in (
+        ("picows mac / bare websockets (`baseline`)", 1.3, "picows-mac", "baseline"),
+        ("picows mac / picows + verify-only floor", 0.85, "picows-mac", "picows-mac-floor"),
+        ("picows ed25519, 1 CPU / libsodium floor", 0.9, "picows-ed25519-1cpu", "libsodium-floor"),
+        (
+            "picows ed25519, --workers 2 / 1 CPU",
+            1.8,
+            "picows-ed25519-2workers",
+            "picows-ed25519-1cpu",
         ),
-        _target(
-            "ed25519, both CPUs (two processes, SO_REUSEPORT) / one CPU",
-            ">=",
-            1.7,
-            by_name["ed25519-2cpu-reuseport"],
-        ),
-        _target(
-            "verifier state per idle connection, bytes", "<=", 512, memory["verifier_state_bytes"]
-        ),
-    ]
+        ("picows mac on uvloop / on asyncio", 1.05, "picows-mac-uvloop", "picows-mac"),
+        ("websockets mac on uvloop / on asyncio", 1.05, "mac-uvloop", "mac"),
+    ):
+        if a in by_name and b in by_name:
+            targets.append(_target(what, ">=", bound, _pair(by_name[a], by_name[b])))
+    if memory is not None and memory_picows is not None:
+        targets.append(
+            _target(
+                "RSS per idle connection, picows / websockets",
+                "<=",
+                0.6,
+                memory_picows["rss_bytes_per_connection"] / memory["rss_bytes_per_connection"],
+            )
+        )
     result = {
         "method": (
             f"{CONNECTIONS} connections per run, each writing pre-signed, pre-encoded frames "
@@ -796,6 +1117,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "throughput": results,
         "memory": memory,
+        "memory_picows": memory_picows,
         "targets": targets,
         "seconds": time.time() - started,
         "load_average": {"before": load_before, "after": report.load_average()},
@@ -808,14 +1130,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Run ``a`` over run ``b``: best round over best round, and the median of
+    the round-by-round ratios (the runs are interleaved)."""
+    return {
+        "vs_reference": a["frames_per_second"] / b["frames_per_second"],
+        "vs_reference_paired": statistics.median(
+            x / y for x, y in zip(a["rounds"], b["rounds"], strict=True)
+        ),
+        "per_cpu_second": a["frames_per_cpu_second"] / b["frames_per_cpu_second"],
+    }
+
+
 def _target(what: str, op: str, bound: float, measured: float | dict[str, Any]) -> dict[str, Any]:
-    paired = None
+    paired = per_cpu = None
     if isinstance(measured, dict):
         value, paired = measured["vs_reference"], measured["vs_reference_paired"]
+        per_cpu = measured.get("per_cpu_second")
     else:
         value = measured
     met = value <= bound if op == "<=" else value >= bound
-    return {"target": what, "op": op, "bound": bound, "value": value, "paired": paired, "met": met}
+    return {
+        "target": what,
+        "op": op,
+        "bound": bound,
+        "value": value,
+        "paired": paired,
+        "per_cpu_second": per_cpu,
+        "met": met,
+    }
 
 
 if __name__ == "__main__":

@@ -214,18 +214,21 @@ def targets_table(targets: list[dict[str, Any]]) -> list[str]:
 
 
 def single_targets_table(targets: list[dict[str, Any]]) -> list[str]:
-    """Targets of e2e.py: best rounds' ratio, and the paired median."""
+    """Targets of e2e.py: best rounds' ratio, the paired median, and the
+    ratio of frames per server CPU-second (robust to other processes taking
+    the server's CPU, not to the server idling)."""
     lines = [
-        "| target | bound | best rounds | paired median | met |",
-        "|---|---:|---:|---:|:---:|",
+        "| target | bound | best rounds | paired median | per server CPU-second | met |",
+        "|---|---:|---:|---:|---:|:---:|",
     ]
     for t in targets:
         bytes_ = "bytes" in t["target"]
         value = f"{t['value']:.0f}" if bytes_ else _ratio(t["value"])
         bound = f"{t['bound']:g}" if bytes_ else f"{t['bound']:g}x"
         paired = _ratio(t["paired"]) if t.get("paired") is not None else ""
+        per_cpu = _ratio(t["per_cpu_second"]) if t.get("per_cpu_second") is not None else ""
         lines.append(
-            f"| {t['target']} | {t['op']} {bound} | {value} | {paired} "
+            f"| {t['target']} | {t['op']} {bound} | {value} | {paired} | {per_cpu} "
             f"| {'yes' if t['met'] else '**no**'} |"
         )
     return lines
@@ -235,9 +238,9 @@ def e2e_tables(result: dict[str, Any]) -> str:
     """The e2e.py section."""
     lines = [result.get("method", ""), ""]
     lines += [
-        "| run | server | frames/s | vs reference | server CPU | frames per CPU-second "
-        "| all rounds (frames/s) |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| run | server | frames/s | vs reference | server CPU (waited) | load generator CPU "
+        "| frames per CPU-second | all rounds (frames/s) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for run in result["throughput"]:
         ref = run.get("vs_reference")
@@ -245,6 +248,8 @@ def e2e_tables(result: dict[str, Any]) -> str:
         lines.append(
             f"| `{run['name']}` | {run['server']} | {run['frames_per_second']:,.0f} | {versus} "
             f"| {' + '.join(f'{c:.2f}' for c in run['server_cpu'])} "
+            f"({' + '.join(f'{c:.2f}' for c in run.get('server_waited', []))}) "
+            f"| {run.get('client_cpu', 0):.2f} "
             f"| {run['frames_per_cpu_second']:,.0f} "
             f"| {', '.join(f'{r:,}' for r in run.get('rounds', []))} |"
         )
@@ -264,6 +269,13 @@ def e2e_tables(result: dict[str, Any]) -> str:
             f"| server RSS growth (asyncio, websockets, adapter, credential, buffers: all of it) "
             f"| {memory['rss_bytes_per_connection']:,.0f} |",
         ]
+        picows = result.get("memory_picows")
+        if picows:
+            per_connection = picows["rss_bytes_per_connection"]
+            lines += [
+                "| server RSS growth on picows (`signedws.asyncio.picows.serve`, same "
+                f"clients) | {per_connection:,.0f} |"
+            ]
         if memory.get("notes"):
             lines += ["", memory["notes"]]
     if result.get("targets"):

@@ -200,6 +200,7 @@ class _Listener(WSListener):
         "_closing",
         "_early",
         "_failing",
+        "_fast",
         "_message",
         "_paused",
         "_text",
@@ -221,6 +222,9 @@ class _Listener(WSListener):
         self.request = request
         self.transport: WSTransport = cast(WSTransport, None)  # set when connected
         self.sink: FrameSink | None = None
+        # The sink's frame_received while a whole binary message can go
+        # straight to it (`_refresh`): the hot path's one test.
+        self._fast: Callable[[bytes | str], None] | None = None
         self.task: asyncio.Task[None] | None = None
         self._early: list[bytes | str] = []
         self._message: bytearray | None = None  # a fragmented binary message
@@ -240,12 +244,25 @@ class _Listener(WSListener):
         self.task = asyncio.get_running_loop().create_task(self.service.handle(self))
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type is _BINARY and frame.fin and self._message is None:
-            sink = self.sink
-            if sink is not None and not self._failing and not self._closing:
-                sink.frame_received(frame.get_payload_as_bytes())  # most messages
-                return
-        self._frame(transport, frame)
+        fast = self._fast
+        if fast is not None and frame.msg_type is _BINARY and frame.fin:
+            fast(frame.get_payload_as_bytes())  # most messages
+        else:
+            self._frame(transport, frame)
+
+    def _refresh(self) -> None:
+        """Whether whole binary messages may go straight to the sink: it is
+        attached, no fragmented message is being joined, and the connection
+        is neither failing nor closing."""
+        sink = self.sink
+        self._fast = (
+            sink.frame_received
+            if sink is not None
+            and self._message is None
+            and not self._failing
+            and not self._closing
+            else None
+        )
 
     def _frame(self, transport: WSTransport, frame: WSFrame) -> None:
         """Every frame but an unfragmented binary message for an attached sink."""
@@ -274,6 +291,7 @@ class _Listener(WSListener):
             if not frame.fin:
                 return
             self._message = None
+            self._refresh()
             data: bytes | str = bytes(message)
         elif self._message is not None or self._text:
             self._fail_now(_PROTOCOL_ERROR, "expected a continuation frame")
@@ -284,6 +302,7 @@ class _Listener(WSListener):
             data = ""
         elif not frame.fin:
             self._message = bytearray(frame.get_payload_as_memoryview())
+            self._fast = None
             return
         else:
             data = frame.get_payload_as_bytes()
@@ -308,6 +327,7 @@ class _Listener(WSListener):
     def _fail_now(self, code: int, reason: str) -> None:
         """A WebSocket protocol fault seen here (not a signedws rejection)."""
         self._failing = True
+        self._fast = None
         transport = self.transport
         if not transport.is_close_frame_sent:
             _send_close(transport, code, reason)
@@ -326,6 +346,7 @@ class _Listener(WSListener):
         # Let go of the sink: it holds this listener, and a cycle would keep
         # both until a full garbage collection.
         sink, self.sink = self.sink, None
+        self._fast = None
         self._early = []
         self._message = None
         if sink is not None:
@@ -355,6 +376,8 @@ class _Listener(WSListener):
         if self._closed.done():
             self.sink = None  # as in `on_ws_disconnected`
             sink.connection_ended()
+        else:
+            self._refresh()
 
     def pause_reading(self) -> None:
         self._paused = True
@@ -369,6 +392,7 @@ class _Listener(WSListener):
     async def fail(self, code: int, reason: str) -> None:
         """See `signedws.connection.PushTransport.fail` (invariant 5)."""
         self._failing = True
+        self._fast = None
         self._early = []
         self._message = None
         transport = self.transport
@@ -415,6 +439,7 @@ class _Listener(WSListener):
                 # Read again (reading may be paused for a full queue) to see
                 # the peer's close frame; data frames are dropped now.
                 self._closing = True
+                self._fast = None
                 self.resume_reading()
                 self._abort_later()
         await self.wait_closed()
