@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from . import __version__
 from .config import (
+    TRANSPORTS,
     ServerConfig,
     build_verifier,
     environment_overrides,
@@ -267,6 +268,9 @@ async def _serve(
     from .asyncio import Reloader, serve  # noqa: PLC0415 - only this command needs websockets
     from .connection import usable_cpus  # noqa: PLC0415
 
+    if config.transport == "picows":
+        serve = _picows_serve()
+
     if config.issuer is not None:  # the issuer on the same port, under uvicorn (SPEC.md §13)
         from .asyncio.issuer_serve import serve_with_issuer  # noqa: PLC0415
 
@@ -331,6 +335,17 @@ async def _serve(
         if redis_task is not None:
             redis_task.cancel()
     logger.info("%s stopped", whom)
+
+
+def _picows_serve() -> Any:
+    """`signedws.asyncio.picows.serve`, or a UsageError saying what to install."""
+    try:
+        from .asyncio.picows import serve  # noqa: PLC0415 - an optional dependency
+    except ImportError:
+        raise UsageError(
+            '[server].transport = "picows" needs picows: pip install "signedws[picows]"'
+        ) from None
+    return serve
 
 
 async def _stop_if_orphaned(stop: asyncio.Event, parent: int) -> None:
@@ -410,6 +425,7 @@ async def _run_workers(
             *("--host", config.host, "--port", str(port), "--worker", str(index)),
             *("--parent", str(os.getpid())),
             *("--log-level", args.log_level, "--log-format", args.log_format),
+            *("--transport", config.transport),
         ]
         if config.node_id is not None:
             argv += ["--node-id", config.node_id.hex()]
@@ -481,6 +497,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The worker index tells the workers' lines apart in the shared stderr.
     configure_logging(args.log_level, args.log_format, worker=args.worker)
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("picows").setLevel(logging.WARNING)  # a line per connection at INFO
     config = load_config(args.config)
     if args.worker is None:
         _log_environment_overrides()
@@ -493,6 +510,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["node_id"] = parse_node_id(args.node_id)
     if args.workers is not None:
         overrides["workers"] = args.workers
+    if args.transport is not None:
+        overrides["transport"] = args.transport
     if overrides:
         config = config.replace(**overrides)
     if args.worker is not None:
@@ -914,6 +933,12 @@ def build_parser() -> argparse.ArgumentParser:
         "each with its own node id",
     )
     serve.add_argument("--node-id", help="override [server].node_id (16 hex digits)")
+    serve.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        help="override [server].transport: websockets (default) or picows "
+        "(pip install signedws[picows])",
+    )
     serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     serve.add_argument(
