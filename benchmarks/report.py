@@ -51,7 +51,7 @@ _PEER_NAMES: Final = {"pyjwt": "PyJWT", "joserfc": "joserfc", "authlib": "Authli
 FLEET_BEGIN: Final = "<!-- fleet:begin -->"
 FLEET_END: Final = "<!-- fleet:end -->"
 COMPARE_TITLE: Final = "## Hot path beside floors and peers (`compare.py`)"
-E2E_TITLE: Final = "## End to end over `websockets` (`e2e.py`)"
+E2E_TITLE: Final = "## End to end over `websockets` and `picows` (`e2e.py`)"
 HOTPATH_TITLE: Final = "## pytest-benchmark suite (`benchmarks/test_hotpath.py`)"
 KEPT_NOTE: Final = (
     "*Kept from the previous RESULTS.md: this run had no JSON for this section "
@@ -266,7 +266,8 @@ def e2e_tables(result: dict[str, Any]) -> str:
             f"| {memory['verifier_state_bytes']:.0f} |",
             f"| its credential: `VerifiedCredential` and its Python objects "
             f"(one per credential, shared with the cache) | {memory['credential_bytes']:,.0f} |",
-            f"| server RSS growth (asyncio, websockets, adapter, credential, buffers: all of it) "
+            "| server RSS growth from the first half of the connections to all of them, "
+            "per connection (asyncio, websockets, adapter, credential, buffers: all of it) "
             f"| {memory['rss_bytes_per_connection']:,.0f} |",
         ]
         picows = result.get("memory_picows")
@@ -468,9 +469,42 @@ def readme_block(compare: dict[str, Any], e2e: dict[str, Any]) -> str:
         f"(`--workers 2`, SO_REUSEPORT), {_ratio(threads)} with the thread pool of "
         f"one process. {e2e['memory']['verifier_state_bytes']:.0f} bytes of verifier "
         "state per idle connection.",
+        *_picows_lines(runs, by_target, e2e),
         README_END,
     ]
     return "\n".join(lines)
+
+
+def _picows_lines(
+    runs: dict[str, Any], by_target: dict[str, Any], e2e: dict[str, Any]
+) -> list[str]:
+    """README's picows figures (issue 16), if this run has them."""
+    if "picows-mac" not in runs or "baseline" not in runs:
+        return []
+    mac = runs["picows-mac"]
+    parts = [
+        f"- On picows (`--transport picows`), one CPU: {mac['frames_per_second']:,.0f} "
+        f"authenticated `mac` frames/s, {_ratio(mac['vs_reference'])} of bare `websockets` "
+        f"({mac['frames_per_cpu_second']:,.0f} per server CPU-second, "
+        f"{mac['frames_per_cpu_second'] / runs['baseline']['frames_per_cpu_second']:.2f}x "
+        "bare websockets')"
+    ]
+    floor = by_target.get("picows mac / picows + verify-only floor")
+    if floor is not None:
+        parts.append(f", {_ratio(floor['value'])} of picows with verification alone")
+    ed = by_target.get("picows ed25519, 1 CPU / libsodium floor")
+    if ed is not None:
+        parts.append(f"; `ed25519` {_ratio(ed['value'])} of the libsodium floor")
+    workers = by_target.get("picows ed25519, --workers 2 / 1 CPU")
+    if workers is not None:
+        parts.append(f", {_ratio(workers['value'])} on `--workers 2`")
+    memory, picows = e2e.get("memory"), e2e.get("memory_picows")
+    if memory and picows:
+        parts.append(
+            f". {picows['rss_bytes_per_connection']:,.0f} bytes of RSS per idle connection "
+            f"({memory['rss_bytes_per_connection']:,.0f} on websockets)"
+        )
+    return ["".join(parts) + "."]
 
 
 def replace_block(text: str, block: str) -> str:

@@ -33,7 +33,7 @@ from signedws.errors import Code
 SOCKET_CASES = [pytest.param(c, id=c.name) for c in CASES]
 
 #: The servers attacked: the websockets adapter and the picows adapter.
-SERVERS = {"websockets": serve, "picows": picows_serve}
+SERVERS: dict[str, Callable[..., Any]] = {"websockets": serve, "picows": picows_serve}
 
 
 @pytest.fixture(params=sorted(SERVERS))
