@@ -228,6 +228,9 @@ async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
             first_frame_timeout=None,
             idle_timeout=None,
             max_connections=IDLE_CONNECTIONS * 2,
+            # The idle connections are one principal's (SPEC.md §10: not the
+            # per-principal limit's default of 1,000).
+            max_connections_per_principal=None,
             verify_workers=spec.verify_workers,
             **common,
         )
@@ -303,6 +306,9 @@ def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: An
             first_frame_timeout=None,
             idle_timeout=None,
             max_connections=IDLE_CONNECTIONS * 2,
+            # The idle connections are one principal's (SPEC.md §10: not the
+            # per-principal limit's default of 1,000).
+            max_connections_per_principal=None,
             verify_workers=spec.verify_workers,
             reuse_port=True,
         )
@@ -1015,6 +1021,11 @@ def idle_memory(connections: int, mode: str = "adapter") -> dict[str, Any]:
         delivered = _ask(pipe)[0]
         pipe.send("memory")
         after = _expect(pipe, "memory")
+        if delivered != connections or after["states"] < connections:
+            raise RuntimeError(
+                f"{delivered} of {connections} idle connections delivered their frame, "
+                f"{after['states']} open: the memory per connection would be wrong"
+            )
     finally:
         _stop(processes, pipes)
     return {
