@@ -107,6 +107,9 @@ logger = logging.getLogger("signedws.server")
 #: Keyword arguments of picows' ``ws_create_server`` that signedws sets itself.
 _RESERVED: Final = frozenset({"ws_listener_factory", "max_frame_size"})
 
+#: picows' initial read buffer per connection (its default: 16 KiB).
+_READ_BUFFER: Final = 1024
+
 #: Seconds a closing handshake may take before the TCP connection is aborted
 #: (as the websockets adapter's ``close_timeout``).
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
@@ -686,6 +689,14 @@ def serve(
         verify_workers=verify_workers,
         clock=clock,
     )
+
+    # Memory per idle connection (measured in benchmarks/e2e.py): picows'
+    # read buffer starts at 16 KiB, all of it resident; from 1 KiB it doubles
+    # as a busy connection needs. aiofastnet's transports (picows' default when
+    # installed) hold ~5 KiB more per connection than asyncio's, for no
+    # throughput we could measure here.
+    kwargs.setdefault("read_buffer_init_size", _READ_BUFFER)
+    kwargs.setdefault("use_aiofastnet", False)
 
     async def start() -> asyncio.Server:
         return await ws_create_server(
