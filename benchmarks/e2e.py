@@ -1,8 +1,9 @@
-"""signedws end to end: real `websockets` servers and clients over loopback.
+"""signedws end to end: real `websockets` and `picows` servers over loopback.
 
 Usage::
 
     python benchmarks/e2e.py [--json PATH] [--window SECONDS] [--idle N] [--quick]
+                             [--rounds N] [--runs NAME,NAME,...]
 
 Throughput runs
 ---------------
@@ -25,12 +26,24 @@ more, all on 127.0.0.1:
   count); ``mac-floor`` verifies each frame inside websockets' reader as soon
   as it is parsed and only counts it (no queue, delivery, deduplication or
   acknowledgement): no adapter on websockets can cost less.
+- picows (issue 16): ``picows-baseline`` (picows alone, each binary message
+  taken as bytes and counted), ``picows-mac`` (`signedws.asyncio.picows.serve`),
+  ``picows-mac-floor`` (`Verifier.verify` in ``on_ws_frame`` after the hello,
+  nothing else: no adapter on picows can cost less), ``picows-ed25519-1cpu``
+  and ``picows-ed25519-2workers`` (two processes sharing the port, as
+  ``signedws serve --workers 2``), beside ``libsodium-floor`` (compare.py's
+  ``floor.ed25519.libsodium`` chunk, timed alone on CPU 0: the most `ed25519`
+  frames one core can verify). ``*-uvloop`` runs (if uvloop is installed) are
+  the same servers on uvloop's event loop.
 
 The load generator must not be what is measured: after the handshake (and,
 for signedws, the hello) each client pre-signs its frames and pre-encodes them
 as masked WebSocket frames, then writes them to its socket in bulk. Sending
 then costs the generator a memory copy and a few system calls, so nearly all
-the machine's CPU time goes to the server. Single-CPU runs pin the server to
+the machine's CPU time goes to the server. Bare runs (the same frame every
+time) write one pre-built chunk again whenever the socket drains, so they
+never run dry; picows alone absorbs ~2M messages/s, and the generator's CPU
+use, reported per run, shows it keeps up. Single-CPU runs pin the server to
 CPU 0 and the generator to CPU 1; two-CPU runs give the server both and the
 generator shares CPU 1.
 
@@ -45,9 +58,13 @@ repeated with twice as many (bounded).
 Idle connections
 ----------------
 ``--idle N`` (default 10,000) clients each open a connection, receive the
-hello and send one `mac` frame with their own credential, then stay idle. The
-server process reports its resident set size before and after, and the size
-of its live `ConnectionState` objects and of what each one alone references.
+hello and send one `mac` frame with their own credential, then stay idle, on
+the websockets server, then on the picows server. Each server process reports
+its resident set size after half of the connections and after all of them:
+the growth between the two, per connection, is what one more connection costs
+(the one-off costs of the first connections are not in it). It also reports
+the size of its live `ConnectionState` objects and of what each one alone
+references.
 """
 
 from __future__ import annotations
@@ -1142,15 +1159,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     result = {
-        "method": (
-            f"{CONNECTIONS} connections per run, each writing pre-signed, pre-encoded frames "
-            f"in bulk; frames/s delivered to the server's handler over a {window:g} s window "
-            f"after {WARMUP:g} s of warm-up; 128-byte payloads. Every run {rounds} times, "
-            "interleaved; the table shows each run's best round (the least disturbed by "
-            "other processes) with its server's CPU use in that window (1.00 = one CPU "
-            "busy), and its ratio to its reference's best round; the targets also give "
-            "the median of the ratios paired round by round."
-        ),
+        "method": method(window, rounds),
         "throughput": results,
         "memory": memory,
         "memory_picows": memory_picows,
@@ -1164,6 +1173,29 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(report.e2e_tables(result))
     return 0
+
+
+def method(window: float, rounds: int) -> str:
+    """How the throughput runs measure, for RESULTS.md."""
+    return (
+        f"{CONNECTIONS} connections per run, every server one process pinned to one CPU "
+        "(CPU 0; the load generator on CPU 1) unless the run says otherwise. The load "
+        "generator is one process: a `websockets` client does each handshake (and reads "
+        "the hello), then a raw-socket writer sends pre-built, masked frames through the "
+        "connection's transport (pre-signed for signedws runs, with consecutive counters, "
+        "in one bulk write; for the bare runs one pre-built chunk of the same frame, "
+        "written again whenever the socket drains). Its CPU use is in the table: far "
+        "below 1.00 in every run, picows' included, so it is not what is measured. "
+        f"Frames/s delivered to the server's handler over a {window:g} s window after "
+        f"{WARMUP:g} s of warm-up; 128-byte payloads. Every run {rounds} times, "
+        "interleaved; the table shows each run's best round (the least disturbed by "
+        "other processes) with its server's CPU use in that window (1.00 = one CPU busy) "
+        "and, in brackets, how long it waited for a CPU another process held (on a "
+        "shared machine, CPU use plus that wait near 1.00 means the server wanted the "
+        "CPU all along), and its ratio to its reference's best round. The targets also "
+        "give the median of the ratios paired round by round, and the ratio of frames "
+        "per server CPU-second, which other processes' load disturbs least."
+    )
 
 
 def _pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
