@@ -571,7 +571,7 @@ class _Service(Service):
     async def shutdown(self) -> None:
         """Close every connection with 1001 (going away) and wait for their
         handlers, each within ``close_timeout``."""
-        listeners = [s for s in self.slots if isinstance(s, _Listener)]
+        listeners = [s for s in self.slots if isinstance(s, _Listener) and s.transport is not None]
         await asyncio.gather(*(s.close(1001, "") for s in listeners), return_exceptions=True)
         tasks = [s.task for s in listeners if s.task is not None]
         if tasks:
