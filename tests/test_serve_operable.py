@@ -212,18 +212,20 @@ def test_handler_imports_with_and_without_workers(
 
 
 @pytest.mark.parametrize(
-    ("where", "workers"), [("flag", 2), ("file", 1)], ids=["--transport-workers-2", "toml"]
+    ("where", "workers", "loop"),
+    [("flag", 2, "asyncio"), ("file", 1, "asyncio"), ("websockets", 1, "uvloop")],
+    ids=["--transport-workers-2", "toml", "websockets-on-uvloop"],
 )
-def test_serve_on_picows(examples: Path, where: str, workers: int) -> None:
+def test_serve_on_picows(examples: Path, where: str, workers: int, loop: str) -> None:
     """`signedws serve --transport picows` (or `[server] transport = "picows"`)
     serves the same handler on the picows server, under --workers too, and
-    logs a rejection as on websockets."""
+    logs a rejection as on websockets; `--loop uvloop` serves as well."""
     config = examples / "serve.toml"
     text = config.read_text().replace('handler = "echo"', 'handler = "chat_handler:handler"')
-    argv = ["--config", "serve.toml", "--workers", str(workers)]
+    argv = ["--config", "serve.toml", "--workers", str(workers), "--loop", loop]
     if where == "flag":
         argv += ["--transport", "picows"]
-    else:
+    elif where == "file":
         assert "[server]\n" in text
         text = text.replace("[server]\n", '[server]\ntransport = "picows"\n')
     config.write_text(text)
