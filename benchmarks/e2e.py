@@ -1,8 +1,9 @@
-"""signedws end to end: real `websockets` servers and clients over loopback.
+"""signedws end to end: real `websockets` and `picows` servers over loopback.
 
 Usage::
 
     python benchmarks/e2e.py [--json PATH] [--window SECONDS] [--idle N] [--quick]
+                             [--rounds N] [--runs NAME,NAME,...]
 
 Throughput runs
 ---------------
@@ -25,12 +26,24 @@ more, all on 127.0.0.1:
   count); ``mac-floor`` verifies each frame inside websockets' reader as soon
   as it is parsed and only counts it (no queue, delivery, deduplication or
   acknowledgement): no adapter on websockets can cost less.
+- picows (issue 16): ``picows-baseline`` (picows alone, each binary message
+  taken as bytes and counted), ``picows-mac`` (`signedws.asyncio.picows.serve`),
+  ``picows-mac-floor`` (`Verifier.verify` in ``on_ws_frame`` after the hello,
+  nothing else: no adapter on picows can cost less), ``picows-ed25519-1cpu``
+  and ``picows-ed25519-2workers`` (two processes sharing the port, as
+  ``signedws serve --workers 2``), beside ``libsodium-floor`` (compare.py's
+  ``floor.ed25519.libsodium`` chunk, timed alone on CPU 0: the most `ed25519`
+  frames one core can verify). ``*-uvloop`` runs (if uvloop is installed) are
+  the same servers on uvloop's event loop.
 
 The load generator must not be what is measured: after the handshake (and,
 for signedws, the hello) each client pre-signs its frames and pre-encodes them
 as masked WebSocket frames, then writes them to its socket in bulk. Sending
 then costs the generator a memory copy and a few system calls, so nearly all
-the machine's CPU time goes to the server. Single-CPU runs pin the server to
+the machine's CPU time goes to the server. Bare runs (the same frame every
+time) write one pre-built chunk again whenever the socket drains, so they
+never run dry; picows alone absorbs ~2M messages/s, and the generator's CPU
+use, reported per run, shows it keeps up. Single-CPU runs pin the server to
 CPU 0 and the generator to CPU 1; two-CPU runs give the server both and the
 generator shares CPU 1.
 
@@ -45,9 +58,13 @@ repeated with twice as many (bounded).
 Idle connections
 ----------------
 ``--idle N`` (default 10,000) clients each open a connection, receive the
-hello and send one `mac` frame with their own credential, then stay idle. The
-server process reports its resident set size before and after, and the size
-of its live `ConnectionState` objects and of what each one alone references.
+hello and send one `mac` frame with their own credential, then stay idle, on
+the websockets server, then on the picows server. Each server process reports
+its resident set size after half of the connections and after all of them:
+the growth between the two, per connection, is what one more connection costs
+(the one-off costs of the first connections are not in it). It also reports
+the size of its live `ConnectionState` objects and of what each one alone
+references.
 """
 
 from __future__ import annotations
@@ -56,6 +73,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import importlib.util
 import json
 import logging
 import multiprocessing
@@ -116,6 +134,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_delay() -> float:
+    """Seconds this process's threads have waited on a run queue for a CPU
+    (``/proc/<pid>/task/*/schedstat``): a server whose CPU use plus this wait
+    is near 1.00 of the window wanted the CPU all along (busy, or sharing it
+    with other processes on the machine); below that, it was idle, waiting for
+    frames."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def rss_bytes() -> int:
     """This process's resident set size."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
@@ -127,16 +158,20 @@ def rss_bytes() -> int:
 
 @dataclass
 class ServerSpec:
-    mode: str  # "baseline" | "adapter" (signedws.asyncio.serve) | "core" | "floor" (diagnostics)
+    #: "baseline" | "adapter" (signedws.asyncio.serve) | "core" | "floor" (diagnostics),
+    #: "picows-baseline" | "picows-adapter" (signedws.asyncio.picows.serve) | "picows-floor"
+    mode: str
     port: int
     cpus: list[int] | None
     verify_workers: int | None = None
+    loop: str = "asyncio"  # or "uvloop"
 
 
 def quiet() -> None:
     """Runs end by dropping connections mid-stream: do not log each one."""
     logging.getLogger("websockets").setLevel(logging.CRITICAL)
     logging.getLogger("signedws").setLevel(logging.CRITICAL)
+    logging.getLogger("picows").setLevel(logging.CRITICAL)
 
 
 def server_process(spec: ServerSpec, pipe: Pipe) -> None:
@@ -144,7 +179,13 @@ def server_process(spec: ServerSpec, pipe: Pipe) -> None:
     quiet()
     pin(spec.cpus)
     raise_open_files(IDLE_CONNECTIONS * 2)
-    asyncio.run(_serve(spec, pipe))
+    if spec.loop == "uvloop":
+        import uvloop  # noqa: PLC0415
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(spec, pipe))
+    else:
+        asyncio.run(_serve(spec, pipe))
 
 
 async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
@@ -166,7 +207,10 @@ async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
     common: dict[str, Any] = {"compression": None, "ping_interval": None, "reuse_port": True}
     verifier = scenario.Scenario().verifier  # clock: the adapter's (time.time)
     server_key = ServerKey("server-1", scenario.SERVER_KEY)
-    if spec.mode == "baseline":
+    server: Any
+    if spec.mode.startswith("picows"):
+        server = _picows_server(spec, count_messages, verifier, server_key)
+    elif spec.mode == "baseline":
         server = websockets.asyncio.server.serve(
             count_messages, HOST, spec.port, max_size=65536, **common
         )
@@ -201,6 +245,9 @@ async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
             first_frame_timeout=None,
             idle_timeout=None,
             max_connections=IDLE_CONNECTIONS * 2,
+            # The idle connections are one principal's (SPEC.md §10: not the
+            # per-principal limit's default of 1,000).
+            max_connections_per_principal=None,
             verify_workers=spec.verify_workers,
             **common,
         )
@@ -212,7 +259,9 @@ async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
                 if command == "stop":
                     break
                 if command == "count":
-                    pipe.send((count + CORE_COUNT, time.monotonic(), time.process_time()))
+                    pipe.send(
+                        (count + CORE_COUNT, time.monotonic(), time.process_time(), run_delay())
+                    )
                 elif command == "memory":
                     pipe.send(_memory_report())
             await asyncio.sleep(POLL)
@@ -251,6 +300,89 @@ async def _core_handler(websocket: Any, verifier: Any, server_key: Any) -> None:
 
 
 CORE_COUNT = 0
+
+
+def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: Any) -> Any:
+    """The picows servers: bare, the verify-only floor, the signedws adapter."""
+    from picows import (  # noqa: PLC0415
+        WSListener,
+        WSMsgType,
+        WSUpgradeResponse,
+        WSUpgradeResponseWithListener,
+        ws_create_server,
+    )
+
+    from signedws import ServerSession  # noqa: PLC0415
+    from signedws.asyncio.picows import serve  # noqa: PLC0415
+
+    if spec.mode == "picows-adapter":
+        return serve(
+            handler,
+            HOST,
+            spec.port,
+            verifier=verifier,
+            origins=[],
+            allow_no_origin=True,
+            server_key=server_key,
+            first_frame_timeout=None,
+            idle_timeout=None,
+            max_connections=IDLE_CONNECTIONS * 2,
+            # The idle connections are one principal's (SPEC.md §10: not the
+            # per-principal limit's default of 1,000).
+            max_connections_per_principal=None,
+            verify_workers=spec.verify_workers,
+            reuse_port=True,
+        )
+    binary, close = WSMsgType.BINARY, WSMsgType.CLOSE
+
+    class Bare(WSListener):  # type: ignore[misc]
+        """Counts binary messages, each taken as bytes (as any handler would)."""
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            global CORE_COUNT  # noqa: PLW0603 - one counter per server process
+            if frame.msg_type is binary:
+                frame.get_payload_as_bytes()
+                CORE_COUNT += 1
+            elif frame.msg_type is close:
+                transport.disconnect()
+
+    class Floor(WSListener):  # type: ignore[misc]
+        """The least a signedws server can cost on picows: the hello, then
+        `Verifier.verify` on each binary frame in ``on_ws_frame``, and a count;
+        nothing queued, delivered, deduplicated or acknowledged."""
+
+        def on_ws_connected(self, transport: Any) -> None:
+            session = ServerSession(verifier, now=time.time(), server_key=server_key)
+            self.state = session.state
+            transport.send(binary, session.hello)
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            global CORE_COUNT  # noqa: PLW0603 - one counter per server process
+            if frame.msg_type is binary:
+                verify(frame.get_payload_as_bytes(), self.state, now=time.time())
+                CORE_COUNT += 1
+            elif frame.msg_type is close:
+                transport.disconnect()
+
+    verify = verifier.verify
+    listener = Bare if spec.mode == "picows-baseline" else Floor
+
+    def factory(request: Any) -> Any:
+        offered = request.headers.get("Sec-WebSocket-Protocol")
+        headers = {"Sec-WebSocket-Protocol": "signedws.v1"} if offered else None
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_101_response(extra_headers=headers), listener()
+        )
+
+    @contextlib.asynccontextmanager
+    async def running() -> Any:
+        server = await ws_create_server(
+            factory, HOST, spec.port, max_frame_size=65536, reuse_port=True
+        )
+        async with server:
+            yield server
+
+    return running()
 
 
 def _floor_connection() -> type:
@@ -392,11 +524,26 @@ async def _drain(websocket: Any) -> None:
         pass
 
 
+#: Frames per write of the endless writer (bare runs): the same frame over and
+#: over, written whenever a connection's buffer holds less than one chunk.
+CHUNK_FRAMES: Final = 2048
+
+
 async def _load(spec: LoadSpec, pipe: Pipe) -> None:
+    """Open the connections, pre-build their frames, then write them on "go".
+
+    Runs with signedws frames write each connection's frames (distinct
+    counters) in one bulk write. Bare runs (the same unauthenticated payload
+    every time) use an endless writer: a pre-built, masked chunk of
+    `CHUNK_FRAMES` frames, written again whenever the connection's buffer
+    drops below one chunk, so they never run dry. Answers "cpu" with this
+    process's CPU time, to show the generator is not the bottleneck.
+    """
     from websockets.asyncio.client import connect  # noqa: PLC0415
     from websockets.frames import Frame, Opcode  # noqa: PLC0415
 
     subprotocols = None if spec.mode == "baseline" else ["signedws.v1"]
+    endless = spec.mode == "baseline"
     clients = []
     for _ in range(spec.connections):
         websocket = await connect(
@@ -408,7 +555,7 @@ async def _load(spec: LoadSpec, pipe: Pipe) -> None:
             max_queue=None,
         )
         hello = None if spec.mode == "baseline" else await websocket.recv(decode=False)
-        frames = _frames(spec.mode, hello, spec.frames)
+        frames = _frames(spec.mode, hello, CHUNK_FRAMES if endless else spec.frames)
         wire = b"".join(Frame(Opcode.BINARY, f).serialize(mask=True) for f in frames)
         clients.append((websocket, wire))
     tasks = [asyncio.create_task(_drain(ws)) for ws, _ in clients]
@@ -416,13 +563,27 @@ async def _load(spec: LoadSpec, pipe: Pipe) -> None:
     while not pipe.poll():
         await asyncio.sleep(POLL)
     pipe.recv()  # "go"
-    for websocket, wire in clients:
-        # Bypass the protocol object: the frames are complete and masked, and
-        # nothing else writes to these connections (no pings, no compression).
-        websocket.transport.write(wire)
-    del clients
-    while not pipe.poll():
-        await asyncio.sleep(POLL)
+    # Bypass the protocol object: the frames are complete and masked, and
+    # nothing else writes to these connections (no pings, no compression).
+    transports = [(websocket.transport, wire) for websocket, wire in clients]
+    for transport, wire in transports:
+        transport.write(wire)
+    if not endless:
+        del clients, transports
+    while True:
+        if pipe.poll():
+            command = pipe.recv()
+            if command == "cpu":
+                pipe.send(time.process_time())
+                continue
+            break  # "stop"
+        if endless:
+            for transport, wire in transports:
+                if transport.get_write_buffer_size() < len(wire):
+                    transport.write(wire)
+            await asyncio.sleep(0.0005)
+        else:
+            await asyncio.sleep(POLL)
     for task in tasks:
         task.cancel()
 
@@ -485,10 +646,12 @@ def throughput(run: Run, *, window: float) -> dict[str, Any]:
         client_pipe.send("go")
         time.sleep(WARMUP)
         start = [_ask(pipe) for pipe in pipes]
+        client_start = _ask_cpu(client_pipe)
         time.sleep(window - TAIL)
         tail = [_ask(pipe) for pipe in pipes]
         time.sleep(TAIL)
         end = [_ask(pipe) for pipe in pipes]
+        client_cpu = (_ask_cpu(client_pipe) - client_start) / (end[0][1] - start[0][1])
         client_pipe.send("stop")
         pipes.append(client_pipe)
     finally:
@@ -496,8 +659,10 @@ def throughput(run: Run, *, window: float) -> dict[str, Any]:
     counts = [e[0] - s[0] for s, e in zip(start, end, strict=True)]
     rates = [c / (e[1] - s[1]) for c, s, e in zip(counts, start, end, strict=True)]
     cpu = [(e[2] - s[2]) / (e[1] - s[1]) for s, e in zip(start, end, strict=True)]
+    waited = [(e[3] - s[3]) / (e[1] - s[1]) for s, e in zip(start, end, strict=True)]
     cpu_seconds = sum(e[2] - s[2] for s, e in zip(start, end, strict=True))
-    total = CONNECTIONS * run.frames_per_connection
+    # Bare runs write endlessly (`_load`): they never run dry.
+    total = CONNECTIONS * run.frames_per_connection if run.mode != "baseline" else float("inf")
     return {
         "frames": sum(counts),
         "seconds": window,
@@ -505,6 +670,10 @@ def throughput(run: Run, *, window: float) -> dict[str, Any]:
         "frames_per_cpu_second": sum(counts) / cpu_seconds if cpu_seconds else 0.0,
         "per_process": [round(r) for r in rates],
         "server_cpu": [round(c, 2) for c in cpu],
+        # Its wait for a CPU taken by another process (see `run_delay`).
+        "server_waited": [round(w, 2) for w in waited],
+        # The load generator's CPU use in the window (1.00: its CPU is busy).
+        "client_cpu": round(client_cpu, 2),
         # Every frame delivered, or a server process (with too few of the
         # connections, under SO_REUSEPORT) slowing down at the window's end.
         "ran_dry": sum(e[0] for e in end) >= total
@@ -515,8 +684,15 @@ def throughput(run: Run, *, window: float) -> dict[str, Any]:
     }
 
 
-def _ask(pipe: Pipe) -> tuple[int, float, float]:
-    """A server's message count, monotonic time and CPU time (all its threads)."""
+def _ask_cpu(pipe: Pipe) -> float:
+    """The load generator's CPU time."""
+    pipe.send("cpu")
+    return float(_expect(pipe, "client cpu"))
+
+
+def _ask(pipe: Pipe) -> tuple[int, float, float, float]:
+    """A server's message count, monotonic time, CPU time (all its threads)
+    and run-queue wait."""
     pipe.send("count")
     return tuple(_expect(pipe, "count"))  # type: ignore[return-value]
 
@@ -537,6 +713,7 @@ def runs(*, quick: bool) -> list[Run]:
         return int(n * scale)
 
     reuse = port()
+    reuse_picows = port()
     return [
         Run(
             "baseline",
@@ -611,21 +788,143 @@ def runs(*, quick: bool) -> list[Run]:
             reference="ed25519-1cpu",
             frames_per_connection=frames(12_000),
         ),
+        # -- picows (issue 16) --
+        Run(
+            "picows-baseline",
+            "baseline",
+            "picows alone (each binary message taken as bytes, counted), CPU 0",
+            [ServerSpec("picows-baseline", port(), one)],
+            other,
+            reference="baseline",
+        ),
+        Run(
+            "picows-mac",
+            "mac",
+            "signedws.asyncio.picows.serve, 1 process, CPU 0",
+            [ServerSpec("picows-adapter", port(), one)],
+            other,
+            reference="baseline",
+            frames_per_connection=frames(100_000),
+        ),
+        Run(
+            "picows-mac-floor",
+            "mac",
+            "picows + Verifier.verify in on_ws_frame, nothing else, CPU 0",
+            [ServerSpec("picows-floor", port(), one)],
+            other,
+            reference="picows-baseline",
+            frames_per_connection=frames(120_000),
+        ),
+        *(
+            [
+                Run(
+                    "picows-mac-uvloop",
+                    "mac",
+                    "signedws.asyncio.picows.serve on uvloop, 1 process, CPU 0",
+                    [ServerSpec("picows-adapter", port(), one, loop="uvloop")],
+                    other,
+                    reference="picows-mac",
+                    frames_per_connection=frames(100_000),
+                ),
+                Run(
+                    "mac-uvloop",
+                    "mac",
+                    "signedws.asyncio.serve on uvloop, 1 process, CPU 0",
+                    [ServerSpec("adapter", port(), one, loop="uvloop")],
+                    other,
+                    reference="mac",
+                    frames_per_connection=frames(64_000),
+                ),
+            ]
+            if importlib.util.find_spec("uvloop") is not None
+            else []
+        ),
+        Run(
+            "libsodium-floor",
+            "sodium-floor",
+            "crypto_sign_open alone on the ed25519 frames' signed inputs (compare.py's "
+            "floor.ed25519.libsodium), CPU 0: the most ed25519 frames one core can verify",
+            [],
+            None,
+        ),
+        Run(
+            "picows-ed25519-1cpu",
+            "ed25519",
+            "signedws.asyncio.picows.serve, 1 process, CPU 0",
+            [ServerSpec("picows-adapter", port(), one)],
+            other,
+            reference="libsodium-floor",
+            frames_per_connection=frames(6_000),
+        ),
+        Run(
+            "picows-ed25519-2workers",
+            "ed25519",
+            "signedws.asyncio.picows.serve, 2 processes (SO_REUSEPORT, as --workers 2), "
+            "one per CPU",
+            [
+                ServerSpec("picows-adapter", reuse_picows, [0] if one else None),
+                ServerSpec("picows-adapter", reuse_picows, [1] if one else None),
+            ],
+            other,
+            reference="picows-ed25519-1cpu",
+            frames_per_connection=frames(12_000),
+        ),
     ]
 
 
-def measure_runs(*, window: float, rounds: int, quick: bool) -> list[dict[str, Any]]:
+def sodium_floor_process(seconds: float, pipe: Pipe) -> None:
+    """Verify the ed25519 frames' signed inputs with libsodium alone, pinned to
+    CPU 0, for ``seconds``; send the best chunk's rate (verifications/s)."""
+    pin([0] if len(os.sched_getaffinity(0)) > 1 else None)
+    import compare  # noqa: PLC0415 - the same floor as compare.py's row
+
+    chunk = compare.Bench().floor_sodium(100)
+    best = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        chunk()
+        best = max(best, 100 / (time.perf_counter() - started))
+    pipe.send(best)
+
+
+def sodium_floor(window: float) -> dict[str, Any]:
+    """`sodium_floor_process`'s result, shaped as a throughput result."""
+    process, pipe = _start(sodium_floor_process, window)  # type: ignore[arg-type]
+    try:
+        rate = float(_expect(pipe, "floor", timeout=RUN_TIMEOUT))
+    finally:
+        _stop([process], [])
+    return {
+        "frames": 0,
+        "seconds": window,
+        "frames_per_second": rate,
+        "frames_per_cpu_second": rate,
+        "per_process": [round(rate)],
+        "server_cpu": [1.0],
+        "server_waited": [0.0],
+        "client_cpu": 0.0,
+        "ran_dry": False,
+    }
+
+
+def measure_runs(
+    *, window: float, rounds: int, quick: bool, only: set[str] | None = None
+) -> list[dict[str, Any]]:
     """Every run ``rounds`` times, interleaved; per run, its best round.
 
     Other processes on the machine slow some rounds down; a run's best round
     is the least disturbed. Ratios are also given paired (each round's run
     over its reference in the same round, median over rounds).
     """
-    plan = runs(quick=quick)
+    plan = [run for run in runs(quick=quick) if only is None or run.name in only]
     samples: dict[str, list[dict[str, Any]]] = {run.name: [] for run in plan}
     for round_ in range(rounds):
         for run in plan:
             for _ in range(MAX_ATTEMPTS):
+                if run.mode == "sodium-floor":
+                    result = sodium_floor(window)
+                    break
                 result = throughput(run, window=window)
                 if not result["ran_dry"]:
                     break
@@ -633,7 +932,9 @@ def measure_runs(*, window: float, rounds: int, quick: bool) -> list[dict[str, A
             samples[run.name].append(result)
             print(
                 f"round {round_ + 1}: {run.name:24s} {result['frames_per_second']:10,.0f} "
-                f"frames/s, server CPU {' + '.join(str(c) for c in result['server_cpu'])}"
+                f"frames/s, server CPU {' + '.join(str(c) for c in result['server_cpu'])} "
+                f"(waited {' + '.join(str(c) for c in result.get('server_waited', []))}), "
+                f"client CPU {result['client_cpu']}"
                 + ("  (ran dry!)" if result["ran_dry"] else ""),
                 flush=True,
             )
@@ -648,7 +949,7 @@ def measure_runs(*, window: float, rounds: int, quick: bool) -> list[dict[str, A
             "rounds": [round(r["frames_per_second"]) for r in samples[run.name]],
             **best[run.name],
         }
-        if run.reference:
+        if run.reference in samples:
             paired = [
                 a["frames_per_second"] / b["frames_per_second"]
                 for a, b in zip(samples[run.name], samples[run.reference], strict=True)
@@ -694,18 +995,28 @@ async def _idle(spec: LoadSpec, pipe: Pipe) -> None:
             await websocket.send(signer.sign(PAYLOAD, now=time.time()))
             websockets.append(websocket)
 
+    # In two halves: the parent reads the server's memory after each, and the
+    # growth from the first half to the second is per connection alone (what
+    # the first connections set up once, imports and caches, is not in it).
+    half = spec.connections // 2
     started = time.monotonic()
-    await asyncio.gather(*(one(i) for i in range(spec.connections)))
+    await asyncio.gather(*(one(i) for i in range(half)))
+    pipe.send(("half", time.monotonic() - started))
+    pipe.recv()  # "go on"
+    await asyncio.gather(*(one(i) for i in range(half, spec.connections)))
     pipe.send(("ready", time.monotonic() - started))
     while not pipe.poll():
         await asyncio.sleep(0.1)
 
 
-def idle_memory(connections: int) -> dict[str, Any]:
+def idle_memory(connections: int, mode: str = "adapter") -> dict[str, Any]:
+    """RSS and verifier state of one server process (``mode``: "adapter", the
+    websockets server, or "picows-adapter") holding ``connections`` idle
+    authenticated connections."""
     port = free_port()
     processes, pipes = [], []
     try:
-        server, pipe = _start(server_process, ServerSpec("adapter", port, None))
+        server, pipe = _start(server_process, ServerSpec(mode, port, None))
         processes.append(server)
         pipes.append(pipe)
         _expect(pipe, "server")
@@ -715,6 +1026,14 @@ def idle_memory(connections: int) -> dict[str, Any]:
             idle_client_process, LoadSpec("mac", port, connections, 1, None)
         )
         processes.append(client)
+        _expect(client_pipe, "half the idle clients", timeout=600)
+        half = connections // 2
+        deadline = time.monotonic() + 60
+        while _ask(pipe)[0] < half and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pipe.send("memory")
+        middle = _expect(pipe, "memory")
+        client_pipe.send("go on")
         _, seconds = _expect(client_pipe, "idle clients", timeout=600)
         pipes.append(client_pipe)
         deadline = time.monotonic() + 60
@@ -723,9 +1042,15 @@ def idle_memory(connections: int) -> dict[str, Any]:
         delivered = _ask(pipe)[0]
         pipe.send("memory")
         after = _expect(pipe, "memory")
+        if delivered != connections or after["states"] < connections:
+            raise RuntimeError(
+                f"{delivered} of {connections} idle connections delivered their frame, "
+                f"{after['states']} open: the memory per connection would be wrong"
+            )
     finally:
         _stop(processes, pipes)
     return {
+        "server": mode,
         "connections": connections,
         "scheme": "mac",
         "frames_per_connection": 1,
@@ -733,7 +1058,10 @@ def idle_memory(connections: int) -> dict[str, Any]:
         "connect_seconds": seconds,
         "rss_before": before["rss"],
         "rss_after": after["rss"],
-        "rss_bytes_per_connection": (after["rss"] - before["rss"]) / connections,
+        # The second half's growth, per connection (see `_idle`).
+        "rss_bytes_per_connection": (after["rss"] - middle["rss"]) / (connections - half),
+        # All of it, fixed costs of the first connections included.
+        "rss_bytes_per_connection_all": (after["rss"] - before["rss"]) / connections,
         "live_states": after["states"],
         "verifier_state_bytes": after["state_bytes"],
         "verifier_state_bytes_max": after["state_bytes_max"],
@@ -755,51 +1083,90 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of every run")
     parser.add_argument("--idle", type=int, default=IDLE_CONNECTIONS, help="idle connections")
     parser.add_argument("--quick", action="store_true", help="short runs, 1,000 idle connections")
+    parser.add_argument("--runs", help="only these runs (comma-separated); --idle 0: none idle")
     args = parser.parse_args(argv)
     raise_open_files(IDLE_CONNECTIONS * 2)
     started = time.time()
     load_before = report.load_average()
     window = min(args.window, 1.5) if args.quick else args.window
     rounds = 1 if args.quick else args.rounds
-    results = measure_runs(window=window, rounds=rounds, quick=args.quick)
-    memory = idle_memory(min(args.idle, 1000) if args.quick else args.idle)
-    print(
-        f"idle: {memory['connections']:,} connections, "
-        f"{memory['rss_bytes_per_connection']:,.0f} B RSS and "
-        f"{memory['verifier_state_bytes']:.0f} B verifier state per connection",
-        flush=True,
-    )
+    only = set(args.runs.split(",")) if args.runs else None
+    results = measure_runs(window=window, rounds=rounds, quick=args.quick, only=only)
+    idle = min(args.idle, 1000) if args.quick else args.idle
+    memory = memory_picows = None
+    if args.idle:
+        memory = idle_memory(idle)
+        memory_picows = idle_memory(idle, "picows-adapter")
+        for m in (memory, memory_picows):
+            print(
+                f"idle ({m['server']}): {m['connections']:,} connections, "
+                f"{m['rss_bytes_per_connection']:,.0f} B RSS and "
+                f"{m['verifier_state_bytes']:.0f} B verifier state per connection",
+                flush=True,
+            )
     by_name = {r["name"]: r for r in results}
-    targets = [
-        _target("mac throughput / unauthenticated baseline", ">=", 0.8, by_name["mac"]),
-        _target(
-            "ed25519, both CPUs (adapter thread pool) / one CPU",
-            ">=",
-            1.7,
-            by_name["ed25519-2cpu-threads"],
+    targets = []
+    if "mac" in by_name:
+        targets.append(
+            _target("mac throughput / unauthenticated baseline", ">=", 0.8, by_name["mac"])
+        )
+    if "ed25519-2cpu-threads" in by_name:
+        targets.append(
+            _target(
+                "ed25519, both CPUs (adapter thread pool) / one CPU",
+                ">=",
+                1.7,
+                by_name["ed25519-2cpu-threads"],
+            )
+        )
+    if "ed25519-2cpu-reuseport" in by_name:
+        targets.append(
+            _target(
+                "ed25519, both CPUs (two processes, SO_REUSEPORT) / one CPU",
+                ">=",
+                1.7,
+                by_name["ed25519-2cpu-reuseport"],
+            )
+        )
+    if memory is not None:
+        targets.append(
+            _target(
+                "verifier state per idle connection, bytes",
+                "<=",
+                512,
+                memory["verifier_state_bytes"],
+            )
+        )
+    # Issue 16: the picows transport.
+    for what, bound, a, b in (
+        ("picows mac / bare websockets (`baseline`)", 1.3, "picows-mac", "baseline"),
+        ("picows mac / picows + verify-only floor", 0.85, "picows-mac", "picows-mac-floor"),
+        ("picows ed25519, 1 CPU / libsodium floor", 0.9, "picows-ed25519-1cpu", "libsodium-floor"),
+        (
+            "picows ed25519, --workers 2 / 1 CPU",
+            1.8,
+            "picows-ed25519-2workers",
+            "picows-ed25519-1cpu",
         ),
-        _target(
-            "ed25519, both CPUs (two processes, SO_REUSEPORT) / one CPU",
-            ">=",
-            1.7,
-            by_name["ed25519-2cpu-reuseport"],
-        ),
-        _target(
-            "verifier state per idle connection, bytes", "<=", 512, memory["verifier_state_bytes"]
-        ),
-    ]
+        ("picows mac on uvloop / on asyncio", 1.05, "picows-mac-uvloop", "picows-mac"),
+        ("websockets mac on uvloop / on asyncio", 1.05, "mac-uvloop", "mac"),
+    ):
+        if a in by_name and b in by_name:
+            targets.append(_target(what, ">=", bound, _pair(by_name[a], by_name[b])))
+    if memory is not None and memory_picows is not None:
+        targets.append(
+            _target(
+                "RSS per idle connection, picows / websockets",
+                "<=",
+                0.6,
+                memory_picows["rss_bytes_per_connection"] / memory["rss_bytes_per_connection"],
+            )
+        )
     result = {
-        "method": (
-            f"{CONNECTIONS} connections per run, each writing pre-signed, pre-encoded frames "
-            f"in bulk; frames/s delivered to the server's handler over a {window:g} s window "
-            f"after {WARMUP:g} s of warm-up; 128-byte payloads. Every run {rounds} times, "
-            "interleaved; the table shows each run's best round (the least disturbed by "
-            "other processes) with its server's CPU use in that window (1.00 = one CPU "
-            "busy), and its ratio to its reference's best round; the targets also give "
-            "the median of the ratios paired round by round."
-        ),
+        "method": method(window, rounds),
         "throughput": results,
         "memory": memory,
+        "memory_picows": memory_picows,
         "targets": targets,
         "seconds": time.time() - started,
         "load_average": {"before": load_before, "after": report.load_average()},
@@ -812,14 +1179,58 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def method(window: float, rounds: int) -> str:
+    """How the throughput runs measure, for RESULTS.md."""
+    return (
+        f"{CONNECTIONS} connections per run, every server one process pinned to one CPU "
+        "(CPU 0; the load generator on CPU 1) unless the run says otherwise. The load "
+        "generator is one process: a `websockets` client does each handshake (and reads "
+        "the hello), then a raw-socket writer sends pre-built, masked frames through the "
+        "connection's transport (pre-signed for signedws runs, with consecutive counters, "
+        "in one bulk write; for the bare runs one pre-built chunk of the same frame, "
+        "written again whenever the socket drains). Its CPU use is in the table: far "
+        "below 1.00 in every run, picows' included, so it is not what is measured. "
+        f"Frames/s delivered to the server's handler over a {window:g} s window after "
+        f"{WARMUP:g} s of warm-up; 128-byte payloads. Every run {rounds} times, "
+        "interleaved; the table shows each run's best round (the least disturbed by "
+        "other processes) with its server's CPU use in that window (1.00 = one CPU busy) "
+        "and, in brackets, how long it waited for a CPU another process held (on a "
+        "shared machine, CPU use plus that wait near 1.00 means the server wanted the "
+        "CPU all along), and its ratio to its reference's best round. The targets also "
+        "give the median of the ratios paired round by round, and the ratio of frames "
+        "per server CPU-second, which other processes' load disturbs least."
+    )
+
+
+def _pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Run ``a`` over run ``b``: best round over best round, and the median of
+    the round-by-round ratios (the runs are interleaved)."""
+    return {
+        "vs_reference": a["frames_per_second"] / b["frames_per_second"],
+        "vs_reference_paired": statistics.median(
+            x / y for x, y in zip(a["rounds"], b["rounds"], strict=True)
+        ),
+        "per_cpu_second": a["frames_per_cpu_second"] / b["frames_per_cpu_second"],
+    }
+
+
 def _target(what: str, op: str, bound: float, measured: float | dict[str, Any]) -> dict[str, Any]:
-    paired = None
+    paired = per_cpu = None
     if isinstance(measured, dict):
         value, paired = measured["vs_reference"], measured["vs_reference_paired"]
+        per_cpu = measured.get("per_cpu_second")
     else:
         value = measured
     met = value <= bound if op == "<=" else value >= bound
-    return {"target": what, "op": op, "bound": bound, "value": value, "paired": paired, "met": met}
+    return {
+        "target": what,
+        "op": op,
+        "bound": bound,
+        "value": value,
+        "paired": paired,
+        "per_cpu_second": per_cpu,
+        "met": met,
+    }
 
 
 if __name__ == "__main__":

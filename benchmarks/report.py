@@ -51,7 +51,7 @@ _PEER_NAMES: Final = {"pyjwt": "PyJWT", "joserfc": "joserfc", "authlib": "Authli
 FLEET_BEGIN: Final = "<!-- fleet:begin -->"
 FLEET_END: Final = "<!-- fleet:end -->"
 COMPARE_TITLE: Final = "## Hot path beside floors and peers (`compare.py`)"
-E2E_TITLE: Final = "## End to end over `websockets` (`e2e.py`)"
+E2E_TITLE: Final = "## End to end over `websockets` and `picows` (`e2e.py`)"
 HOTPATH_TITLE: Final = "## pytest-benchmark suite (`benchmarks/test_hotpath.py`)"
 KEPT_NOTE: Final = (
     "*Kept from the previous RESULTS.md: this run had no JSON for this section "
@@ -214,18 +214,21 @@ def targets_table(targets: list[dict[str, Any]]) -> list[str]:
 
 
 def single_targets_table(targets: list[dict[str, Any]]) -> list[str]:
-    """Targets of e2e.py: best rounds' ratio, and the paired median."""
+    """Targets of e2e.py: best rounds' ratio, the paired median, and the
+    ratio of frames per server CPU-second (robust to other processes taking
+    the server's CPU, not to the server idling)."""
     lines = [
-        "| target | bound | best rounds | paired median | met |",
-        "|---|---:|---:|---:|:---:|",
+        "| target | bound | best rounds | paired median | per server CPU-second | met |",
+        "|---|---:|---:|---:|---:|:---:|",
     ]
     for t in targets:
         bytes_ = "bytes" in t["target"]
         value = f"{t['value']:.0f}" if bytes_ else _ratio(t["value"])
         bound = f"{t['bound']:g}" if bytes_ else f"{t['bound']:g}x"
         paired = _ratio(t["paired"]) if t.get("paired") is not None else ""
+        per_cpu = _ratio(t["per_cpu_second"]) if t.get("per_cpu_second") is not None else ""
         lines.append(
-            f"| {t['target']} | {t['op']} {bound} | {value} | {paired} "
+            f"| {t['target']} | {t['op']} {bound} | {value} | {paired} | {per_cpu} "
             f"| {'yes' if t['met'] else '**no**'} |"
         )
     return lines
@@ -235,9 +238,9 @@ def e2e_tables(result: dict[str, Any]) -> str:
     """The e2e.py section."""
     lines = [result.get("method", ""), ""]
     lines += [
-        "| run | server | frames/s | vs reference | server CPU | frames per CPU-second "
-        "| all rounds (frames/s) |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| run | server | frames/s | vs reference | server CPU (waited) | load generator CPU "
+        "| frames per CPU-second | all rounds (frames/s) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for run in result["throughput"]:
         ref = run.get("vs_reference")
@@ -245,6 +248,8 @@ def e2e_tables(result: dict[str, Any]) -> str:
         lines.append(
             f"| `{run['name']}` | {run['server']} | {run['frames_per_second']:,.0f} | {versus} "
             f"| {' + '.join(f'{c:.2f}' for c in run['server_cpu'])} "
+            f"({' + '.join(f'{c:.2f}' for c in run.get('server_waited', []))}) "
+            f"| {run.get('client_cpu', 0):.2f} "
             f"| {run['frames_per_cpu_second']:,.0f} "
             f"| {', '.join(f'{r:,}' for r in run.get('rounds', []))} |"
         )
@@ -261,9 +266,17 @@ def e2e_tables(result: dict[str, Any]) -> str:
             f"| {memory['verifier_state_bytes']:.0f} |",
             f"| its credential: `VerifiedCredential` and its Python objects "
             f"(one per credential, shared with the cache) | {memory['credential_bytes']:,.0f} |",
-            f"| server RSS growth (asyncio, websockets, adapter, credential, buffers: all of it) "
+            "| server RSS growth from the first half of the connections to all of them, "
+            "per connection (asyncio, websockets, adapter, credential, buffers: all of it) "
             f"| {memory['rss_bytes_per_connection']:,.0f} |",
         ]
+        picows = result.get("memory_picows")
+        if picows:
+            per_connection = picows["rss_bytes_per_connection"]
+            lines += [
+                "| server RSS growth on picows (`signedws.asyncio.picows.serve`, same "
+                f"clients) | {per_connection:,.0f} |"
+            ]
         if memory.get("notes"):
             lines += ["", memory["notes"]]
     if result.get("targets"):
@@ -456,9 +469,42 @@ def readme_block(compare: dict[str, Any], e2e: dict[str, Any]) -> str:
         f"(`--workers 2`, SO_REUSEPORT), {_ratio(threads)} with the thread pool of "
         f"one process. {e2e['memory']['verifier_state_bytes']:.0f} bytes of verifier "
         "state per idle connection.",
+        *_picows_lines(runs, by_target, e2e),
         README_END,
     ]
     return "\n".join(lines)
+
+
+def _picows_lines(
+    runs: dict[str, Any], by_target: dict[str, Any], e2e: dict[str, Any]
+) -> list[str]:
+    """README's picows figures (issue 16), if this run has them."""
+    if "picows-mac" not in runs or "baseline" not in runs:
+        return []
+    mac = runs["picows-mac"]
+    parts = [
+        f"- On picows (`--transport picows`), one CPU: {mac['frames_per_second']:,.0f} "
+        f"authenticated `mac` frames/s, {_ratio(mac['vs_reference'])} of bare `websockets` "
+        f"({mac['frames_per_cpu_second']:,.0f} per server CPU-second, "
+        f"{mac['frames_per_cpu_second'] / runs['baseline']['frames_per_cpu_second']:.2f}x "
+        "bare websockets')"
+    ]
+    floor = by_target.get("picows mac / picows + verify-only floor")
+    if floor is not None:
+        parts.append(f", {_ratio(floor['value'])} of picows with verification alone")
+    ed = by_target.get("picows ed25519, 1 CPU / libsodium floor")
+    if ed is not None:
+        parts.append(f"; `ed25519` {_ratio(ed['value'])} of the libsodium floor")
+    workers = by_target.get("picows ed25519, --workers 2 / 1 CPU")
+    if workers is not None:
+        parts.append(f", {_ratio(workers['value'])} on `--workers 2`")
+    memory, picows = e2e.get("memory"), e2e.get("memory_picows")
+    if memory and picows:
+        parts.append(
+            f". {picows['rss_bytes_per_connection']:,.0f} bytes of RSS per idle connection "
+            f"({memory['rss_bytes_per_connection']:,.0f} on websockets)"
+        )
+    return ["".join(parts) + "."]
 
 
 def replace_block(text: str, block: str) -> str:

@@ -56,6 +56,9 @@ __all__ = [
 
 MAX_WORKERS: Final = 64
 
+#: ``[server].transport``: the WebSocket library ``signedws serve`` runs on.
+TRANSPORTS: Final = ("websockets", "picows")
+
 _SECTIONS: Final = {
     "server": {
         "host",
@@ -69,6 +72,7 @@ _SECTIONS: Final = {
         "backlog",
         "drain_seconds",
         "trusted_proxies",
+        "transport",
     },
     "keys": {"fleet_key", "keyring", "revocations", "server_key", "reload_interval"},
     "limits": {
@@ -121,6 +125,7 @@ class ServerConfig:
     node_id: bytes | None = None
     workers: int = 1
     backlog: int = 1024
+    transport: str = "websockets"
     redis_url: str | None = None
     redis_prefix: str = "signedws"
     redis_check_interval: float = 5.0
@@ -313,7 +318,12 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     }
     if kwargs["fleet_key"] is None or kwargs["keyring"] is None:
         raise UsageError("config: [keys].fleet_key and [keys].keyring must name files")
-    for key, kind in (("host", str), ("allow_no_origin", bool), ("handler", str)):
+    for key, kind in (
+        ("host", str),
+        ("allow_no_origin", bool),
+        ("handler", str),
+        ("transport", str),
+    ):
         if key in values:
             kwargs[key] = get(key, kind)
     for key in ("port", "backlog", "max_frame_size", "max_connections", "window", "nonce_ttl"):
@@ -382,6 +392,10 @@ def _check_ranges(config: ServerConfig) -> None:
         )
     if config.issuer is not None and config.workers > 1:
         raise UsageError("config: [issuer] runs with [server].workers = 1")
+    if config.transport not in TRANSPORTS:
+        raise UsageError('config: [server].transport is "websockets" or "picows"')
+    if config.issuer is not None and config.transport != "websockets":
+        raise UsageError('config: [issuer] runs with [server].transport = "websockets"')
     if not config.redis_prefix:
         raise UsageError("config: [redis].prefix must not be empty")
     if not config.redis_check_interval > 0:

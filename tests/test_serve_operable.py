@@ -215,6 +215,31 @@ def test_handler_imports_with_and_without_workers(
     assert "No module named" not in (examples / "stderr.log").read_text()
 
 
+@pytest.mark.parametrize(
+    ("where", "workers", "loop"),
+    [("flag", 2, "asyncio"), ("file", 1, "asyncio"), ("websockets", 1, "uvloop")],
+    ids=["--transport-workers-2", "toml", "websockets-on-uvloop"],
+)
+def test_serve_on_picows(examples: Path, where: str, workers: int, loop: str) -> None:
+    """`signedws serve --transport picows` (or `[server] transport = "picows"`)
+    serves the same handler on the picows server, under --workers too, and
+    logs a rejection as on websockets; `--loop uvloop` serves as well."""
+    config = examples / "serve.toml"
+    text = config.read_text().replace('handler = "echo"', 'handler = "chat_handler:handler"')
+    argv = ["--config", "serve.toml", "--workers", str(workers), "--loop", loop]
+    if where == "flag":
+        argv += ["--transport", "picows"]
+    elif where == "file":
+        assert "[server]\n" in text
+        text = text.replace("[server]\n", '[server]\ntransport = "picows"\n')
+    config.write_text(text)
+    with serving(argv, examples, examples / "stderr.log") as uri:
+        assert asyncio.run(say(uri, examples / "alice.json", "hi")) == "alice: hi"
+        asyncio.run(forge(uri, examples / "alice.json"))
+    logged = (examples / "stderr.log").read_text()
+    assert "code=bad_tag" in logged, logged
+
+
 # -- logs ---------------------------------------------------------------------------------------
 
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .. import __version__
+from ..config import TRANSPORTS
 from ..errors import SignedWSError
 from ..logformat import FORMATS as LOG_FORMATS
 from .inspect import cmd_inspect
@@ -108,6 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
         "each with its own node id",
     )
     serve.add_argument("--node-id", help="override [server].node_id (16 hex digits)")
+    serve.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="the event loop: asyncio's (default) or uvloop's (pip install signedws[uvloop]; "
+        "it helps the websockets transport, not picows)",
+    )
+    serve.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        help="override [server].transport: websockets (default) or picows "
+        "(pip install signedws[picows])",
+    )
     serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     serve.add_argument(

@@ -1,5 +1,6 @@
 """The hostile-input corpus over a real socket: a `signedws.asyncio.serve`
-server on 127.0.0.1, attacked with a plain `websockets` client.
+server and a `signedws.asyncio.picows.serve` server on 127.0.0.1, each
+attacked with a plain `websockets` client.
 
 For each case the attacker reads the hello, sends the case's honest prelude,
 then the hostile frame; the server must close with the code's close code (1009
@@ -26,14 +27,26 @@ from websockets.exceptions import ConnectionClosed
 
 from signedws import Message, ServerKey, decode_hello
 from signedws.asyncio import ServerConnection, serve
+from signedws.asyncio.picows import serve as picows_serve
 from signedws.errors import Code
 
 SOCKET_CASES = [pytest.param(c, id=c.name) for c in CASES]
 
+#: The servers attacked: the websockets adapter and the picows adapter.
+SERVERS: dict[str, Callable[..., Any]] = {"websockets": serve, "picows": picows_serve}
 
-async def attack(case: Case) -> tuple[int | None, list[Message]]:
-    """Play ``case`` against a fresh server; the close code and what the
-    handler received."""
+
+@pytest.fixture(params=sorted(SERVERS))
+def server(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Each server adapter's ``serve`` in turn."""
+    return SERVERS[request.param]
+
+
+async def attack(
+    case: Case, serve: Callable[..., Any] = serve
+) -> tuple[int | None, list[Message]]:
+    """Play ``case`` against a fresh server made by ``serve``; the close code
+    and what the handler received."""
     clock = FakeClock()
     delivered: list[Message] = []
 
@@ -90,12 +103,15 @@ def logged_codes(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.mark.parametrize("case", SOCKET_CASES)
 def test_case_over_a_socket_closes_with_its_code(
-    case: Case, run: Callable[..., Any], caplog: pytest.LogCaptureFixture
+    case: Case,
+    server: Callable[..., Any],
+    run: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The server closes with the case's close code, logs its rejection code
     once, and delivers only the honest prelude."""
     caplog.set_level(logging.WARNING, logger="signedws.server")
-    close_code, delivered = run(attack(case), timeout=30)
+    close_code, delivered = run(attack(case, server), timeout=30)
     expected = 1009 if case.expected is Code.FRAME_TOO_LARGE else case.expected.close_code
     assert close_code == expected, (case.name, close_code)
     assert logged_codes(caplog) == [case.expected.id]
@@ -104,7 +120,7 @@ def test_case_over_a_socket_closes_with_its_code(
 
 
 def test_text_message_is_malformed_over_a_socket(
-    run: Callable[..., Any], caplog: pytest.LogCaptureFixture
+    server: Callable[..., Any], run: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A text WebSocket message (frames are binary) closes with 4400 `malformed`."""
     caplog.set_level(logging.WARNING, logger="signedws.server")
@@ -117,7 +133,7 @@ def test_text_message_is_malformed_over_a_socket(
             async for _ in connection:
                 pass
 
-        async with serve(
+        async with server(
             handler,
             "127.0.0.1",
             0,
@@ -125,8 +141,8 @@ def test_text_message_is_malformed_over_a_socket(
             origins=[],
             allow_no_origin=True,
             clock=lambda: clock.now,
-        ) as server:
-            port = server.sockets[0].getsockname()[1]
+        ) as listening:
+            port = listening.sockets[0].getsockname()[1]
             uri = f"ws://127.0.0.1:{port}"
             async with ws_connect(uri, subprotocols=["signedws.v1"]) as ws:  # type: ignore[list-item]
                 await ws.recv()

@@ -135,8 +135,11 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running(recorder: Recorder | None = None, **kwargs: Any) -> AsyncIterator[Running]:
-    """A signedws server on 127.0.0.1, any free port."""
+async def running(
+    recorder: Recorder | None = None, *, serve: Callable[..., Any] = serve, **kwargs: Any
+) -> AsyncIterator[Running]:
+    """A signedws server on 127.0.0.1, any free port (``serve``: the websockets
+    adapter's by default, or another adapter's with the same keywords)."""
     recorder = recorder if recorder is not None else Recorder()
     verifier = kwargs.pop("verifier", None) or make_verifier()
     kwargs.setdefault("origins", [ORIGIN])

@@ -1,5 +1,6 @@
-"""Servers for the contract suite: the websockets adapter, and the ASGI adapter
-in a Starlette app and in a FastAPI app, each under a real uvicorn on 127.0.0.1.
+"""Servers for the contract suite: the websockets adapter, the picows adapter,
+and the ASGI adapter in a Starlette app and in a FastAPI app, each under a real
+uvicorn on 127.0.0.1.
 
 uvicorn runs with ``ws="websockets-sansio"``, the implementation its ``auto``
 setting picks when websockets is installed (its ``websockets`` setting is the
@@ -24,9 +25,10 @@ from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from signedws.asyncio.asgi import DENIAL_EXTENSION, ServerConnection, SignedWebSockets
+from signedws.asyncio.picows import serve as picows_serve
 
 #: Every server the contract runs against.
-KINDS: Final = ("websockets", "starlette", "fastapi")
+KINDS: Final = ("websockets", "picows", "starlette", "fastapi")
 #: The ASGI ones.
 ASGI_KINDS: Final = ("starlette", "fastapi")
 PATH: Final = "/ws"
@@ -107,6 +109,10 @@ async def start(
     verifier's ``max_frame_size``); ``Running.server`` is the guard."""
     if kind == "websockets":
         async with running(recorder, **kwargs) as srv:
+            yield srv
+        return
+    if kind == "picows":
+        async with running(recorder, serve=picows_serve, **kwargs) as srv:
             yield srv
         return
     recorder = recorder if recorder is not None else Recorder()

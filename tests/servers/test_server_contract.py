@@ -1,6 +1,6 @@
 """The contract every signedws server adapter meets, run against each of them:
-the websockets server, the ASGI adapter in a Starlette app, and the ASGI
-adapter in a FastAPI app (both under uvicorn), all on 127.0.0.1.
+the websockets server, the picows server, the ASGI adapter in a Starlette app,
+and the ASGI adapter in a FastAPI app (both under uvicorn), all on 127.0.0.1.
 
 The clients are the same for every server: `signedws.asyncio.connect`, the
 JavaScript client (``clients/js``, under Node) and plain websockets clients
@@ -411,7 +411,9 @@ def test_connection_api(run: Any, kind: str) -> None:
                     await asyncio.sleep(0.01)
 
     run(main())
-    expected = "ConnectionClosedError" if kind == "websockets" else "WebSocketDisconnect"
+    expected = (
+        "ConnectionClosedError" if kind in ("websockets", "picows") else "WebSocketDisconnect"
+    )
     assert seen == [expected]
 
 
