@@ -21,8 +21,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from signedws import UsageError
-from signedws.asyncio.picows import check_handshake, serve
-from signedws.connection import OriginPolicy
+from signedws.asyncio.picows import serve
 
 
 def test_fragmented_message_is_joined(run: Any) -> None:
@@ -173,24 +172,6 @@ def test_backpressure_pauses_reading(run: Any) -> None:
 
 
 # -- the handshake ----------------------------------------------------------------------
-
-
-def test_check_handshake_order() -> None:
-    """SPEC.md §5.1's order: Origin (403) before the subprotocol (400) before
-    the connection limit (503)."""
-    policy = OriginPolicy.build([ORIGIN], allow_no_origin=False)
-    evil = "https://evil.example"
-    refusal = check_handshake(policy, evil, [], 10, 10)
-    assert refusal is not None
-    assert (refusal.status, refusal.reason) == (403, f"origin not allowed: {evil!r}")
-    refusal = check_handshake(policy, ORIGIN, ["chat"], 10, 10)
-    assert refusal is not None
-    assert (refusal.status, refusal.reason) == (400, "no signedws.v1 subprotocol offered")
-    refusal = check_handshake(policy, ORIGIN, ["chat", "signedws.v1"], 10, 10)
-    assert refusal is not None
-    assert (refusal.status, refusal.reason) == (503, "10 connections, limit 10")
-    assert check_handshake(policy, ORIGIN, ["signedws.v1"], 9, 10) is None
-    assert check_handshake(policy, ORIGIN, ["signedws.v1"], 10**6, None) is None
 
 
 def test_invalid_upgrade_is_refused_and_holds_no_slot(
