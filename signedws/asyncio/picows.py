@@ -77,6 +77,9 @@ from websockets.frames import OK_CLOSE_CODES, Close
 from ..envelope import SUBPROTOCOL
 from ..errors import Code, UsageError
 from ..handshake import Network, OriginPolicy, check_handshake, client_address
+from ..health import Health
+from ..metrics import NULL as NULL_METRICS
+from ..metrics import Metrics
 from ..server import ServerKey
 from ..stream import StreamMarks
 from ..verifier import Verifier
@@ -146,8 +149,20 @@ def _code(info: Any) -> int:
 
 
 def _refuse(status: int, body: bytes) -> WSUpgradeResponseWithListener:
-    response = WSUpgradeResponse.create_error_response(status, body)
+    """An HTTP answer instead of the upgrade (picows makes 200 and >= 400 apart)."""
+    if status == HTTPStatus.OK:
+        response = WSUpgradeResponse.create_ok_response(body)
+    else:
+        response = WSUpgradeResponse.create_error_response(status, body)
     return WSUpgradeResponseWithListener(response, None)
+
+
+#: `signedws.metrics.Metrics.refused`'s reason for each status of `check_handshake`.
+_REFUSED_KIND: Final[dict[int, str]] = {
+    HTTPStatus.FORBIDDEN: "origin",
+    HTTPStatus.BAD_REQUEST: "subprotocol",
+    HTTPStatus.SERVICE_UNAVAILABLE: "busy",
+}
 
 
 # -- the listener: one connection, a PushTransport --------------------------------------
@@ -459,24 +474,43 @@ class _Service(Service):
         *,
         policy: OriginPolicy,
         close_timeout: float,
+        metrics: Metrics | None,
+        health: Health | None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.handler = handler
         self.policy = policy
         self.close_timeout = close_timeout
+        # The handshake's hooks (as the websockets adapter's): refusals are
+        # counted, probes answered before the upgrade check.
+        self.metrics: Metrics = NULL_METRICS if metrics is None else metrics
+        self.health = health
 
     def listener_for(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
         """picows' listener factory: the §5.1 handshake, then a listener
-        holding a connection slot (invariant 1)."""
+        holding a connection slot (invariant 1). ``GET /healthz`` and
+        ``/readyz`` are answered first, without a log line, and while the
+        server drains every handshake gets HTTP 503."""
+        health = self.health
+        if health is not None:
+            answer = health.respond(request.path.decode("latin-1"), time.monotonic())
+            if answer is not None:
+                status, text = answer
+                return _refuse(status, text.encode())
+            if health.draining:  # readiness failed first; clients go elsewhere
+                self.metrics.refused("draining")
+                return _refuse(HTTPStatus.SERVICE_UNAVAILABLE, b"draining\n")
         connection_id = uuid.uuid4()
         try:
             _validate_upgrade(request)
         except RuntimeError:
+            self.metrics.refused("other")
             log_refusal(connection_id, HTTPStatus.BAD_REQUEST, "invalid upgrade request")
             return _refuse(HTTPStatus.BAD_REQUEST, b"invalid upgrade request\n")
         origins = request.headers.getall("Origin", ())
         if len(origins) > 1:
+            self.metrics.refused("other")
             log_refusal(connection_id, HTTPStatus.BAD_REQUEST, "several Origin headers")
             return _refuse(HTTPStatus.BAD_REQUEST, b"several Origin headers\n")
         origin = origins[0] if origins else None
@@ -488,6 +522,7 @@ class _Service(Service):
             self.max_connections,
         )
         if refusal is not None:
+            self.metrics.refused(_REFUSED_KIND.get(refusal.status, "other"))
             if refusal.status == HTTPStatus.SERVICE_UNAVAILABLE:
                 log_rejection(connection_id, Code.SERVER_BUSY, refusal.reason)
             else:
@@ -589,6 +624,8 @@ def serve(
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     clock: Callable[[], float] = time.time,
     trusted_proxies: Sequence[str | Network] = (),
+    metrics: Metrics | None = None,
+    health: Health | None = None,
     **kwargs: Any,
 ) -> Server:
     """Start a signedws server on picows, on ``host`` and ``port``.
@@ -605,6 +642,11 @@ def serve(
         idle_timeout, max_connections, max_connections_per_principal,
         ack_delay, max_queue, stream_marks, dedupe, executor, verify_workers,
         clock, trusted_proxies: as `signedws.asyncio.serve` documents them.
+        metrics: where refused handshakes are counted
+            (`signedws.metrics.PrometheusMetrics`); None: nowhere.
+        health: answer ``GET /healthz`` and ``GET /readyz`` on this port from
+            it (`signedws.health.Health`), without a log line, and refuse
+            handshakes with HTTP 503 while it is draining; None: no probes.
         close_timeout: seconds a closing handshake, or a failed connection's
             peer, may take before the TCP connection is aborted.
         **kwargs: passed to `picows.ws_create_server` (``ssl``,
@@ -627,6 +669,8 @@ def serve(
         handler,
         policy=policy,
         close_timeout=close_timeout,
+        metrics=metrics,
+        health=health,
         verifier=verifier,
         server_key=server_key,
         first_frame_timeout=first_frame_timeout,

@@ -263,7 +263,8 @@ async def _serve(
             close_timeout=CLOSE_TIMEOUT,
             **options,
         ) as server:
-            drain.server = server
+            if config.transport == "websockets":  # its abort path is websockets'
+                drain.server = server
             host, port = server.sockets[0].getsockname()[:2]
             logger.info(
                 "%s listening on ws://%s:%d audience=%r", whom, host, port, config.audience
