@@ -229,3 +229,101 @@ def test_reserved_keywords() -> None:
         serve(
             handler, verifier=make_verifier(), origins=[], allow_no_origin=True, max_frame_size=10
         )
+
+
+@pytest.mark.parametrize(
+    ("trusted", "logged"),
+    [([], "127.0.0.1"), (["127.0.0.0/8"], "203.0.113.9"), (["10.0.0.0/8"], "127.0.0.1")],
+)
+def test_client_address_honours_forwarded_for_from_trusted_proxies_only(
+    run: Any, caplog: pytest.LogCaptureFixture, trusted: list[str], logged: str
+) -> None:
+    """As on websockets: X-Forwarded-For names the logged address only when
+    the peer is one of trusted_proxies; picows' objects are on the transport."""
+    from aio_support import make_verifier
+
+    caplog.set_level(logging.INFO, logger="signedws")
+
+    async def main() -> tuple[str | None, str]:
+        seen: list[tuple[str | None, str]] = []
+
+        async def handler(connection: Any) -> None:
+            seen.append((connection.address, type(connection.transport.websocket).__name__))
+            assert connection.transport.request.path == b"/"
+
+        async with serve(
+            handler,
+            "127.0.0.1",
+            0,
+            verifier=make_verifier(),
+            origins=[],
+            allow_no_origin=True,
+            trusted_proxies=trusted,
+        ) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with ws_connect(
+                f"ws://127.0.0.1:{port}/",
+                subprotocols=["signedws.v1"],  # type: ignore[list-item]
+                additional_headers={"X-Forwarded-For": "1.1.1.1, 203.0.113.9"},
+            ) as ws:
+                await ws.recv()
+                async with asyncio.timeout(5):
+                    while not seen:
+                        await asyncio.sleep(0.01)
+        return seen[0]
+
+    assert run(main()) == (logged, "WSTransport")
+    assert "connection opened connection=" in caplog.text
+    assert f"address={logged}" in caplog.text
+
+
+def test_health_probes_and_draining(run: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """With ``health``, /healthz and /readyz are answered on the WebSocket
+    port without a log line; while draining, /readyz and handshakes get 503
+    (counted as refused "draining")."""
+    from signedws.health import Health
+    from signedws.metrics import NullMetrics
+
+    class Counting(NullMetrics):
+        def __init__(self) -> None:
+            super().__init__()
+            self.refusals: list[str] = []
+
+        def refused(self, reason: str) -> None:
+            self.refusals.append(reason)
+
+    caplog.set_level(logging.INFO, logger="signedws")
+    health = Health()
+    metrics = Counting()
+
+    async def get(uri: str, path: str) -> bytes:
+        host, port = re.match(r"ws://([\d.]+):(\d+)", uri).groups()  # type: ignore[union-attr]
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await writer.wait_closed()
+        return answer
+
+    async def main() -> tuple[list[bytes], int]:
+        async with start("picows", health=health, metrics=metrics) as srv:
+            answers = [await get(srv.uri, "/healthz"), await get(srv.uri, "/readyz")]
+            async with raw(srv.uri) as (_, hello):
+                assert hello
+            health.draining = True
+            answers.append(await get(srv.uri, "/readyz"))
+            with pytest.raises(InvalidStatus) as info:
+                async with raw(srv.uri):
+                    pass
+            return answers, info.value.response.status_code
+
+    answers, status = run(main())
+    assert answers[0].startswith(b"HTTP/1.1 200")
+    assert answers[0].endswith(b"ok\n")
+    assert answers[1].startswith(b"HTTP/1.1 200")
+    assert answers[1].endswith(b"ready\n")
+    assert answers[2].startswith(b"HTTP/1.1 503")
+    assert b"draining" in answers[2]
+    assert status == 503
+    assert metrics.refusals == ["draining"]
+    assert "refused handshake" not in caplog.text
