@@ -353,7 +353,7 @@ def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: An
 
         def on_ws_connected(self, transport: Any) -> None:
             session = ServerSession(verifier, now=time.time(), server_key=server_key)
-            self.state = session.state
+            self.state = session.verifier_state
             transport.send(binary, session.hello)
 
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
