@@ -234,6 +234,7 @@ def test_environment_supplies_required_keys_and_the_issuer(tmp_path: Path) -> No
         ("SIGNEDWS_SERVER_ORIGINS", "https://a.example", "must be a TOML array"),
         ("SIGNEDWS_SERVER_PROT", "1", "SIGNEDWS_SERVER_PROT names no key of \\[server\\]"),
         ("SIGNEDWS_ISSUER_NAMEE", "x", "names no key of \\[issuer\\]"),
+        ("SIGNEDWS_SERVER_TRANSPORT", "tornado", 'transport is "websockets" or "picows"'),
     ],
 )
 def test_environment_errors_name_the_variable(
@@ -270,3 +271,22 @@ def test_environment_overrides_only_our_sections() -> None:
     """Only SIGNEDWS_<one of our sections>_ variables are read."""
     assert environment_overrides({"SIGNEDWS_PUBLIC_VECTORS": "x", "PATH": "/bin"}) == {}
     assert environment_overrides({"SIGNEDWS_LIMITS_WINDOW": "8"}) == {"limits": {"window": 8}}
+
+
+def test_transport_is_picows_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    """``[server] transport`` picks the WebSocket library (default websockets);
+    the issuer runs only on websockets."""
+    path = tmp_path / "c.toml"
+    path.write_text(toml(REQUIRED_SERVER))
+    assert load_config(path, environ={}).transport == "websockets"
+    assert load_config(path, environ={"SIGNEDWS_SERVER_TRANSPORT": "picows"}).transport == (
+        "picows"
+    )
+    environ = {
+        "SIGNEDWS_SERVER_TRANSPORT": "picows",
+        "SIGNEDWS_ISSUER_NAME": "app",
+        "SIGNEDWS_ISSUER_MAC_KEY": "m.jwk",
+        "SIGNEDWS_ISSUER_AUTHENTICATE": "app:login",
+    }
+    with pytest.raises(UsageError, match=r"\[issuer\] runs with \[server\].transport"):
+        load_config(path, environ=environ)
