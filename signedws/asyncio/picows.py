@@ -19,7 +19,9 @@ any listener exists: a malformed upgrade request gets HTTP 400, then
 `signedws.handshake.check_handshake` decides in the SPEC's order: an ``Origin`` outside the
 allow-list gets 403, a client that does not offer ``signedws.v1`` gets 400,
 and a server holding ``max_connections`` connections gets 503
-(``server_busy``). Each refusal is logged as on websockets.
+(``server_busy``). Each refusal is logged as on websockets. With ``health``,
+``GET /healthz`` and ``/readyz`` are answered there first (no log line), and
+while it is draining every handshake gets 503; ``metrics`` counts refusals.
 
 Invariants (beyond those of `signedws.asyncio.connection`):
 
@@ -511,8 +513,9 @@ class _Service(Service):
         origins = request.headers.getall("Origin", ())
         if len(origins) > 1:
             self.metrics.refused("other")
-            log_refusal(connection_id, HTTPStatus.BAD_REQUEST, "several Origin headers")
-            return _refuse(HTTPStatus.BAD_REQUEST, b"several Origin headers\n")
+            # As the websockets adapter words it.
+            log_refusal(connection_id, HTTPStatus.BAD_REQUEST, "multiple Origin headers")
+            return _refuse(HTTPStatus.BAD_REQUEST, b"invalid Origin header\n")
         origin = origins[0] if origins else None
         refusal = check_handshake(
             self.policy,
