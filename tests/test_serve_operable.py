@@ -217,8 +217,13 @@ def test_handler_imports_with_and_without_workers(
 
 @pytest.mark.parametrize(
     ("where", "workers", "loop"),
-    [("flag", 2, "asyncio"), ("file", 1, "asyncio"), ("websockets", 1, "uvloop")],
-    ids=["--transport-workers-2", "toml", "websockets-on-uvloop"],
+    [
+        ("flag", 2, "asyncio"),
+        ("file", 1, "asyncio"),
+        ("flag", 1, "uvloop"),
+        ("websockets", 1, "uvloop"),
+    ],
+    ids=["--transport-workers-2", "toml", "picows-on-uvloop", "websockets-on-uvloop"],
 )
 def test_serve_on_picows(examples: Path, where: str, workers: int, loop: str) -> None:
     """`signedws serve --transport picows` (or `[server] transport = "picows"`)
