@@ -71,6 +71,7 @@ from .verifier import ConnectionState, Verifier
 
 if TYPE_CHECKING:
     from .asyncio import Handler, ServerConnection
+    from .session import ServerKey
 
 __all__ = ["build_parser", "main"]
 
@@ -256,6 +257,39 @@ async def _redis_revocations(config: ServerConfig, verifier: Verifier) -> asynci
     return task
 
 
+async def _install_topics(
+    config: ServerConfig, server_key: ServerKey | None
+) -> asyncio.Task[None] | None:
+    """Install the process's topics (`signedws.asyncio.topics.topics`): over
+    Redis pub/sub when ``[redis].url`` is set (return its task once it is
+    subscribed), else in this process."""
+    from .asyncio.topics import LocalTopics, RedisTopics, install  # noqa: PLC0415
+
+    if config.redis_url is None:
+        install(LocalTopics(config.audience, server_key=server_key))
+        return None
+    from .asyncio.redis import connect_redis, redacted_url  # noqa: PLC0415
+
+    fleet = RedisTopics(
+        connect_redis(config.redis_url),
+        config.audience,
+        prefix=config.redis_prefix,
+        server_key=server_key,
+    )
+    task = asyncio.create_task(fleet.run())
+    try:
+        async with asyncio.timeout(REDIS_SYNC_TIMEOUT):
+            await fleet.wait_ready()
+    except TimeoutError:
+        task.cancel()
+        raise ConnectionError(
+            f"no topic subscription at {redacted_url(config.redis_url)} in "
+            f"{REDIS_SYNC_TIMEOUT:g} s; not serving without one"
+        ) from None
+    install(fleet)
+    return task
+
+
 async def _serve(
     config: ServerConfig,
     verifier: Verifier,
@@ -287,6 +321,7 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: reloader.check(force=True))
     redis_task = await _redis_revocations(config, verifier) if config.redis_url else None
+    topics_task = await _install_topics(config, server_key)
     whom = f"node {verifier.node_id.hex()}"
     if worker is not None:
         whom += f" (worker {worker}, pid {os.getpid()})"
@@ -330,6 +365,8 @@ async def _serve(
     finally:
         if redis_task is not None:
             redis_task.cancel()
+        if topics_task is not None:
+            topics_task.cancel()
     logger.info("%s stopped", whom)
 
 

@@ -293,6 +293,21 @@ def test_broadcast_refuses_bad_arguments() -> None:
     )
 
 
+def test_a_fleet_sends_one_body_whatever_each_node_clock_says() -> None:
+    """A body made from the publisher's ``timestamp_ms`` is the same on every
+    node (§14.1), and carries that time; a bad time is refused."""
+    one = Broadcaster(AUDIENCE).message("t", 3, "m", now=10.0, timestamp_ms=1_733_500_000_123)
+    two = Broadcast("t", 3, "m", audience=AUDIENCE, now=99.0, timestamp_ms=1_733_500_000_123)
+    assert one.body == two.body
+    assert broadcast.parse_body(one.body).timestamp_ms == 1_733_500_000_123
+    assert broadcast.parse_body(Broadcast("t", 1, "m", audience=AUDIENCE, now=2.5).body) == (
+        broadcast.BroadcastBody("t", 1, 2500, "m")
+    )
+    for bad in (-1, 2**64, 1.5, True):
+        with pytest.raises(UsageError):
+            Broadcast("t", 1, "m", audience=AUDIENCE, now=0, timestamp_ms=bad)  # type: ignore[arg-type]
+
+
 def _mac_frame(**override: object) -> bytes:
     case = next(c for c in CASES if c["name"] == "mac_first_of_topic")
     fields: list[object] = msgpack.unpackb(bytes.fromhex(case["frame"]))

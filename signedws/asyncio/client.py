@@ -45,11 +45,13 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
+from ..broadcast import Topics
 from ..credential import Claims, ClientCredential, Ed25519Credential, MACCredential
 from ..envelope import DEFAULT_MAX_SERVER_FRAME_SIZE
 from ..errors import Code, Rejected, SignedWSError, UsageError, explain_close, explain_status
 from ..keys import Ed25519PublicKey
 from ..logformat import When
+from ..receive import verify_server_frame
 from ..redaction import redacted_url
 from ..signer import ServerMessage, Signer
 from ._outbox import Outbox
@@ -294,6 +296,8 @@ class ClientConnection:
         self.audience = audience
         #: The stream id (SPEC.md §7.3), fixed for the life of the client.
         self.stream = secrets.token_bytes(16)
+        #: The topic marks of broadcasts (SPEC.md §14.4), for the life of the client.
+        self.topics = Topics()
         self._credential = credential
         self._server_keys = dict(server_keys or {})
         self._refresh = refresh
@@ -407,6 +411,7 @@ class ClientConnection:
             server_keys=self._server_keys,
             stream=self.stream,
             seq=self._outbox.seq,
+            topics=self.topics,
         )
 
     async def _resend(self, websocket: WebSocket, signer: Signer) -> int:
@@ -662,9 +667,8 @@ class ClientConnection:
         return close_action(close_code), close_code, reason
 
     def _verify(self, signer: Signer, data: str | bytes) -> ServerMessage:
-        if isinstance(data, str):
-            raise Rejected(Code.MALFORMED, "text message from the server")
-        return signer.verify(data, now=self._clock())
+        # Server frames and broadcasts (SPEC.md §14.4; issue 18's hook).
+        return verify_server_frame(signer, data, now=self._clock())
 
     async def _ack_watchdog(self, websocket: WebSocket, signer: Signer) -> None:
         """Close the connection (4408) when a message sent on it waited
