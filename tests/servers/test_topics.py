@@ -1,0 +1,293 @@
+"""Topics (issue 18, SPEC.md §14) on every server transport: the websockets
+push adapter and the ASGI adapter under uvicorn (Starlette, FastAPI).
+
+Real servers on 127.0.0.1, real websockets clients verifying every frame with
+`signedws.receive.verify_server_frame` (broadcasts and server frames share the
+connection's counter: a frame out of counter order fails the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aio_support import AUDIENCE, SERVER_KEY, certificate, raw, signer_for, token
+from server_support import KINDS, start
+from websockets.asyncio.client import ClientConnection as WebSocket
+from websockets.exceptions import ConnectionClosed
+
+from signedws import Message, Signer
+from signedws.asyncio import topics as topics_module
+from signedws.asyncio.topics import (
+    SLOW_CLOSE_CODE,
+    Delivery,
+    LocalTopics,
+    SlowPolicy,
+    install,
+    topics,
+)
+from signedws.broadcast import BroadcastMessage
+from signedws.connection import ServerConnection
+from signedws.errors import UsageError
+from signedws.receive import verify_server_frame
+
+TOPIC = "room:general"
+
+
+@dataclass
+class Room:
+    """A handler: ``join`` subscribes, ``say X`` publishes X and then sends
+    the sender an ordinary frame ``said N`` (so broadcast and server frames
+    interleave on a connection), ``big N`` publishes N bytes."""
+
+    topics: LocalTopics
+    deliveries: list[Delivery] = field(default_factory=list)
+    joined: asyncio.Event = field(default_factory=asyncio.Event)
+    members: int = 0
+
+    async def __call__(self, connection: ServerConnection) -> None:
+        try:
+            async for message in connection:
+                await self.on(connection, message)
+        finally:
+            self.topics.unsubscribe_all(connection)
+
+    async def on(self, connection: ServerConnection, message: Message) -> None:
+        payload = message.payload
+        assert isinstance(payload, str)
+        if payload == "join":
+            self.topics.subscribe(connection, TOPIC)
+            self.members += 1
+            self.joined.set()
+            await connection.send("joined")
+        elif payload.startswith("say "):
+            published = await self.topics.publish(TOPIC, payload[4:])
+            assert published.delivery is not None
+            self.deliveries.append(published.delivery)
+            await connection.send(f"said {published.tseq}")
+        elif payload.startswith("big "):
+            published = await self.topics.publish(TOPIC, bytes(int(payload[4:])))
+            assert published.delivery is not None
+            self.deliveries.append(published.delivery)
+
+
+@dataclass
+class Member:
+    ws: WebSocket
+    signer: Signer
+    broadcasts: list[BroadcastMessage] = field(default_factory=list)
+    replies: list[object] = field(default_factory=list)
+
+    async def send(self, payload: str) -> None:
+        await self.ws.send(self.signer.sign(payload, now=time.time()))
+
+    async def read_until(self, done: Any, timeout: float = 10.0) -> None:
+        """Verify every frame until ``done()``."""
+        async with asyncio.timeout(timeout):
+            while not done():
+                data = await self.ws.recv()
+                message = verify_server_frame(
+                    self.signer, data, now=time.time(), on_broadcast=self.broadcasts.append
+                )
+                if not self.broadcasts or self.broadcasts[-1].counter != message.counter:
+                    self.replies.append(message.payload)
+
+
+@contextlib.asynccontextmanager
+async def member(uri: str, credential: Any) -> Any:
+    async with raw(uri) as (ws, hello):
+        m = Member(ws, signer_for(hello, credential))
+        await m.send("join")
+        await m.read_until(lambda: "joined" in m.replies)
+        yield m
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_publish_reaches_every_subscriber_once_in_order(kind: str, run: Any) -> None:
+    """Four members (mac and ed25519) take turns publishing; each receives
+    every message once, in tseq order, without a gap, interleaved with its own
+    server frames in counter order; every `Delivery` lists all four as sent."""
+    room = Room(LocalTopics(AUDIENCE, server_key=SERVER_KEY))
+
+    async def main() -> None:
+        async with (
+            start(kind, room) as srv,  # type: ignore[arg-type]
+            member(srv.uri, token("ann", scopes=["chat"])) as a,
+            member(srv.uri, certificate("bob")) as b,
+            member(srv.uri, token("cat")) as c,
+            member(srv.uri, certificate("dan")) as d,
+        ):
+            everyone = [a, b, c, d]
+            for round_ in range(5):
+                for i, m in enumerate(everyone):
+                    await m.send(f"say {round_}.{i}")
+                    said = round_ * 4 + i + 1
+                    await m.read_until(lambda m=m, said=said: f"said {said}" in m.replies)
+            for m in everyone:
+                await m.read_until(lambda m=m: len(m.broadcasts) == 20)
+            expected = [f"{r}.{i}" for r in range(5) for i in range(4)]
+            for m in everyone:
+                assert [x.payload for x in m.broadcasts] == expected
+                assert [x.tseq for x in m.broadcasts] == list(range(1, 21))
+                assert {x.missed for x in m.broadcasts} == {0}
+                assert {x.topic for x in m.broadcasts} == {TOPIC}
+                assert m.signer.topics.mark(TOPIC) == 20
+            assert [len(d.sent) for d in room.deliveries] == [4] * 20
+            assert not any(d.skipped or d.closed or d.waiting for d in room.deliveries)
+
+    run(main())
+
+
+def _wait_for(room: Room, predicate: Any) -> Any:
+    async def wait() -> None:
+        async with asyncio.timeout(10):
+            while not predicate():
+                await asyncio.sleep(0.01)
+
+    return wait()
+
+
+@pytest.mark.parametrize("kind", ["websockets", "starlette"])
+@pytest.mark.parametrize("policy", [SlowPolicy.SKIP, SlowPolicy.CLOSE])
+def test_a_slow_subscriber_never_holds_the_others_back(
+    kind: str, policy: SlowPolicy, run: Any
+) -> None:
+    """A member that stops reading fills its write buffer; past ``max_buffer``
+    it is skipped (and, reading again, sees the gap as ``missed``) or closed
+    with 1013, by policy. The reading member gets every message meanwhile."""
+    room = Room(LocalTopics(AUDIENCE, server_key=SERVER_KEY, max_buffer=64 * 1024, slow=policy))
+
+    async def main() -> None:
+        async with (
+            start(kind, room) as srv,  # type: ignore[arg-type]
+            member(srv.uri, token("fast")) as fast,
+            member(srv.uri, token("slow")) as slow,
+        ):
+            sent = 0
+            # 64 KiB messages until a delivery finds `slow` over its limit
+            # (bounded: the socket buffers on both sides hold a few MiB).
+            while not any(d.skipped or d.closed for d in room.deliveries) and sent < 400:
+                await fast.send("big 65536")
+                sent += 1
+                await fast.read_until(lambda sent=sent: len(fast.broadcasts) == sent)
+            assert sent < 400
+            first_slow = next(d for d in room.deliveries if d.skipped or d.closed)
+            assert [c.principal for c in first_slow.sent] == [("auth", "fast")]
+            if policy is SlowPolicy.CLOSE:
+                assert [c.principal for c in first_slow.closed] == [("auth", "slow")]
+                with pytest.raises(ConnectionClosed):
+                    await slow.read_until(lambda: False)
+                assert slow.ws.close_code == SLOW_CLOSE_CODE
+                assert room.topics.subscribers(TOPIC) == 1
+            else:
+                assert [c.principal for c in first_slow.skipped] == [("auth", "slow")]
+                # `slow` reads again: once its buffer drained, it gets messages again.
+                caught_up = asyncio.create_task(
+                    slow.read_until(
+                        lambda: (
+                            bool(slow.broadcasts)
+                            and str(slow.broadcasts[-1].payload).startswith("last")
+                        )
+                    )
+                )
+                for k in range(200):
+                    await fast.send(f"say last {k}")
+                    await fast.read_until(lambda k=k: fast.broadcasts[-1].payload == f"last {k}")
+                    if caught_up.done():
+                        break
+                    await asyncio.sleep(0.02)
+                await caught_up
+                tseqs = [x.tseq for x in slow.broadcasts]
+                assert tseqs == sorted(set(tseqs))
+                missed = sum(x.missed for x in slow.broadcasts)
+                assert missed > 0  # some were skipped, and the client counted each
+                assert missed + len(tseqs) == tseqs[-1]
+            total = len(room.deliveries)
+            assert [x.tseq for x in fast.broadcasts] == list(range(1, total + 1))
+
+    run(main(), timeout=60)
+
+
+def test_closed_and_not_yet_accepted_connections(run: Any) -> None:
+    """A connection whose first frame was not accepted yet is listed as
+    waiting (no counter, no frame); a closed one is dropped from the topic."""
+    fanout = LocalTopics(AUDIENCE)
+    held: list[ServerConnection] = []
+    release = asyncio.Event()
+
+    async def handler(connection: ServerConnection) -> None:
+        fanout.subscribe(connection, TOPIC)  # before any frame
+        held.append(connection)
+        await release.wait()
+        with contextlib.suppress(Exception):
+            async for _ in connection:
+                pass
+
+    async def main() -> None:
+        stop = asyncio.get_running_loop().call_later(20, release.set)  # never hang shutdown
+        try:
+            await scenario()
+        finally:
+            stop.cancel()
+
+    async def scenario() -> None:
+        async with start("websockets", handler) as srv, raw(srv.uri) as (ws, _):  # type: ignore[arg-type]
+            async with asyncio.timeout(5):
+                while not held:
+                    await asyncio.sleep(0.01)
+            published = await fanout.publish(TOPIC, "early")
+            assert published.delivery is not None
+            assert published.delivery.waiting == (held[0],)
+            assert repr(held[0].session) == "ServerSession(accepted=0, sent=0)"  # no counter taken
+            await ws.close()
+            await held[0].wait_closed()
+            async with asyncio.timeout(5):
+                while not held[0].closed:  # the pump marks it closed after the transport
+                    await asyncio.sleep(0.01)
+            published = await fanout.publish(TOPIC, "late")
+            assert published.delivery is not None
+            assert published.delivery == Delivery(TOPIC, 2)  # dropped, not waiting
+            assert fanout.subscribers(TOPIC) == 0
+            assert fanout.subscribed(held[0]) == frozenset()
+            fanout.subscribe(held[0], TOPIC)  # a closed connection is not subscribed
+            assert fanout.subscribers(TOPIC) == 0
+            release.set()
+
+    run(main())
+
+
+def test_topics_refuse_bad_arguments_and_are_installed_per_process() -> None:
+    with pytest.raises(UsageError):
+        LocalTopics("")
+    with pytest.raises(UsageError):
+        LocalTopics(AUDIENCE, max_buffer=-1)
+    with pytest.raises(UsageError):
+        LocalTopics(AUDIENCE, slow="skip")  # type: ignore[arg-type]
+    fanout = LocalTopics(AUDIENCE)
+    with pytest.raises(UsageError):
+        asyncio.run(fanout.publish("", "x"))
+    with pytest.raises(UsageError):
+        asyncio.run(fanout.publish("t" * 256, "x"))
+    with pytest.raises(UsageError):
+        asyncio.run(fanout.publish("t", None))  # type: ignore[arg-type]
+    other = LocalTopics("wss://other.test/ws")
+    message = other._broadcaster.message("t", 1, "x", now=0)
+    with pytest.raises(UsageError):
+        fanout.deliver(message)
+    assert asyncio.run(fanout.publish("t", "x")).tseq == 1
+    assert asyncio.run(fanout.publish("t", "y")).tseq == 2  # numbering per topic
+    assert asyncio.run(fanout.publish("u", "y")).tseq == 1
+    assert "LocalTopics(audience='wss://signedws.test/ws', topics=0" in repr(fanout)
+    saved = topics_module._installed
+    try:
+        install(None)
+        with pytest.raises(UsageError, match="no topics installed"):
+            topics()
+        install(fanout)
+        assert topics() is fanout
+    finally:
+        install(saved)
