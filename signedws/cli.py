@@ -271,7 +271,7 @@ async def _install_topics(
     from .asyncio.redis import connect_redis, redacted_url  # noqa: PLC0415
 
     fleet = RedisTopics(
-        connect_redis(config.redis_url),
+        connect_redis(config.redis_url, decode=False),
         config.audience,
         prefix=config.redis_prefix,
         server_key=server_key,

@@ -322,7 +322,8 @@ class RedisTopics(LocalTopics):
     subscribers (their clients see the gap).
 
     Args:
-        client: a ``redis.asyncio.Redis`` (`signedws.asyncio.redis.connect_redis`).
+        client: a ``redis.asyncio.Redis`` returning bytes
+            (``signedws.asyncio.redis.connect_redis(url, decode=False)``).
         audience, server_key, max_buffer, slow, batch_size, clock: as `LocalTopics`.
         prefix: the key prefix.
         on_delivery: called with each `Delivery` this node makes.
@@ -394,7 +395,7 @@ class RedisTopics(LocalTopics):
                 await asyncio.sleep(retry)
 
     async def _follow(self) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._client.pubsub()
         try:
             await pubsub.psubscribe(self._channel + "*")
             # The subscription is in force once Redis confirmed it.
@@ -404,7 +405,7 @@ class RedisTopics(LocalTopics):
                     break
             self._ready.set()
             while True:
-                reply = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
+                reply = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if reply is not None and reply.get("type") == "pmessage":
                     self._received(reply["channel"], reply["data"])
         finally:
