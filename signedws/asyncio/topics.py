@@ -256,7 +256,9 @@ class LocalTopics:
             return Delivery(topic, tseq)
         last = self._delivered.get(topic, 0)
         if tseq <= last:
-            logger.debug("topic %r: message %d at or below %d dropped", topic, tseq, last)
+            # A replay (clients would refuse it) or a counter that went back:
+            # Redis lost its data. The topic resumes past ``last`` (SPEC.md §14.1).
+            logger.warning("topic %r: message %d at or below %d dropped", topic, tseq, last)
             return Delivery(topic, tseq)
         self._delivered[topic] = tseq
         limit = self.max_buffer

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -291,3 +293,110 @@ def test_topics_refuse_bad_arguments_and_are_installed_per_process() -> None:
         assert topics() is fanout
     finally:
         install(saved)
+
+
+# -- across processes: RedisTopics on a real redis-server ------------------------------------
+
+
+@pytest.fixture
+def redis_server(tmp_path: Any) -> Any:
+    """A redis-server on 127.0.0.1 (tests/fleet's helper: skipped if missing)."""
+    fleet = str(Path(__file__).resolve().parents[1] / "fleet")
+    if fleet not in sys.path:
+        sys.path.insert(0, fleet)
+    from fleet_support import RedisServer, find_tool
+
+    server = RedisServer(find_tool("redis-server"), tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_redis_topics_reach_every_node_in_one_order(
+    redis_server: Any, run: Any, caplog: Any
+) -> None:
+    """Two nodes (two servers, two `RedisTopics`) on one Redis: a message
+    published on either reaches the members of both with one ``tseq``; a bad
+    message on the channel and a replayed one are dropped (logged), and the
+    clients never see them."""
+    from signedws.asyncio.redis import connect_redis
+    from signedws.asyncio.topics import RedisTopics
+
+    redis_url = redis_server.url
+
+    async def main() -> None:
+        seen: list[Delivery] = []
+        nodes = [
+            RedisTopics(
+                connect_redis(redis_url, decode=False),
+                AUDIENCE,
+                server_key=SERVER_KEY,
+                on_delivery=seen.append,
+            )
+            for _ in range(2)
+        ]
+        tasks = [asyncio.create_task(node.run(retry=0.05)) for node in nodes]
+        try:
+            for node in nodes:
+                await asyncio.wait_for(node.wait_ready(), 5)
+            rooms = [Room(node) for node in nodes]
+            async with (
+                start("websockets", rooms[0]) as one,  # type: ignore[arg-type]
+                start("websockets", rooms[1]) as two,  # type: ignore[arg-type]
+                member(one.uri, token("ann")) as a,
+                member(two.uri, certificate("bob")) as b,
+            ):
+                published = await nodes[0].publish(TOPIC, "from one")
+                assert (published.tseq, published.nodes, published.delivery) == (1, 2, None)
+                raw_client = connect_redis(redis_url, decode=False)
+                await raw_client.publish(f"signedws:topic:{TOPIC}", b"junk")
+                await raw_client.publish(f"signedws:topic:{TOPIC}", b"1 \x92\x00\xa1x")  # replay
+                await raw_client.aclose()
+                await nodes[1].publish(TOPIC, b"from two")
+                for m in (a, b):
+                    await m.read_until(lambda m=m: len(m.broadcasts) == 2)
+                    assert [(x.tseq, x.payload, x.missed) for x in m.broadcasts] == [
+                        (1, "from one", 0),
+                        (2, b"from two", 0),
+                    ]
+                # per node: two sent, and the replay delivered to nobody
+                assert sorted(len(d.sent) for d in seen) == [0, 0, 1, 1, 1, 1]
+                with pytest.raises(UsageError):
+                    await nodes[0].publish(TOPIC, 5)  # type: ignore[arg-type]
+            assert "a bad message on" in caplog.text
+            assert "message 1 at or below 1 dropped" in caplog.text
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(main())
+
+
+def test_redis_topics_subscribe_again_after_an_outage(
+    redis_server: Any, run: Any, caplog: Any
+) -> None:
+    """Redis stops: the node logs the lost subscription and retries; Redis
+    back, it subscribes again and publishing works."""
+    from signedws.asyncio.redis import connect_redis
+    from signedws.asyncio.topics import RedisTopics
+
+    async def main() -> None:
+        node = RedisTopics(connect_redis(redis_server.url, decode=False), AUDIENCE)
+        task = asyncio.create_task(node.run(retry=0.05))
+        try:
+            await asyncio.wait_for(node.wait_ready(), 5)
+            await asyncio.to_thread(redis_server.stop)
+            async with asyncio.timeout(10):
+                while node._ready.is_set():
+                    await asyncio.sleep(0.02)
+            await asyncio.to_thread(redis_server.start)
+            await asyncio.wait_for(node.wait_ready(), 10)
+            assert (await node.publish("after", "x")).tseq == 1
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    run(main())
+    assert "Redis subscription lost" in caplog.text
