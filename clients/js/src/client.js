@@ -38,6 +38,7 @@
  * @module signedws/client
  */
 
+import { Topics } from './broadcast.js';
 import { randomBytes } from './bytes.js';
 import { Ed25519Credential, MACCredential } from './credential.js';
 import { DEFAULT_MAX_SERVER_FRAME_SIZE, STREAM_SIZE, SUBPROTOCOL, TYPE_KEY_REFERENCE } from './envelope.js';
@@ -53,6 +54,7 @@ import {
 import { fromIssuer, isIssuerOptions } from './issuer.js';
 import { Outbox } from './outbox.js';
 import { Action, Backoff, closeAction } from './reconnect.js';
+import { verifyServerFrame } from './receive.js';
 import { Signer, serverKeyMap } from './signer.js';
 
 /** @typedef {import('./credential.js').ClientCredential} ClientCredential */
@@ -296,6 +298,8 @@ export class ClientConnection extends EventTarget {
     this.audience = audience;
     /** The stream id (SPEC.md §7.3), fixed for the life of the client. */
     this.stream = stream;
+    /** The topic marks of broadcasts (SPEC.md §14.4), for the life of the client. */
+    this.topics = new Topics();
     /** Connections opened so far (1 after `connect`). */
     this.connections = 0;
     /** @private */ this._credential = credential;
@@ -552,6 +556,7 @@ export class ClientConnection extends EventTarget {
         serverKeys: this._serverKeys,
         stream: this.stream,
         seq: this._outbox.seq,
+        topics: this.topics,
       });
       const resent = await this._sendLock.run(async () => {
         // Installed before the first frame goes out: the server may answer
@@ -630,8 +635,8 @@ export class ClientConnection extends EventTarget {
   async _onFrame(link, data) {
     if (link.failure !== null || link.signer === null) return;
     try {
-      if (typeof data === 'string') throw new Rejected(Code.malformed, 'text message from the server');
-      const message = await link.signer.verify(/** @type {ArrayBuffer} */ (data), { now: this._clock() });
+      // Server frames and broadcasts (SPEC.md §14.4; issue 18's hook).
+      const message = await verifyServerFrame(link.signer, data, { now: this._clock() });
       if (this._outbox.acknowledge(message.ack)) {
         this._progress = true;
         this._notify();
