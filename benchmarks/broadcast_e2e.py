@@ -97,7 +97,7 @@ async def _client(uri: str, scheme: str, count: int) -> None:
         try:
             async for _ in ws:
                 pass
-        except Exception:  # noqa: BLE001 - the run is over
+        except Exception:
             return
 
     async def one(i: int) -> None:
@@ -122,7 +122,10 @@ async def _client(uri: str, scheme: str, count: int) -> None:
         hello = await ws.recv()
         assert isinstance(hello, bytes)
         signer = Signer.from_hello(
-            hello, _credential(scheme, i, now), audience=AUDIENCE, now=time.time(),
+            hello,
+            _credential(scheme, i, now),
+            audience=AUDIENCE,
+            now=time.time(),
             server_keys=server_keys,
         )
         await ws.send(signer.sign("hi", now=time.time()))
