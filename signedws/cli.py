@@ -275,6 +275,7 @@ async def _install_topics(
         config.audience,
         prefix=config.redis_prefix,
         server_key=server_key,
+        history=config.redis_topic_history,
     )
     task = asyncio.create_task(fleet.run())
     try:

@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 MAX_WORKERS: Final = 64
+#: The most messages per topic `[redis].topic_history` keeps (`topics.MAX_HISTORY`).
+MAX_TOPIC_HISTORY: Final = 10_000
 
 _SECTIONS: Final = {
     "server": {
@@ -80,7 +82,7 @@ _SECTIONS: Final = {
         "nonce_ttl",
         "verify_workers",
     },
-    "redis": {"url", "prefix", "check_interval"},
+    "redis": {"url", "prefix", "check_interval", "topic_history"},
 }
 
 
@@ -116,6 +118,7 @@ class ServerConfig:
     redis_url: str | None = None
     redis_prefix: str = "signedws"
     redis_check_interval: float = 5.0
+    redis_topic_history: int = 0
     issuer: IssuerConfig | None = None  # [issuer] (signedws.issuer_config)
 
     def __repr__(self) -> str:
@@ -332,6 +335,8 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         kwargs["redis_prefix"] = get("prefix", str)
     if "check_interval" in values:
         kwargs["redis_check_interval"] = float(get("check_interval", (int, float)))
+    if "topic_history" in values:
+        kwargs["redis_topic_history"] = get("topic_history", int)
     if "issuer" in document:
         kwargs["issuer"] = parse_issuer_table(document["issuer"], base)
     config = ServerConfig(**kwargs)
@@ -368,6 +373,8 @@ def _check_ranges(config: ServerConfig) -> None:
         raise UsageError("config: [redis].prefix must not be empty")
     if not config.redis_check_interval > 0:
         raise UsageError("config: [redis].check_interval must be positive")
+    if not 0 <= config.redis_topic_history <= MAX_TOPIC_HISTORY:
+        raise UsageError(f"config: [redis].topic_history must be 0 to {MAX_TOPIC_HISTORY}")
 
 
 def parse_node_id(text: str) -> bytes:

@@ -57,9 +57,10 @@ import contextlib
 import enum
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_BUFFER",
+    "MAX_HISTORY",
     "SLOW_CLOSE_CODE",
     "Delivery",
     "LocalTopics",
@@ -89,6 +91,9 @@ logger = logging.getLogger(__name__)
 
 #: A connection with more unsent bytes than this is slow (256 KiB).
 DEFAULT_MAX_BUFFER: Final = 256 * 1024
+#: The longest history `resume` reads, and the most live messages it holds
+#: while reading it.
+MAX_HISTORY: Final = 10_000
 #: The close code of a slow connection under `SlowPolicy.CLOSE` (RFC 6455
 #: §7.4.1, "Try Again Later": a client reconnects).
 SLOW_CLOSE_CODE: Final = 1013
@@ -152,9 +157,11 @@ class LocalTopics:
         slow: what happens to a slow connection.
         batch_size: `ed25519` connections per signature (SPEC.md §14.3).
         clock: wall-clock seconds, for the body's time.
+        history: how many of each topic's last messages to keep for `resume`
+            (0: none).
 
     Raises:
-        UsageError: for an invalid audience, limit or policy.
+        UsageError: for an invalid audience, limit, policy or history.
     """
 
     def __init__(
@@ -166,9 +173,12 @@ class LocalTopics:
         slow: SlowPolicy = SlowPolicy.SKIP,
         batch_size: int = DEFAULT_BATCH_SIZE,
         clock: Callable[[], float] = time.time,
+        history: int = 0,
     ) -> None:
         if type(max_buffer) is not int or max_buffer < 0:
             raise UsageError("max_buffer must be a non-negative integer")
+        if type(history) is not int or not 0 <= history <= MAX_HISTORY:
+            raise UsageError(f"history must be an integer from 0 to {MAX_HISTORY}")
         if not isinstance(slow, SlowPolicy):
             raise UsageError("slow must be a SlowPolicy")
         self._broadcaster = Broadcaster(audience, server_key=server_key, batch_size=batch_size)
@@ -184,6 +194,11 @@ class LocalTopics:
         # topic -> the last tseq assigned here (`LocalTopics.publish`).
         self._numbers: dict[str, int] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self.history = history
+        # topic -> its last `history` messages (`LocalTopics`; Redis keeps its own).
+        self._past: dict[str, deque[Broadcast]] = {}
+        # (connection, topic) -> live messages held while `resume` reads history.
+        self._catching_up: dict[tuple[ServerConnection, str], list[Broadcast]] = {}
 
     # -- subscriptions ----------------------------------------------------------
 
@@ -239,7 +254,48 @@ class LocalTopics:
         tseq = self._numbers.get(topic, 0) + 1
         message = self._broadcaster.message(topic, tseq, payload, now=self._clock())
         self._numbers[topic] = tseq
+        if self.history:
+            self._past.setdefault(topic, deque(maxlen=self.history)).append(message)
         return Published(topic, tseq, 1, self.deliver(message))
+
+    async def _history_after(self, topic: str, after: int) -> list[Broadcast]:
+        """The kept messages of ``topic`` numbered above ``after``, in order."""
+        return [m for m in self._past.get(topic, ()) if m.tseq > after]
+
+    async def resume(self, connection: ServerConnection, topic: str, *, after: int) -> int:
+        """Subscribe ``connection`` to ``topic`` and first send it the kept
+        messages numbered above ``after`` (the client's mark for the topic,
+        `signedws.broadcast.Topics.mark`, which it sends the application on a
+        reconnect), then the live ones: in order, none twice. Messages no
+        longer kept show as a gap (``missed``) at the client.
+
+        Returns:
+            How many messages were sent from the history and the catch-up.
+
+        Raises:
+            UsageError: for an invalid topic or ``after``.
+        """
+        topic = _topic(topic)
+        if type(after) is not int or after < 0:
+            raise UsageError("after must be a non-negative integer")
+        if connection.closed:
+            return 0
+        key = (connection, topic)
+        self._catching_up[key] = []
+        self.subscribe(connection, topic)
+        try:
+            past = await self._history_after(topic, after) if self.history else []
+        finally:
+            live = self._catching_up.pop(key, [])
+        sent, last = 0, after
+        for message in [*past, *live]:
+            if message.tseq <= last:
+                continue
+            frame = self._broadcaster.frames(message, [connection.session])[0]
+            if frame is None or not connection.write_frame(frame):
+                break
+            sent, last = sent + 1, message.tseq
+        return sent
 
     def deliver(self, message: Broadcast) -> Delivery:
         """Send one numbered message to this node's subscribers of its topic,
@@ -266,7 +322,13 @@ class LocalTopics:
         slow: list[ServerConnection] = []
         waiting: list[ServerConnection] = []
         gone: list[ServerConnection] = []
+        catching = self._catching_up
         for connection in members:
+            if catching and (connection, topic) in catching:
+                held = catching[connection, topic]
+                if len(held) < MAX_HISTORY:
+                    held.append(message)  # sent after the history, by `resume`
+                continue
             if not connection.writable:
                 (gone if connection.closed else waiting).append(connection)
             elif connection.buffered > limit:
@@ -309,6 +371,9 @@ class LocalTopics:
 _PUBLISH: Final = """
 local tseq = redis.call('INCR', KEYS[1])
 local nodes = redis.call('PUBLISH', KEYS[2], string.format('%d ', tseq) .. ARGV[1])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], string.format('%d-1', tseq), 'm', ARGV[1])
+end
 return {tseq, nodes}
 """
 
@@ -317,8 +382,11 @@ class RedisTopics(LocalTopics):
     """Topics across a fleet over Redis pub/sub (see the module's docstring).
 
     Keys under the prefix ``P`` (``[redis].prefix``): ``P:topic-seq:<topic>``
-    (a string, the topic's last ``tseq``) and the channel
-    ``P:topic:<topic>``, carrying ``b"<tseq> " + msgpack([ts_ms, payload])``.
+    (a string, the topic's last ``tseq``), the channel ``P:topic:<topic>``,
+    carrying ``b"<tseq> " + msgpack([ts_ms, payload])``, and with
+    ``history`` the stream ``P:topic-log:<topic>`` (about its last
+    ``history`` messages, entry ids ``<tseq>-1``, field ``m`` the msgpack)
+    that `resume` reads on any node.
     Every node subscribes to ``P:topic:*`` and delivers what it reads; a
     message sent while a node's subscription was down is missed by its
     subscribers (their clients see the gap).
@@ -342,6 +410,7 @@ class RedisTopics(LocalTopics):
         slow: SlowPolicy = SlowPolicy.SKIP,
         batch_size: int = DEFAULT_BATCH_SIZE,
         clock: Callable[[], float] = time.time,
+        history: int = 0,
         on_delivery: Callable[[Delivery], None] | None = None,
     ) -> None:
         super().__init__(
@@ -351,10 +420,12 @@ class RedisTopics(LocalTopics):
             slow=slow,
             batch_size=batch_size,
             clock=clock,
+            history=history,
         )
         self._client = client
         self._channel = f"{prefix}:topic:"
         self._counter = f"{prefix}:topic-seq:"
+        self._log = f"{prefix}:topic-log:"
         self._script = client.register_script(_PUBLISH)
         self._ready = asyncio.Event()
         self.on_delivery = on_delivery
@@ -372,10 +443,27 @@ class RedisTopics(LocalTopics):
         if type(payload) is not str and type(payload) is not bytes:
             raise UsageError("payload must be str or bytes")
         data = msgpack.packb([int(self._clock() * 1000), payload], use_bin_type=True)
-        tseq, nodes = await self._script(
-            keys=[self._counter + topic, self._channel + topic], args=[data]
-        )
+        keys = [self._counter + topic, self._channel + topic, self._log + topic]
+        tseq, nodes = await self._script(keys=keys, args=[data, self.history])
         return Published(topic, int(tseq), int(nodes), None)
+
+    async def _history_after(self, topic: str, after: int) -> list[Broadcast]:
+        """From the topic's Redis stream (entry ids ``<tseq>-1``)."""
+        entries: Any = await self._client.xrange(
+            self._log + topic, f"{after + 1}-0", "+", count=self.history
+        )
+        channel = (self._channel + topic).encode()
+        past = []
+        for entry in entries or ():
+            try:
+                entry_id, fields = entry
+                message = self._parse(channel, entry_id.split(b"-")[0] + b" " + fields[b"m"])
+            except (TypeError, KeyError, ValueError, UsageError, msgpack.UnpackException) as exc:
+                logger.warning("topics: a bad history entry of %r dropped: %s", topic, exc)
+                continue
+            if message is not None:
+                past.append(message)
+        return past
 
     async def wait_ready(self) -> None:
         """Wait until this node is subscribed to the channels."""

@@ -68,9 +68,12 @@ class Room:
             await connection.send("joined")
         elif payload.startswith("say "):
             published = await self.topics.publish(TOPIC, payload[4:])
-            assert published.delivery is not None
-            self.deliveries.append(published.delivery)
+            if published.delivery is not None:  # None over Redis
+                self.deliveries.append(published.delivery)
             await connection.send(f"said {published.tseq}")
+        elif payload.startswith("resume "):
+            count = await self.topics.resume(connection, TOPIC, after=int(payload[7:]))
+            await connection.send(f"resumed {count}")
         elif payload.startswith("big "):
             published = await self.topics.publish(TOPIC, bytes(int(payload[4:])))
             assert published.delivery is not None
@@ -100,11 +103,13 @@ class Member:
 
 
 @contextlib.asynccontextmanager
-async def member(uri: str, credential: Any) -> Any:
+async def member(uri: str, credential: Any, *, topics: Any = None, join: bool = True) -> Any:
+    kwargs = {} if topics is None else {"topics": topics}
     async with raw(uri) as (ws, hello):
-        m = Member(ws, signer_for(hello, credential))
-        await m.send("join")
-        await m.read_until(lambda: "joined" in m.replies)
+        m = Member(ws, signer_for(hello, credential, **kwargs))
+        if join:
+            await m.send("join")
+            await m.read_until(lambda: "joined" in m.replies)
         yield m
 
 
@@ -280,6 +285,12 @@ def test_topics_refuse_bad_arguments_and_are_installed_per_process() -> None:
     message = other._broadcaster.message("t", 1, "x", now=0)
     with pytest.raises(UsageError):
         fanout.deliver(message)
+    with pytest.raises(UsageError):
+        LocalTopics(AUDIENCE, history=-1)
+    with pytest.raises(UsageError):
+        LocalTopics(AUDIENCE, history=10_001)
+    with pytest.raises(UsageError):
+        asyncio.run(fanout.resume(None, "t", after=-1))  # type: ignore[arg-type]
     assert asyncio.run(fanout.publish("t", "x")).tseq == 1
     assert asyncio.run(fanout.publish("t", "y")).tseq == 2  # numbering per topic
     assert asyncio.run(fanout.publish("u", "y")).tseq == 1
@@ -400,3 +411,135 @@ def test_redis_topics_subscribe_again_after_an_outage(
 
     run(main())
     assert "Redis subscription lost" in caplog.text
+
+
+# -- recovery: resume a topic from the client's mark --------------------------------------------
+
+
+async def _rejoin(uri: str, credential: Any, marks: Any) -> tuple[Any, Member]:
+    """A reconnect that resumes from the client's mark (sent as an application
+    message: SPEC.md §14 leaves resumption to the application)."""
+    context = member(uri, credential, topics=marks, join=False)
+    m = await context.__aenter__()
+    await m.send(f"resume {marks.mark(TOPIC) or 0}")
+    await m.read_until(lambda: any(str(r).startswith("resumed") for r in m.replies))
+    return context, m
+
+
+def test_resume_sends_the_kept_history_then_live_messages(run: Any) -> None:
+    """A member leaves after message 3; 4 to 9 are published; it reconnects
+    with its marks and resumes after 3: it gets 5 to 9 from the history
+    (which keeps 5: 4 shows as a gap, missed=1), then live 10, none twice."""
+    room = Room(LocalTopics(AUDIENCE, server_key=SERVER_KEY, history=5))
+
+    async def main() -> None:
+        async with start("websockets", room) as srv, member(srv.uri, token("bob")) as bob:  # type: ignore[arg-type]
+            async with member(srv.uri, token("ann")) as ann:
+                for k in range(1, 4):
+                    await bob.send(f"say {k}")
+                await ann.read_until(lambda: len(ann.broadcasts) == 3)
+                marks = ann.signer.topics
+            for k in range(4, 10):
+                await bob.send(f"say {k}")
+            await bob.read_until(lambda: len(bob.broadcasts) == 9)
+            context, again = await _rejoin(srv.uri, token("ann"), marks)
+            try:
+                assert "resumed 5" in again.replies
+                await bob.send("say 10")
+                await again.read_until(lambda: len(again.broadcasts) == 6)
+                got = [(x.tseq, x.missed, x.payload) for x in again.broadcasts]
+                assert got == [
+                    (5, 1, "5"),
+                    (6, 0, "6"),
+                    (7, 0, "7"),
+                    (8, 0, "8"),
+                    (9, 0, "9"),
+                    (10, 0, "10"),
+                ]
+            finally:
+                await context.__aexit__(None, None, None)
+
+    run(main())
+
+
+def test_live_messages_during_the_history_read_come_after_it(run: Any) -> None:
+    """A message published while `resume` reads the history is held for the
+    resuming connection and sent after the history, once."""
+    gate = asyncio.Event()
+
+    class Slow(LocalTopics):
+        async def _history_after(self, topic: str, after: int) -> list[Any]:
+            await gate.wait()
+            return await super()._history_after(topic, after)
+
+    room = Room(Slow(AUDIENCE, history=10))
+
+    async def main() -> None:
+        async with start("websockets", room) as srv, member(srv.uri, token("bob")) as bob:  # type: ignore[arg-type]
+            await bob.send("say 1")
+            await bob.read_until(lambda: len(bob.broadcasts) == 1)
+            async with member(srv.uri, token("ann"), join=False) as ann:
+                await ann.send("resume 0")
+                async with asyncio.timeout(5):
+                    while not room.topics._catching_up:  # reading the history
+                        await asyncio.sleep(0.01)
+                await bob.send("say 2")  # live, while ann's history read waits
+                await bob.read_until(lambda: len(bob.broadcasts) == 2)
+                # held for ann, not sent to her yet
+                assert [c.principal for c in room.deliveries[-1].sent] == [("auth", "bob")]
+                gate.set()
+                await ann.read_until(lambda: "resumed 2" in ann.replies)
+                assert [(x.tseq, x.missed) for x in ann.broadcasts] == [(1, 0), (2, 0)]
+
+    run(main())
+
+
+def test_resume_on_another_node_from_the_redis_history(redis_server: Any, run: Any) -> None:
+    """A member of node one leaves after message 2; 3 and 4 are published on
+    node two; it reconnects to node two and resumes after its mark: 3 and 4
+    come from the Redis stream, then live 5, without a gap or a repeat."""
+    from signedws.asyncio.redis import connect_redis
+    from signedws.asyncio.topics import RedisTopics
+
+    async def main() -> None:
+        nodes = [
+            RedisTopics(
+                connect_redis(redis_server.url, decode=False),
+                AUDIENCE,
+                server_key=SERVER_KEY,
+                history=100,
+            )
+            for _ in range(2)
+        ]
+        tasks = [asyncio.create_task(node.run(retry=0.05)) for node in nodes]
+        try:
+            for node in nodes:
+                await asyncio.wait_for(node.wait_ready(), 5)
+            async with (
+                start("websockets", Room(nodes[0])) as one,  # type: ignore[arg-type]
+                start("websockets", Room(nodes[1])) as two,  # type: ignore[arg-type]
+                member(two.uri, token("bob")) as bob,
+            ):
+                async with member(one.uri, certificate("ann")) as ann:
+                    for k in (1, 2):
+                        await bob.send(f"say {k}")
+                    await ann.read_until(lambda: len(ann.broadcasts) == 2)
+                    marks = ann.signer.topics
+                for k in (3, 4):
+                    await bob.send(f"say {k}")
+                await bob.read_until(lambda: len(bob.broadcasts) == 4)
+                context, again = await _rejoin(two.uri, certificate("ann"), marks)
+                try:
+                    assert "resumed 2" in again.replies
+                    await bob.send("say 5")
+                    await again.read_until(lambda: len(again.broadcasts) == 3)
+                    got = [(x.tseq, x.missed, x.payload) for x in again.broadcasts]
+                    assert got == [(3, 0, "3"), (4, 0, "4"), (5, 0, "5")]
+                finally:
+                    await context.__aexit__(None, None, None)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    run(main())
