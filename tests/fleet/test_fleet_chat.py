@@ -37,6 +37,7 @@ from websockets.asyncio.client import ClientConnection as WebSocket
 from websockets.asyncio.client import connect as ws_connect
 
 from signedws import Issuer, Signer
+from signedws.envelope import decode_hello
 
 #: Members of the room, and what each says after all joined.
 MEMBERS: Final = 6
@@ -59,7 +60,7 @@ def _chat_config(keys: FleetKeys, redis: RedisServer, **server: object) -> Path:
     return keys.config(
         "chat.toml",
         server={"handler": "chat_handler:handler", **server},
-        redis={"url": redis.url, "check_interval": 1.0},
+        redis={"url": redis.url, "check_interval": 1.0, "topic_history": 100},
     )
 
 
@@ -136,17 +137,32 @@ class Member:
         return self.signer.acked >= self.signer.counter
 
 
-async def _join(entry: Entry, name: str) -> Member:
+def _node(hello: bytes) -> str:
+    """The node id a hello's nonce was minted under (SPEC.md §5.3)."""
+    return decode_hello(hello).nonce[1:9].hex()
+
+
+async def _join(entry: Entry, name: str, *, resume: Member | None = None) -> Member:
+    """A member joins (says ``joins``), or with ``resume`` reconnects with that
+    member's topic marks and resumes the room after its mark."""
     credential = Issuer(ISSUER, entry.keys.kid, entry.keys.secret).issue_token(
         subject=name, now=time.time(), lifetime=600, scopes=["chat"]
     )
-    ws = await ws_connect(entry.uri, subprotocols=["signedws.v1"])  # type: ignore[list-item]
-    hello = await ws.recv()
-    assert isinstance(hello, bytes)
-    member = Member(
-        name, ws, Signer.from_hello(hello, credential, audience=AUDIENCE, now=time.time())
-    )
-    await member.say("joins")
+    for _ in range(10):
+        ws = await ws_connect(entry.uri, subprotocols=["signedws.v1"])  # type: ignore[list-item]
+        hello = await ws.recv()
+        assert isinstance(hello, bytes)
+        if resume is None or _node(hello) != resume.node:
+            break
+        await ws.close()  # resume on another node than the one it left
+    marks = None if resume is None else resume.signer.topics
+    signer = Signer.from_hello(hello, credential, audience=AUDIENCE, now=time.time(), topics=marks)
+    member = Member(name, ws, signer)
+    if resume is not None:
+        member.heard = resume.heard
+        await member.say(f"/resume {marks.mark('room:general') if marks else 0}")
+    else:
+        await member.say("joins")
     # Acknowledged means the handler took the message, so it subscribed.
     await member.listen(member.acked)
     return member
@@ -213,3 +229,42 @@ def test_chat_room_behind_nginx_with_three_nodes(behind_nginx: Entry, run: Any) 
     members, _ = run(_chat(behind_nginx), timeout=60)
     assert len({m.node for m in members}) == 3
     _check_room(members)
+
+
+def test_a_member_who_reconnects_resumes_without_a_gap(behind_nginx: Entry, run: Any) -> None:
+    """Behind nginx: a member leaves after two lines; the others say three
+    more; it reconnects, to another node, and resumes from its mark:
+    it hears every line once, in the room's order, with no gap (the missed
+    lines come from the Redis history on whichever node it landed on)."""
+
+    async def main() -> tuple[list[Member], Member, str]:
+        members = await _room(behind_nginx)
+        leaver, others = members[0], members[1:]
+        try:
+            wanted = len(members) * 2
+            for k in range(2):
+                await asyncio.gather(*(m.say(f"line {k}") for m in members))
+            await leaver.listen(lambda: sum(": line " in p for _, _, p in leaver.heard) >= wanted)
+            first_node = leaver.node
+            await leaver.ws.close()
+            for k in range(2, LINES):
+                await asyncio.gather(*(m.say(f"line {k}") for m in others))
+            back = await _join(behind_nginx, leaver.name, resume=leaver)
+            wanted = len(members) * 2 + len(others) * (LINES - 2)
+            await back.listen(lambda: sum(": line " in p for _, _, p in back.heard) >= wanted)
+            for m in others:
+                await m.listen(lambda m=m: sum(": line " in p for _, _, p in m.heard) >= wanted)
+            await back.ws.close()
+            return others, back, first_node
+        finally:
+            for m in members[1:]:
+                await m.ws.close()
+
+    others, back, first_node = run(main(), timeout=60)
+    tseqs = [t for t, _, _ in back.heard]
+    assert tseqs == list(range(tseqs[0], tseqs[0] + len(tseqs))), tseqs  # no gap, no repeat
+    assert all(missed == 0 for _, missed, _ in back.heard)
+    lines = [p for _, _, p in back.heard if ": line " in p]
+    assert len(lines) == len(set(lines))
+    assert lines == [p for _, _, p in others[0].heard if ": line " in p]  # the room's order
+    assert back.node != first_node  # resumed on another node, from the Redis history
