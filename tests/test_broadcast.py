@@ -17,6 +17,7 @@ from signedws import broadcast
 from signedws.broadcast import Broadcast, Broadcaster, Topics
 from signedws.errors import Code, Rejected, UsageError
 from signedws.keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey
+from signedws.receive import verify_server_frame
 from signedws.session import ServerKey
 from signedws.signer import Signer
 
@@ -418,3 +419,27 @@ def test_verify_any_routes_by_kind_and_shares_the_counter() -> None:
         signer.verify_any(b"\x98\x01\x06" + session.send("q", now=0)[3:], now=0)
     assert info.value.code is Code.MALFORMED
     assert signer.topics.mark("t") == 1
+
+
+def test_the_client_receive_hook_delivers_broadcasts_as_server_frames() -> None:
+    """`signedws.receive.verify_server_frame`: a broadcast comes back as a
+    server frame with the current ack (its full message to ``on_broadcast``);
+    a server frame as itself; a text message and a replay are refused."""
+    pair = Pair("ed25519")
+    session, signer = _connected(pair, b"2")
+    fanout = Broadcaster(AUDIENCE, server_key=ServerKey(SERVER_KID, SERVER_KEY))
+    plain = verify_server_frame(signer, session.send("p", now=0), now=0)
+    assert (plain.counter, plain.payload) == (1, "p")
+    frame = fanout.frames(fanout.message("t", 5, b"b", now=0), [session])[0]
+    assert frame is not None
+    heard: list[broadcast.BroadcastMessage] = []
+    got = verify_server_frame(signer, frame, now=0, on_broadcast=heard.append)
+    assert (got.counter, got.ack, got.payload) == (2, signer.acked, b"b")
+    assert [(m.topic, m.tseq, m.missed) for m in heard] == [("t", 5, 0)]
+    again = fanout.frames(fanout.message("t", 6, "c", now=0), [session])[0]
+    assert again is not None
+    assert verify_server_frame(signer, again, now=0).payload == "c"  # no callback: fine
+    for bad, code in [("text", Code.MALFORMED), (frame, Code.REPLAY)]:
+        with pytest.raises(Rejected) as info:
+            verify_server_frame(signer, bad, now=0)
+        assert info.value.code is code
