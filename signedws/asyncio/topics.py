@@ -94,6 +94,8 @@ DEFAULT_MAX_BUFFER: Final = 256 * 1024
 #: The longest history `resume` reads, and the most live messages it holds
 #: while reading it.
 MAX_HISTORY: Final = 10_000
+#: `resume` lets the event loop run after this many messages.
+RESUME_SLICE: Final = 64
 #: The close code of a slow connection under `SlowPolicy.CLOSE` (RFC 6455
 #: §7.4.1, "Try Again Later": a client reconnects).
 SLOW_CLOSE_CODE: Final = 1013
@@ -281,20 +283,28 @@ class LocalTopics:
         if connection.closed:
             return 0
         key = (connection, topic)
-        self._catching_up[key] = []
+        held = self._catching_up[key] = []
         self.subscribe(connection, topic)
-        try:
-            past = await self._history_after(topic, after) if self.history else []
-        finally:
-            live = self._catching_up.pop(key, [])
         sent, last = 0, after
-        for message in [*past, *live]:
-            if message.tseq <= last:
-                continue
-            frame = self._broadcaster.frames(message, [connection.session])[0]
-            if frame is None or not connection.write_frame(frame):
-                break
-            sent, last = sent + 1, message.tseq
+        try:
+            pending = deque(await self._history_after(topic, after) if self.history else ())
+            # Until nothing is pending or held, live messages keep being held:
+            # no await between the last check and the end of the catch-up.
+            while pending or held:
+                if not pending:
+                    pending.extend(held)
+                    held.clear()
+                message = pending.popleft()
+                if message.tseq <= last:
+                    continue
+                frame = self._broadcaster.frames(message, [connection.session])[0]
+                if frame is None or not connection.write_frame(frame):
+                    break
+                sent, last = sent + 1, message.tseq
+                if not sent % RESUME_SLICE:
+                    await asyncio.sleep(0)  # an ed25519 history is a signature per message
+        finally:
+            self._catching_up.pop(key, None)
         return sent
 
     def deliver(self, message: Broadcast) -> Delivery:

@@ -543,3 +543,27 @@ def test_resume_on_another_node_from_the_redis_history(redis_server: Any, run: A
             await asyncio.gather(*tasks, return_exceptions=True)
 
     run(main())
+
+
+def test_a_long_resume_lets_the_loop_run_and_keeps_the_order(run: Any) -> None:
+    """130 messages, a history of 100: resuming after 0 sends 31 to 130,
+    letting the event loop run between slices; a message published meanwhile
+    comes after them, once."""
+    room = Room(LocalTopics(AUDIENCE, server_key=SERVER_KEY, history=100))
+
+    async def main() -> None:
+        async with start("websockets", room) as srv, member(srv.uri, token("bob")) as bob:  # type: ignore[arg-type]
+            for k in range(1, 131):
+                await room.topics.publish(TOPIC, str(k))
+            await bob.read_until(lambda: len(bob.broadcasts) == 130)
+            async with member(srv.uri, certificate("ann"), join=False) as ann:
+                await ann.send("resume 0")
+                async with asyncio.timeout(5):
+                    while not room.topics._catching_up:  # the catch-up started
+                        await asyncio.sleep(0)
+                await room.topics.publish(TOPIC, "131")  # during the catch-up
+                await ann.read_until(lambda: "resumed 101" in ann.replies)
+                got = [(x.tseq, x.missed) for x in ann.broadcasts]
+                assert got == [(k, 0) for k in range(31, 132)]  # a new client: no mark, no gap
+
+    run(main())
