@@ -305,7 +305,13 @@ async def _serve(
     if config.issuer is not None:  # the issuer on the same port, under uvicorn (SPEC.md §13)
         from .asyncio.issuer_serve import serve_with_issuer  # noqa: PLC0415
 
-        await serve_with_issuer(config, verifier, handler, redis=_redis_revocations)
+        key = load_server_key(config.server_key) if config.server_key else None
+        issuer_topics = await _install_topics(config, key)
+        try:
+            await serve_with_issuer(config, verifier, handler, redis=_redis_revocations)
+        finally:
+            if issuer_topics is not None:
+                issuer_topics.cancel()
         return
     parent = os.getppid() if parent is None else parent
 
