@@ -3,7 +3,7 @@ cross-node latency behind nginx.
 
 Usage::
 
-    python benchmarks/broadcast_e2e.py local [--recipients 10000] [--rounds 7]
+    python benchmarks/broadcast_e2e.py local [--recipients 10000] [--rounds 7] [--profile]
     python benchmarks/broadcast_e2e.py fleet [--messages 200]
 
 ``local``: a signedws server (the websockets adapter) in this process with N
@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
+import pstats
 import random
 import shutil
 import statistics
@@ -143,7 +145,9 @@ async def _client(uri: str, scheme: str, count: int) -> None:
 # -- local: N connections in this process -----------------------------------------------------
 
 
-async def _local(scheme: str, count: int, rounds: int) -> dict[str, list[float]]:
+async def _local(
+    scheme: str, count: int, rounds: int, profile: bool = False
+) -> dict[str, list[float]]:
     from websockets.asyncio.server import broadcast  # noqa: PLC0415
 
     from signedws.asyncio import ServerConnection, serve  # noqa: PLC0415
@@ -200,7 +204,11 @@ async def _local(scheme: str, count: int, rounds: int) -> dict[str, list[float]]
                 broadcast(websockets, PAYLOAD)
 
             async def publish() -> None:
+                if profile:
+                    profiler.enable()
                 published = await topics.publish("bench", PAYLOAD)
+                if profile:
+                    profiler.disable()
                 assert published.delivery is not None
                 assert len(published.delivery.sent) == count, published.delivery
 
@@ -209,6 +217,7 @@ async def _local(scheme: str, count: int, rounds: int) -> dict[str, list[float]]
                 made = fanout.frames(message, [m.session for m in members])
                 assert made[-1] is not None
 
+            profiler = cProfile.Profile()
             rows = {"bare": bare, "topics": publish, "frames": frames}
             costs: dict[str, list[float]] = {name: [] for name in rows}
             order = list(rows)
@@ -223,6 +232,9 @@ async def _local(scheme: str, count: int, rounds: int) -> dict[str, list[float]]
                         while any(m.buffered for m in members):
                             await asyncio.sleep(0.05)
                     await asyncio.sleep(0.3)
+            if profile:
+                print(f"  profile of publish ({scheme}, {rounds} rounds), by own time:")
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
             return costs
         finally:
             assert client.stdin is not None
@@ -238,7 +250,7 @@ def local(args: argparse.Namespace) -> None:
     print(f"CPU per recipient, one {len(PAYLOAD)}-byte message to {args.recipients} connections")
     print(f"(median of {args.rounds} rounds; {sys.implementation.name} {sys.version.split()[0]})")
     for scheme in ("mac", "ed25519"):
-        costs = asyncio.run(_local(scheme, args.recipients, args.rounds))
+        costs = asyncio.run(_local(scheme, args.recipients, args.rounds, args.profile))
         for name, values in costs.items():
             print(
                 f"  {scheme:<8}{name:<8}{statistics.median(values):>8.2f} µs"
@@ -364,6 +376,11 @@ def main() -> None:
     one = sub.add_parser("local")
     one.add_argument("--recipients", type=int, default=10_000)
     one.add_argument("--rounds", type=int, default=7)
+    one.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the publish row (its figures then include the profiler)",
+    )
     two = sub.add_parser("fleet")
     two.add_argument("--messages", type=int, default=200)
     client = sub.add_parser("client")
