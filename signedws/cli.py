@@ -267,6 +267,8 @@ async def _install_topics(
 
     if config.redis_url is None:
         install(LocalTopics(config.audience, server_key=server_key))
+        if config.workers > 1:
+            logger.info("topics: per worker (set [redis].url to share them across workers)")
         return None
     from .asyncio.redis import connect_redis, redacted_url  # noqa: PLC0415
 
