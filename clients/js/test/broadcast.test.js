@@ -30,6 +30,7 @@ import {
 } from '../src/index.js';
 import { handle, serverFrame } from './support/session.js';
 import { fold } from '../src/broadcast.js';
+import { verifyServerFrame } from '../src/receive.js';
 
 const data = JSON.parse(readFileSync(new URL('../../../vectors/broadcast.json', import.meta.url), 'utf8'));
 const AUDIENCE = data.audience;
@@ -192,6 +193,23 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
     const dressed = await serverFrame(session, 'q', { now: NOW });
     dressed.set([0x98, 0x01, 0x06]);
     await assert.rejects(signer.verifyAny(dressed), (e) => e instanceof Rejected && e.code.id === 'malformed');
+  });
+
+  test('verifyServerFrame: the client receive hook (receive.js)', async () => {
+    const { conns } = await world('mac', 1);
+    const [{ session, signer }] = conns;
+    const fanout = new Broadcaster(AUDIENCE);
+    await signer.verify(await session.send('p', { now: NOW }));
+    /** @type {any[]} */
+    const heard = [];
+    const frame = /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('t', 3, 'b', { now: NOW }), [session]))[0]);
+    const got = await verifyServerFrame(signer, frame, { onBroadcast: (m) => heard.push(m) });
+    assert.deepEqual([got.counter, got.ack, got.payload], [2, signer.acked, 'b']);
+    assert.deepEqual(heard.map((m) => [m.topic, m.tseq, m.missed]), [['t', 3, 0]]);
+    const plain = await verifyServerFrame(signer, await session.send('q', { now: NOW }));
+    assert.deepEqual([plain.counter, plain.payload], [3, 'q']);
+    await assert.rejects(verifyServerFrame(signer, 'text'), (e) => e instanceof Rejected && e.code.id === 'malformed');
+    await assert.rejects(verifyServerFrame(signer, frame), (e) => e instanceof Rejected && e.code.id === 'replay');
   });
 
   test('topic marks: a replayed tseq is refused, a gap is reported', async () => {
