@@ -36,6 +36,7 @@ from signedws.asyncio.topics import (
 from signedws.broadcast import BroadcastMessage
 from signedws.errors import UsageError
 from signedws.receive import verify_server_frame
+from signedws.server import State
 
 TOPIC = "room:general"
 
@@ -243,26 +244,29 @@ def test_closed_and_not_yet_accepted_connections(run: Any) -> None:
 
     async def scenario() -> None:
         async with start("websockets", handler) as srv, raw(srv.uri) as (ws, _):  # type: ignore[arg-type]
-            async with asyncio.timeout(5):
-                while not held:
-                    await asyncio.sleep(0.01)
-            published = await fanout.publish(TOPIC, "early")
-            assert published.delivery is not None
-            assert published.delivery.waiting == (held[0],)
-            assert repr(held[0].session) == "ServerSession(accepted=0, sent=0)"  # no counter taken
-            await ws.close()
-            await held[0].wait_closed()
-            async with asyncio.timeout(5):
-                while not held[0].closed:  # the pump marks it closed after the transport
-                    await asyncio.sleep(0.01)
-            published = await fanout.publish(TOPIC, "late")
-            assert published.delivery is not None
-            assert published.delivery == Delivery(TOPIC, 2)  # dropped, not waiting
-            assert fanout.subscribers(TOPIC) == 0
-            assert fanout.subscribed(held[0]) == frozenset()
-            fanout.subscribe(held[0], TOPIC)  # a closed connection is not subscribed
-            assert fanout.subscribers(TOPIC) == 0
-            release.set()
+            try:
+                async with asyncio.timeout(5):
+                    while not held:
+                        await asyncio.sleep(0.01)
+                published = await fanout.publish(TOPIC, "early")
+                assert published.delivery is not None
+                assert published.delivery.waiting == (held[0],)
+                assert held[0].session.state is State.AWAITING_FIRST_FRAME
+                assert repr(held[0].session).endswith("accepted=0, sent=0)")  # no counter taken
+                await ws.close()
+                await held[0].wait_closed()
+                async with asyncio.timeout(5):
+                    while not held[0].closed:  # the pump marks it closed after the transport
+                        await asyncio.sleep(0.01)
+                published = await fanout.publish(TOPIC, "late")
+                assert published.delivery is not None
+                assert published.delivery == Delivery(TOPIC, 2)  # dropped, not waiting
+                assert fanout.subscribers(TOPIC) == 0
+                assert fanout.subscribed(held[0]) == frozenset()
+                fanout.subscribe(held[0], TOPIC)  # a closed connection is not subscribed
+                assert fanout.subscribers(TOPIC) == 0
+            finally:
+                release.set()  # a failed assertion must not hold the shutdown
 
     run(main())
 
