@@ -199,14 +199,14 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
     const { conns } = await world('mac', 1);
     const [{ session, signer }] = conns;
     const fanout = new Broadcaster(AUDIENCE);
-    await signer.verify(await session.send('p', { now: NOW }));
+    await signer.verify(await serverFrame(session, 'p', { now: NOW }));
     /** @type {any[]} */
     const heard = [];
     const frame = /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('t', 3, 'b', { now: NOW }), [session]))[0]);
     const got = await verifyServerFrame(signer, frame, { onBroadcast: (m) => heard.push(m) });
     assert.deepEqual([got.counter, got.ack, got.payload], [2, signer.acked, 'b']);
     assert.deepEqual(heard.map((m) => [m.topic, m.tseq, m.missed]), [['t', 3, 0]]);
-    const plain = await verifyServerFrame(signer, await session.send('q', { now: NOW }));
+    const plain = await verifyServerFrame(signer, await serverFrame(session, 'q', { now: NOW }));
     assert.deepEqual([plain.counter, plain.payload], [3, 'q']);
     await assert.rejects(verifyServerFrame(signer, 'text'), (e) => e instanceof Rejected && e.code.id === 'malformed');
     await assert.rejects(verifyServerFrame(signer, frame), (e) => e instanceof Rejected && e.code.id === 'replay');
