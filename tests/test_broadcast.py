@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from signedws import broadcast
 from signedws.broadcast import Broadcast, Broadcaster, Topics
+from signedws.client import ClientSession, PayloadReceived, ServerRejected
 from signedws.errors import Code, Rejected, UsageError
 from signedws.keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey
 from signedws.receive import verify_server_frame
@@ -443,3 +444,61 @@ def test_the_client_receive_hook_delivers_broadcasts_as_server_frames() -> None:
         with pytest.raises(Rejected) as info:
             verify_server_frame(signer, bad)
         assert info.value.code is code
+
+
+@pytest.mark.parametrize("scheme", ["mac", "certificate"])
+def test_the_client_session_delivers_broadcasts_and_keeps_topic_marks(scheme: str) -> None:
+    """`signedws.client.ClientSession.receive_message` takes broadcast frames
+    (kinds 6/7) as protocol: a `PayloadReceived` carrying the
+    `BroadcastMessage`, server frames around it on one counter, a replay
+    refused (`ServerRejected`), and the topic marks kept across connections
+    (a gap after a reconnect is reported as ``missed``)."""
+    pair = Pair(scheme)  # type: ignore[arg-type]
+    now = pair.clock.now
+    fanout = Broadcaster(AUDIENCE, server_key=ServerKey(SERVER_KID, SERVER_KEY))
+    client = ClientSession(
+        pair.credential,
+        audience=AUDIENCE,
+        server_keys={SERVER_KID: SERVER_KEY.public_key()},
+        keepalive=None,
+        ack_timeout=None,
+    )
+
+    def connect(seed: bytes) -> Any:
+        server = pair.open(seed)
+        client.receive_hello(server.data_to_send()[0], now=now)
+        for frame in client.data_to_send():
+            handle(server, frame, now=now)
+        return server
+
+    server = connect(b"1")
+    client.receive_message(sent_frame(server, "u1", now=now), now=now)
+    frame = fanout.frames(fanout.message("t", 1, "b1", now=now), [server])[0]
+    assert frame is not None
+    client.receive_message(frame, now=now)
+    client.receive_message(sent_frame(server, "u2", now=now), now=now)
+    events = client.events_received()
+    assert [type(e) for e in events] == [PayloadReceived] * 3
+    first, heard, last = events
+    assert (first, last) == (PayloadReceived("u1"), PayloadReceived("u2"))
+    assert isinstance(heard, PayloadReceived)
+    assert heard.payload == "b1"
+    assert heard.broadcast is not None
+    assert (heard.broadcast.topic, heard.broadcast.tseq, heard.broadcast.missed) == ("t", 1, 0)
+    assert client.topics.mark("t") == 1
+    client.receive_message(frame, now=now)  # a replay: the connection ends
+    (rejected,) = client.events_received()
+    assert isinstance(rejected, ServerRejected)
+    assert rejected.code is Code.REPLAY
+    assert not client.connected
+    client.connection_closed(Code.REPLAY.close_code, "", now=now)
+
+    server = connect(b"2")  # another connection (another node): the marks stay
+    frame = fanout.frames(fanout.message("t", 3, b"b3", now=now), [server])[0]
+    assert frame is not None
+    client.receive_message(frame, now=now)
+    (event,) = client.events_received()
+    assert isinstance(event, PayloadReceived)
+    assert event.broadcast is not None
+    assert (event.payload, event.broadcast.tseq, event.broadcast.missed) == (b"b3", 3, 1)
+    assert client.topics.mark("t") == 3
