@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import {
   Broadcast,
   Broadcaster,
+  ClientSession,
   Ed25519Credential,
   Ed25519PrivateKey,
   Ed25519PublicKey,
@@ -157,7 +158,8 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
       conns.push({ session, signer });
     }
     const fresh = await ServerSession.create(verifier, { now: NOW, serverKey });
-    return { conns, serverKey, fresh };
+    const open = () => ServerSession.create(verifier, { now: NOW, serverKey });
+    return { conns, serverKey, fresh, credential, open };
   }
 
   for (const scheme of ['mac', 'ed25519']) {
@@ -211,6 +213,47 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
     await assert.rejects(verifyServerFrame(signer, 'text'), (e) => e instanceof Rejected && e.code.id === 'malformed');
     await assert.rejects(verifyServerFrame(signer, frame), (e) => e instanceof Rejected && e.code.id === 'replay');
   });
+
+  for (const scheme of ['mac', 'ed25519']) {
+    test(`${scheme}: ClientSession delivers broadcasts (PayloadReceived.broadcast) and keeps topic marks across connections`, async () => {
+      const { serverKey, credential, open } = await world(scheme, 0);
+      const fanout = new Broadcaster(AUDIENCE, { serverKey });
+      const client = new ClientSession(/** @type {any} */ (credential), {
+        audience: AUDIENCE,
+        serverKeys: { 'srv-1': serverKey.privateKey.publicKey() },
+        keepalive: null,
+        ackTimeout: null,
+      });
+      const connect = async () => {
+        const server = await open();
+        await client.receiveHello(server.hello, { now: NOW });
+        for (const frame of client.dataToSend()) await handle(server, frame, { now: NOW });
+        return server;
+      };
+      let server = await connect();
+      await client.receiveMessage(await serverFrame(server, 'u1', { now: NOW }), { now: NOW });
+      const frame = /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('t', 1, 'b1', { now: NOW }), [server]))[0]);
+      await client.receiveMessage(frame, { now: NOW });
+      await client.receiveMessage(await serverFrame(server, 'u2', { now: NOW }), { now: NOW });
+      const events = /** @type {any[]} */ (client.eventsReceived());
+      assert.deepEqual(events.map((e) => [e.type, e.payload]), [['payload', 'u1'], ['payload', 'b1'], ['payload', 'u2']]);
+      assert.equal(events[0].broadcast, null);
+      assert.deepEqual([events[1].broadcast.topic, events[1].broadcast.tseq, events[1].broadcast.missed], ['t', 1, 0]);
+      assert.equal(Number(client.topics.mark('t')), 1);
+      await client.receiveMessage(frame, { now: NOW }); // a replay: the connection ends
+      const [rejected] = /** @type {any[]} */ (client.eventsReceived());
+      assert.equal(rejected.type, 'rejected');
+      assert.equal(rejected.code.id, 'replay');
+      assert.equal(client.connected, false);
+      client.connectionClosed(rejected.code.closeCode, '', { now: NOW });
+      server = await connect(); // another connection: the marks stay
+      const later = /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('t', 3, 'b3', { now: NOW }), [server]))[0]);
+      await client.receiveMessage(later, { now: NOW });
+      const [event] = /** @type {any[]} */ (client.eventsReceived());
+      assert.deepEqual([event.payload, event.broadcast.tseq, event.broadcast.missed], ['b3', 3, 1]);
+      assert.equal(Number(client.topics.mark('t')), 3);
+    });
+  }
 
   test('topic marks: a replayed tseq is refused, a gap is reported', async () => {
     const { conns } = await world('mac', 1);
