@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aio_support import AUDIENCE, SERVER_KEY, certificate, raw, signer_for, token
+from aio_support import AUDIENCE, SERVER_KEY, SERVER_KEYS, certificate, raw, signer_for, token
 from server_support import KINDS, start
 from websockets.asyncio.client import ClientConnection as WebSocket
 from websockets.exceptions import ConnectionClosed
 
 from signedws import Message, Signer
+from signedws.asyncio import connect
 from signedws.asyncio import topics as topics_module
 from signedws.asyncio.connection import ServerConnection
 from signedws.asyncio.topics import (
@@ -569,5 +570,43 @@ def test_a_long_resume_lets_the_loop_run_and_keeps_the_order(run: Any) -> None:
                 await ann.read_until(lambda: "resumed 101" in ann.replies)
                 got = [(x.tseq, x.missed) for x in ann.broadcasts]
                 assert got == [(k, 0) for k in range(31, 132)]  # a new client: no mark, no gap
+
+    run(main())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_asyncio_client_receives_broadcasts(kind: str, run: Any) -> None:
+    """`signedws.asyncio.connect`: a broadcast's payload comes out of ``recv``
+    in counter order with the server frames, its topic and ``tseq`` go to
+    ``on_broadcast``, and ``client.topics`` holds the mark (mac and ed25519)."""
+    room = Room(LocalTopics(AUDIENCE, server_key=SERVER_KEY))
+
+    async def main() -> None:
+        heard: dict[str, list[BroadcastMessage]] = {"ann": [], "bob": []}
+        async with (
+            start(kind, room) as srv,  # type: ignore[arg-type]
+            connect(
+                srv.uri, token("ann"), audience=AUDIENCE, on_broadcast=heard["ann"].append
+            ) as ann,
+            connect(
+                srv.uri,
+                certificate("bob"),
+                audience=AUDIENCE,
+                server_keys=SERVER_KEYS,
+                on_broadcast=heard["bob"].append,
+            ) as bob,
+        ):
+            for client in (ann, bob):
+                await client.send("join")
+                assert await client.recv() == "joined"
+            await ann.send("say one")
+            assert [await ann.recv() for _ in range(2)] == ["one", "said 1"]
+            await bob.send("say two")
+            assert [await bob.recv() for _ in range(3)] == ["one", "two", "said 2"]
+            assert await ann.recv() == "two"
+            for name, client in (("ann", ann), ("bob", bob)):
+                got = [(m.topic, m.tseq, m.missed, m.payload) for m in heard[name]]
+                assert got == [(TOPIC, 1, 0, "one"), (TOPIC, 2, 0, "two")]
+                assert client.topics.mark(TOPIC) == 2
 
     run(main())
