@@ -76,6 +76,9 @@ describe('Node client <-> Python server', () => {
     const serverKeys = Object.fromEntries(Object.entries(hexKeys).map(([kid, hex]) => [kid, fromHex(/** @type {string} */ (hex))]));
     const ann = await connect(server.ws, await macCredential('ann-room'), { audience: server.audience });
     const bob = await connect(server.ws, await ed25519Credential('bob-room', key), { audience: server.audience, serverKeys });
+    /** @type {Map<object, any[]>} */
+    const heard = new Map([[ann, []], [bob, []]]);
+    for (const [client, list] of heard) client.addEventListener('broadcast', (event) => list.push(/** @type {any} */ (event).detail));
     try {
       await ann.send('hi');  // joins (every connection that spoke is in the room)
       await bob.send('hi');
@@ -87,6 +90,9 @@ describe('Node client <-> Python server', () => {
         assert.deepEqual([await client.recv(), await client.recv()], ['ann-room: one', 'bob-room: two']);
         const mark = client.topics.mark('room');
         assert.ok(mark !== null && Number(mark) >= 2);
+        const events = /** @type {any[]} */ (heard.get(client));
+        assert.deepEqual(events.map((m) => [m.topic, m.payload]), [['room', 'ann-room: one'], ['room', 'bob-room: two']]);
+        assert.equal(Number(events[1].tseq), Number(mark));
       }
     } finally {
       await ann.close();
