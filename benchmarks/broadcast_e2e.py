@@ -196,7 +196,7 @@ async def _local(
                         raise SystemExit(f"the client exited ({client.returncode})")
                     await asyncio.sleep(0.2)
             print(f"  {count} {scheme} connections in", flush=True)
-            websockets = [m.websocket for m in members]  # type: ignore[attr-defined]
+            websockets = [m.transport.websocket for m in members]  # type: ignore[attr-defined]
             fanout = Broadcaster(AUDIENCE, server_key=key)
             tseq = iter(range(1, 1 << 30))
 
