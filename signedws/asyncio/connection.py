@@ -639,9 +639,12 @@ class ServerConnection:
             raise self.transport.close_error()
         async with self._send_lock:
             session.send_message(payload, now=self._clock())
-            for frame in session.data_to_send():
-                await self.transport.send(frame)
+            *earlier, frame = session.data_to_send()
+            for data in earlier:  # a due acknowledgement, a lower counter: written
+                self.transport.write(data)  # in this step, as a broadcast (`write_frame`)
                 self._stats.frames_out += 1
+            await self.transport.send(frame)
+            self._stats.frames_out += 1
 
     # -- broadcast (SPEC.md §14; `signedws.asyncio.topics`) ------------------------------
 
