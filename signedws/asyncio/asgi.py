@@ -72,6 +72,7 @@ import contextlib
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -136,6 +137,13 @@ class _Transport:
         self._code = NO_STATUS_RECEIVED
         self._reason = ""
         self._oversize = False
+        # Frames waiting for the ASGI server, in counter order (`write`; a
+        # waiter for those `send` queued), and their bytes; `_writing` while a
+        # frame is in the server's ``send`` (one at a time, in order).
+        self._queue: deque[tuple[bytes, asyncio.Future[None] | None]] = deque()
+        self._queued = 0
+        self._writing = False
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def id(self) -> object:
@@ -167,11 +175,67 @@ class _Transport:
     async def send(self, data: bytes) -> None:
         if self._closed.is_set():
             raise self.close_error()
+        if self._writing or self._queue:
+            # Frames written before this one are still queued: keep the order
+            # (an ASGI server's ``send`` may wait before it writes).
+            waiter = asyncio.get_running_loop().create_future()
+            self._queue.append((data, waiter))
+            self._queued += len(data)
+            await waiter
+            return
+        self._writing = True
+        try:
+            await self._send(data)
+        finally:
+            self._writing = False
+            if self._queue:
+                self._start_writer()
+
+    async def _send(self, data: bytes) -> None:
         try:
             await self.websocket.send({"type": "websocket.send", "bytes": data})
         except WebSocketDisconnect as exc:
             self._ended(exc.code, exc.reason)
             raise
+
+    def write(self, data: bytes) -> bool:
+        if self._closed.is_set():
+            return False
+        self._queue.append((data, None))
+        self._queued += len(data)
+        if not self._writing:
+            self._start_writer()
+        return True
+
+    def buffered(self) -> int:
+        return self._queued
+
+    def _start_writer(self) -> None:
+        self._writing = True
+        self._writer = asyncio.get_running_loop().create_task(self._write_queued())
+
+    async def _write_queued(self) -> None:
+        """Hand queued frames to the ASGI server one at a time, in order."""
+        queue = self._queue
+        try:
+            while queue:
+                data, waiter = queue[0]
+                try:
+                    await self._send(data)
+                except Exception as exc:  # the connection is gone
+                    for _, pending in queue:
+                        if pending is not None and not pending.done():
+                            pending.set_exception(exc)
+                    queue.clear()
+                    self._queued = 0
+                    return
+                queue.popleft()
+                self._queued -= len(data)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+        finally:
+            self._writing = False
+            self._writer = None
 
     async def close(self, code: int, reason: str) -> None:
         if self._closed.is_set():

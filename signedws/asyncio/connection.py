@@ -381,6 +381,16 @@ class Transport(Protocol):
         """The `Closed` exception describing how the connection ended, for
         reads after it ended."""
 
+    def write(self, data: bytes) -> bool:
+        """Send a binary message without waiting (a broadcast frame, SPEC.md
+        §14): queued behind every message `send` was called with before, and
+        ahead of every later one. False, writing nothing, once the connection
+        is closing or closed. Never raises."""
+
+    def buffered(self) -> int:
+        """Bytes written and not yet handed to the network: how far behind the
+        peer is reading (the broadcast slow-consumer check)."""
+
     def refused_oversize(self, exc: Exception) -> bool:
         """Whether ``exc`` (a `Closed`) means the library refused a message
         over its size limit while reading it (close code 1009, SPEC.md §9)."""
@@ -629,9 +639,49 @@ class ServerConnection:
             raise self.transport.close_error()
         async with self._send_lock:
             session.send_message(payload, now=self._clock())
-            for frame in session.data_to_send():
-                await self.transport.send(frame)
+            *earlier, frame = session.data_to_send()
+            for data in earlier:  # a due acknowledgement, a lower counter: written
+                self.transport.write(data)  # in this step, as a broadcast (`write_frame`)
                 self._stats.frames_out += 1
+            await self.transport.send(frame)
+            self._stats.frames_out += 1
+
+    # -- broadcast (SPEC.md §14; `signedws.asyncio.topics`) ------------------------------
+
+    @property
+    def writable(self) -> bool:
+        """Whether a broadcast frame can be built and written now: the client's
+        first frame was accepted (a server frame has a key, SPEC.md §14.3) and
+        the connection is not closed."""
+        return self.session.state is State.OPEN and not self._closed.is_set()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (or closing): nothing more is sent."""
+        return self._closed.is_set()
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a server frame built outside `send` (a broadcast frame whose
+        counter came from ``session.claim_counter()``) without waiting.
+
+        Call it in the same event-loop step as the counter claim: every frame
+        `send` builds is written in the step that builds it, so frames leave
+        in counter order. False (nothing written) once the connection closed.
+        """
+        transport = self.transport
+        # A due acknowledgement the session built (a lower counter) and the
+        # pump has not taken yet (`_drain`) goes first.
+        for data in (*self.session.data_to_send(), frame):
+            if not transport.write(data):
+                return False
+            self._stats.frames_out += 1
+        return True
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written to the connection and not yet sent (see
+        `Transport.buffered`)."""
+        return self.transport.buffered()
 
     async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection (the closing handshake, as the library's ``close``)."""

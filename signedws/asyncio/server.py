@@ -342,7 +342,24 @@ class _Transport:
         return self.websocket.id
 
     async def send(self, data: bytes) -> None:
+        # websockets writes a bytes message before its first suspension (it
+        # may then wait for the buffer to drain): as `write`, in call order.
         await self.websocket.send(data)
+
+    def write(self, data: bytes) -> bool:
+        # As websockets' own ``broadcast``: frame, write, no drain.
+        websocket = self.websocket
+        if websocket.protocol.state is not State.OPEN:
+            return False
+        try:
+            websocket.protocol.send_binary(data)
+            websocket.send_data()
+        except Exception:  # a transport failure; the close follows
+            return False
+        return True
+
+    def buffered(self) -> int:
+        return self.websocket.transport.get_write_buffer_size()
 
     async def close(self, code: int, reason: str) -> None:
         await self.websocket.close(code, reason)
