@@ -28,6 +28,11 @@ timeouts, rejections). This module decides none of them. It owns:
   one lock, in the session's order;
 - what the handler gets: `recv` returns verified `Message`\\ s, `send`
   sends server frames.
+- counting (issue 17): the connection's counters are plain integers of its
+  `signedws.metrics.ConnectionStats`, read by the metrics at scrape time; the
+  first frame, then one accepted frame in ``SAMPLE_EVERY``, has its
+  `ServerSession.receive_frame` call timed here (the session is not timed
+  inside). Whether a frame was accepted is read from the session's state.
 
 Invariants:
 
