@@ -496,6 +496,12 @@ class ClientSession:
         return [entry.payload for entry in self._outbox]
 
     @property
+    def closed_with(self) -> tuple[int | None, str]:
+        """The close code (None: no close frame) and reason of the last
+        connection, as `connection_closed` was told (for logs)."""
+        return self._closed_with
+
+    @property
     def outcomes(self) -> tuple[str, ...]:
         """What each connection and reconnection attempt since the last
         progress got, oldest first (at most 16)."""

@@ -79,12 +79,16 @@ from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from starlette.exceptions import HTTPException, WebSocketException
-from starlette.responses import PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..envelope import SUBPROTOCOL
 from ..errors import Code
 from ..handshake import Network, OriginPolicy, check_handshake, client_address
+from ..health import HEALTH_PATH, READY_PATH, Health
+from ..metrics import Metrics
 from ..server import ServerKey
 from ..stream import StreamMarks
 from ..verifier import Verifier
@@ -116,6 +120,9 @@ CLOSED_BEFORE_ACCEPT_STATUS: Final = 403
 NO_STATUS_RECEIVED: Final = 1005
 #: The close code of a message over the server's size limit (RFC 6455 §7.4.1).
 MESSAGE_TOO_BIG: Final = 1009
+#: [h17 hook] The refusal reason counted in the metrics, by HTTP status of a
+#: `signedws.handshake.Refusal`.
+_REFUSAL_KINDS: Final = {403: "origin", 400: "subprotocol", 503: "busy"}
 
 
 class _Transport:
@@ -310,6 +317,11 @@ class SignedWebSockets:
         trusted_proxies: as `signedws.asyncio.connection.Service` documents them (the defaults
             are in this signature). ``max_connections`` counts every route of
             this guard; ``stream_marks`` is new per guard if omitted.
+        metrics: where to count connections, frames, rejections
+            (`signedws.metrics.PrometheusMetrics`); None: nowhere.
+        health: what `probe` answers (`signedws.health.Health`); handshakes
+            are refused with 503 while it is draining. None: a `Health` with
+            only the keyring check.
 
     Raises:
         UsageError: for an invalid limit, an Origin list containing None (use
@@ -335,6 +347,8 @@ class SignedWebSockets:
         verify_workers: int | None = None,
         clock: Callable[[], float] = time.time,
         trusted_proxies: Sequence[str | Network] = (),
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self._origins = OriginPolicy.build(origins, allow_no_origin=allow_no_origin)
         self._service = Service(
@@ -352,6 +366,8 @@ class SignedWebSockets:
             verify_workers=verify_workers,
             clock=clock,
             trusted_proxies=trusted_proxies,
+            metrics=metrics,
+            health=health,
         )
 
     @property
@@ -413,6 +429,31 @@ class SignedWebSockets:
                 setattr(signed_endpoint, name, getattr(handler, name))
         return signed_endpoint
 
+    # -- health probes ([h17 hook]) ------------------------------------------------------
+
+    @property
+    def health(self) -> Health:
+        """What `probe` answers from (the ``health`` given, or a `Health` with
+        the keyring check); set its ``draining`` to refuse new connections."""
+        health = self._service.health
+        if health is None:
+            verifier = self._service.verifier
+            health = self._service.health = Health(keyring_size=lambda: len(verifier.keyring))
+        return health
+
+    async def probe(self, request: Request) -> Response:
+        """A Starlette HTTP endpoint answering ``/healthz`` and ``/readyz``
+        (`signedws.health`), without a log line: mount it at both paths,
+        ``Route("/healthz", signed.probe)``, ``Route("/readyz", signed.probe)``."""
+        answer = self.health.respond(request.url.path, time.monotonic())
+        status, body = answer if answer is not None else (404, "not found\n")
+        return PlainTextResponse(body, status_code=status)
+
+    def probe_routes(self) -> list[Route]:
+        """Starlette routes answering ``/healthz`` and ``/readyz`` with `probe`:
+        ``Starlette(routes=[*signed.probe_routes(), WebSocketRoute(...)])``."""
+        return [Route(HEALTH_PATH, self.probe), Route(READY_PATH, self.probe)]
+
     # -- the connection's life ------------------------------------------------------------
 
     def _handshake(self, websocket: WebSocket, connection_id: uuid.UUID) -> _Refusal | None:
@@ -420,15 +461,16 @@ class SignedWebSockets:
         order; log and return a refusal, or take a slot and return None."""
         denial = DENIAL_EXTENSION in (websocket.scope.get("extensions") or {})
 
-        def refuse(status: int, detail: str, reason: str) -> _Refusal:
+        def refuse(status: int, detail: str, reason: str, kind: str) -> _Refusal:
             refusal = _Refusal(status if denial else CLOSED_BEFORE_ACCEPT_STATUS, detail, denial)
+            service.metrics.refused(kind)  # [h17 hook]
             log_refusal(connection_id, refusal.status, reason)
             return refusal
 
+        service = self._service
         values = websocket.headers.getlist("origin")
         if len(values) > 1:
-            return refuse(400, "invalid Origin header", "multiple Origin headers")
-        service = self._service
+            return refuse(400, "invalid Origin header", "multiple Origin headers", "origin")
         refusal = check_handshake(
             self._origins,
             values[0] if values else None,
@@ -436,14 +478,21 @@ class SignedWebSockets:
             len(service.slots),
             service.max_connections,
         )
+        health = service.health
+        if health is not None and health.draining and (refusal is None or refusal.status == 503):
+            # [h17 hook] after Origin and subprotocol, before the limit: no log per refusal.
+            service.metrics.refused("draining")
+            return _Refusal(503 if denial else CLOSED_BEFORE_ACCEPT_STATUS, "draining", denial)
         if refusal is None:
             service.slots.add(connection_id)
             return None
         if refusal.status == 503:
+            service.metrics.refused("busy")  # [h17 hook]
             log_rejection(connection_id, Code.SERVER_BUSY, refusal.reason)
             status = 503 if denial else CLOSED_BEFORE_ACCEPT_STATUS
             return _Refusal(status, refusal.body, denial)
-        return refuse(refusal.status, refusal.body, refusal.reason)
+        kind = _REFUSAL_KINDS.get(refusal.status, "other")
+        return refuse(refusal.status, refusal.body, refusal.reason, kind)
 
     @contextlib.asynccontextmanager
     async def _connected(

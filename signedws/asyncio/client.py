@@ -366,10 +366,12 @@ class ClientConnection:
                 failure.__cause__ = last
                 self._end(failure)
                 return False
+            close_code = session.closed_with[0]
             logger.info(
-                "reconnecting to %s in %.2f s (attempt %d)",
+                "reconnecting to %s in %.2f s (close code %s, attempt %d)",
                 redacted_url(self.uri),
                 delay,
+                1006 if close_code is None else close_code,
                 session.attempts,
             )
             await asyncio.sleep(delay)
