@@ -12,7 +12,8 @@ LOCK := requirements.lock
 
 # The core modules held to 100% branch coverage (adapters have their own tests).
 CORE := errors envelope _fastpath ed25519 keys credential keyring revocation replay nonce \
-        verifier signer session stream redaction jsondoc issuer broadcast
+        verifier signer server client handshake stream redaction jsondoc issuer broadcast \
+        metrics health drain
 comma := ,
 
 .PHONY: demo test lint typecheck pytest coverage vectors clean fuzz security-report bench \

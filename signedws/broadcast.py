@@ -197,9 +197,11 @@ class Broadcast:
         payload: str (text) or bytes (binary).
         audience: the server's audience.
         now: the publisher's clock, seconds.
+        timestamp_ms: the body's time in milliseconds, instead of ``now``'s:
+            every node of a fleet sends the same body (§14.1).
 
     Raises:
-        UsageError: for an invalid topic, ``tseq`` or payload.
+        UsageError: for an invalid topic, ``tseq``, payload or time.
     """
 
     __slots__ = (
@@ -213,7 +215,14 @@ class Broadcast:
     )
 
     def __init__(
-        self, topic: str, tseq: int, payload: str | bytes, *, audience: str, now: float
+        self,
+        topic: str,
+        tseq: int,
+        payload: str | bytes,
+        *,
+        audience: str,
+        now: float,
+        timestamp_ms: int | None = None,
     ) -> None:
         try:
             str_field(topic, "topic", Code.MALFORMED)
@@ -224,10 +233,14 @@ class Broadcast:
             raise UsageError("tseq must be an integer from 1 to 2**64-1")
         if type(payload) is not str and type(payload) is not bytes:
             raise UsageError("payload must be str or bytes")
+        if timestamp_ms is None:
+            timestamp_ms = int(now * 1000)
+        elif type(timestamp_ms) is not int or not 0 <= timestamp_ms <= MAX_COUNTER:
+            raise UsageError("timestamp_ms must be an integer from 0 to 2**64-1")
         self.topic = topic
         self.tseq = tseq
         self.audience = audience
-        self.body = _pack([VERSION, KIND_BROADCAST_BODY, topic, tseq, int(now * 1000), payload])
+        self.body = _pack([VERSION, KIND_BROADCAST_BODY, topic, tseq, timestamp_ms, payload])
         body_prefix, self._binding_prefix, self._root_prefix = _prefixes(audience)
         self.body_hash = _sha256(body_prefix + self.body).digest()
 
@@ -321,9 +334,19 @@ class Broadcaster:
         # id(frame key) -> (the frame key, its prefixed HMAC context).
         self._contexts: dict[int, tuple[HMACKey, c_hmac.HMAC]] = {}
 
-    def message(self, topic: str, tseq: int, payload: str | bytes, *, now: float) -> Broadcast:
+    def message(
+        self,
+        topic: str,
+        tseq: int,
+        payload: str | bytes,
+        *,
+        now: float,
+        timestamp_ms: int | None = None,
+    ) -> Broadcast:
         """A `Broadcast` for this audience (see `Broadcast`)."""
-        return Broadcast(topic, tseq, payload, audience=self.audience, now=now)
+        return Broadcast(
+            topic, tseq, payload, audience=self.audience, now=now, timestamp_ms=timestamp_ms
+        )
 
     def _context(self, frame_key: HMACKey) -> c_hmac.HMAC:
         entry = self._contexts.get(id(frame_key))

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from .broadcast import BroadcastMessage, Topics
 from .credential import Claims, ClientCredential, Ed25519Credential, MACCredential
 from .envelope import Payload
 from .errors import (
@@ -69,7 +70,7 @@ from .errors import (
 )
 from .keys import Ed25519PublicKey
 from .logformat import When
-from .signer import Signer
+from .signer import ServerMessage, Signer
 
 __all__ = [
     "ACK_TIMEOUT_CLOSE",
@@ -309,9 +310,14 @@ class Outbox:
 
 @dataclass(frozen=True, slots=True)
 class PayloadReceived:
-    """A verified server payload: hand it to the application."""
+    """A verified server payload: hand it to the application.
+
+    ``broadcast`` is set when it came in a broadcast frame (SPEC.md §14.4):
+    its topic, ``tseq`` and ``missed`` (a gap in the topic since the last
+    message of it this session received, across reconnects)."""
 
     payload: str | bytes
+    broadcast: BroadcastMessage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +385,8 @@ class ClientSession:
             gives up (None: no limit).
         backoff: delays between reconnection attempts and failed refreshes.
         random: a uniform ``[0, 1)`` source for the backoff's jitter.
+        topics: the topic marks of broadcasts (SPEC.md §14.4), kept across
+            connections; empty if omitted (see `topics`).
 
     Raises:
         UsageError: for invalid arguments.
@@ -398,6 +406,7 @@ class ClientSession:
         max_attempts: int | None = None,
         backoff: Backoff = Backoff(),
         random: Callable[[], float] = _system_random.random,
+        topics: Topics | None = None,
     ) -> None:
         if not isinstance(credential, MACCredential | Ed25519Credential):
             raise UsageError("credential must be a MACCredential or an Ed25519Credential")
@@ -420,6 +429,9 @@ class ClientSession:
         self._server_keys = dict(server_keys or {})
         #: The stream id (SPEC.md §7.3), fixed for the life of the session.
         self.stream = stream
+        #: The topic marks of broadcasts (SPEC.md §14.4), for the life of the
+        #: session: every connection's signer checks order and gaps with them.
+        self.topics = Topics() if topics is None else topics
         self._keepalive = keepalive
         self._refresh_margin = refresh_margin
         self._ack_timeout = ack_timeout
@@ -484,6 +496,12 @@ class ClientSession:
         return [entry.payload for entry in self._outbox]
 
     @property
+    def closed_with(self) -> tuple[int | None, str]:
+        """The close code (None: no close frame) and reason of the last
+        connection, as `connection_closed` was told (for logs)."""
+        return self._closed_with
+
+    @property
     def outcomes(self) -> tuple[str, ...]:
         """What each connection and reconnection attempt since the last
         progress got, oldest first (at most 16)."""
@@ -526,6 +544,7 @@ class ClientSession:
                 now=now,
                 server_keys=self._server_keys,
                 stream=self.stream,
+                topics=self.topics,
             )
         except Rejected as exc:
             self._reject(exc.code, exc.detail)
@@ -560,12 +579,14 @@ class ClientSession:
         self._progress = False
 
     def receive_message(self, data: bytes | str, *, now: float) -> None:
-        """A server frame (SPEC.md §7.2).
+        """A server frame (SPEC.md §7.2) or a broadcast frame (§14.4).
 
-        Its ``ack`` drops what it covers from the outbox (`Acknowledged`); its
-        payload becomes `PayloadReceived`. A frame that fails verification (or
-        a text message) gives `ServerRejected`. Dropped unread when no
-        connection is taking frames.
+        A server frame's ``ack`` drops what it covers from the outbox
+        (`Acknowledged`); its payload becomes `PayloadReceived`. A broadcast
+        (kind 6 or 7: it shares the server counter and carries no ack) becomes
+        `PayloadReceived` with its `BroadcastMessage`; `topics` moves. A
+        frame that fails verification (or a text message) gives
+        `ServerRejected`. Dropped unread when no connection is taking frames.
 
         Then call `events_received()`; `next_deadline()`.
         """
@@ -578,10 +599,15 @@ class ClientSession:
             return
         acked = signer.acked
         try:
-            message = signer.verify(data)
+            message = signer.verify_any(data)
         except Rejected as exc:
             self._reject(exc.code, exc.detail)
             return
+        if type(message) is BroadcastMessage:
+            self._progress = True
+            self._events.append(PayloadReceived(message.payload, message))
+            return
+        assert type(message) is ServerMessage  # noqa: S101 - verify_any returns one of two
         dropped = self._outbox.acknowledge(message.ack)
         if message.ack != acked:  # progress: the wait for the rest starts again
             self._ack_wait = now if self._outbox.waiting() else None

@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 MAX_WORKERS: Final = 64
+#: The most messages per topic `[redis].topic_history` keeps (`topics.MAX_HISTORY`).
+MAX_TOPIC_HISTORY: Final = 10_000
 
 #: ``[server].transport``: the WebSocket library ``signedws serve`` runs on.
 TRANSPORTS: Final = ("websockets", "picows")
@@ -88,7 +90,7 @@ _SECTIONS: Final = {
         "nonce_ttl",
         "verify_workers",
     },
-    "redis": {"url", "prefix", "check_interval"},
+    "redis": {"url", "prefix", "check_interval", "topic_history"},
     "metrics": {"listen"},
 }
 
@@ -132,6 +134,7 @@ class ServerConfig:
     drain_seconds: float = 10.0
     trusted_proxies: tuple[str, ...] = ()
     metrics_listen: str | None = None
+    redis_topic_history: int = 0
     issuer: IssuerConfig | None = None  # [issuer] (signedws.issuer_config)
 
     def __repr__(self) -> str:
@@ -360,6 +363,8 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         kwargs["metrics_listen"] = get("listen", str) or None
     if "check_interval" in values:
         kwargs["redis_check_interval"] = float(get("check_interval", (int, float)))
+    if "topic_history" in values:
+        kwargs["redis_topic_history"] = get("topic_history", int)
     if "issuer" in document:
         kwargs["issuer"] = parse_issuer_table(document["issuer"], base)
     config = ServerConfig(**kwargs)
@@ -409,6 +414,8 @@ def _check_ranges(config: ServerConfig) -> None:
             raise UsageError(
                 f"config: [server].trusted_proxies: {proxy!r:.60} is not an address or network"
             ) from None
+    if not 0 <= config.redis_topic_history <= MAX_TOPIC_HISTORY:
+        raise UsageError(f"config: [redis].topic_history must be 0 to {MAX_TOPIC_HISTORY}")
 
 
 def parse_listen(text: str) -> tuple[str, int]:

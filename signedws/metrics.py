@@ -95,9 +95,10 @@ class Metrics:
 
     enabled = False
 
-    def connection(self) -> ConnectionStats:
-        """A new connection: its counters (the caller keeps them)."""
-        return ConnectionStats()
+    def connection(self, stats: ConnectionStats | None = None) -> ConnectionStats:
+        """A new connection: its counters (the caller keeps them), ``stats``
+        if given (a pump's subclass with fields of its own), else new ones."""
+        return ConnectionStats() if stats is None else stats
 
     def scheme(self, stats: ConnectionStats, scheme: str) -> None:
         """The connection's first frame was accepted, under ``scheme``."""
@@ -170,8 +171,8 @@ class PrometheusMetrics(Metrics):
         self._verify_by_scheme: dict[str, Any] = {}  # labelled children, looked up once
         self.registry.register(_Collector(self))
 
-    def connection(self) -> ConnectionStats:
-        stats = ConnectionStats()
+    def connection(self, stats: ConnectionStats | None = None) -> ConnectionStats:
+        stats = ConnectionStats() if stats is None else stats
         self._live.add(stats)
         return stats
 

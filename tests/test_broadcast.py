@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from signedws import broadcast
 from signedws.broadcast import Broadcast, Broadcaster, Topics
+from signedws.client import ClientSession, PayloadReceived, ServerRejected
 from signedws.errors import Code, Rejected, UsageError
 from signedws.keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey
+from signedws.receive import verify_server_frame
 from signedws.server import ServerKey
 from signedws.signer import Signer
 
@@ -293,6 +295,21 @@ def test_broadcast_refuses_bad_arguments() -> None:
     )
 
 
+def test_a_fleet_sends_one_body_whatever_each_node_clock_says() -> None:
+    """A body made from the publisher's ``timestamp_ms`` is the same on every
+    node (§14.1), and carries that time; a bad time is refused."""
+    one = Broadcaster(AUDIENCE).message("t", 3, "m", now=10.0, timestamp_ms=1_733_500_000_123)
+    two = Broadcast("t", 3, "m", audience=AUDIENCE, now=99.0, timestamp_ms=1_733_500_000_123)
+    assert one.body == two.body
+    assert broadcast.parse_body(one.body).timestamp_ms == 1_733_500_000_123
+    assert broadcast.parse_body(Broadcast("t", 1, "m", audience=AUDIENCE, now=2.5).body) == (
+        broadcast.BroadcastBody("t", 1, 2500, "m")
+    )
+    for bad in (-1, 2**64, 1.5, True):
+        with pytest.raises(UsageError):
+            Broadcast("t", 1, "m", audience=AUDIENCE, now=0, timestamp_ms=bad)  # type: ignore[arg-type]
+
+
 def _mac_frame(**override: object) -> bytes:
     case = next(c for c in CASES if c["name"] == "mac_first_of_topic")
     fields: list[object] = msgpack.unpackb(bytes.fromhex(case["frame"]))
@@ -403,3 +420,85 @@ def test_verify_any_routes_by_kind_and_shares_the_counter() -> None:
         signer.verify_any(b"\x98\x01\x06" + sent_frame(session, "q", now=0)[3:])
     assert info.value.code is Code.MALFORMED
     assert signer.topics.mark("t") == 1
+
+
+def test_the_client_receive_hook_delivers_broadcasts_as_server_frames() -> None:
+    """`signedws.receive.verify_server_frame`: a broadcast comes back as a
+    server frame with the current ack (its full message to ``on_broadcast``);
+    a server frame as itself; a text message and a replay are refused."""
+    pair = Pair("ed25519")
+    session, signer = _connected(pair, b"2")
+    fanout = Broadcaster(AUDIENCE, server_key=ServerKey(SERVER_KID, SERVER_KEY))
+    plain = verify_server_frame(signer, sent_frame(session, "p", now=0))
+    assert (plain.counter, plain.payload) == (1, "p")
+    frame = fanout.frames(fanout.message("t", 5, b"b", now=0), [session])[0]
+    assert frame is not None
+    heard: list[broadcast.BroadcastMessage] = []
+    got = verify_server_frame(signer, frame, on_broadcast=heard.append)
+    assert (got.counter, got.ack, got.payload) == (2, signer.acked, b"b")
+    assert [(m.topic, m.tseq, m.missed) for m in heard] == [("t", 5, 0)]
+    again = fanout.frames(fanout.message("t", 6, "c", now=0), [session])[0]
+    assert again is not None
+    assert verify_server_frame(signer, again).payload == "c"  # no callback: fine
+    for bad, code in [("text", Code.MALFORMED), (frame, Code.REPLAY)]:
+        with pytest.raises(Rejected) as info:
+            verify_server_frame(signer, bad)
+        assert info.value.code is code
+
+
+@pytest.mark.parametrize("scheme", ["mac", "certificate"])
+def test_the_client_session_delivers_broadcasts_and_keeps_topic_marks(scheme: str) -> None:
+    """`signedws.client.ClientSession.receive_message` takes broadcast frames
+    (kinds 6/7) as protocol: a `PayloadReceived` carrying the
+    `BroadcastMessage`, server frames around it on one counter, a replay
+    refused (`ServerRejected`), and the topic marks kept across connections
+    (a gap after a reconnect is reported as ``missed``)."""
+    pair = Pair(scheme)  # type: ignore[arg-type]
+    now = pair.clock.now
+    fanout = Broadcaster(AUDIENCE, server_key=ServerKey(SERVER_KID, SERVER_KEY))
+    client = ClientSession(
+        pair.credential,
+        audience=AUDIENCE,
+        server_keys={SERVER_KID: SERVER_KEY.public_key()},
+        keepalive=None,
+        ack_timeout=None,
+    )
+
+    def connect(seed: bytes) -> Any:
+        server = pair.open(seed)
+        client.receive_hello(server.data_to_send()[0], now=now)
+        for frame in client.data_to_send():
+            handle(server, frame, now=now)
+        return server
+
+    server = connect(b"1")
+    client.receive_message(sent_frame(server, "u1", now=now), now=now)
+    frame = fanout.frames(fanout.message("t", 1, "b1", now=now), [server])[0]
+    assert frame is not None
+    client.receive_message(frame, now=now)
+    client.receive_message(sent_frame(server, "u2", now=now), now=now)
+    events = client.events_received()
+    assert [type(e) for e in events] == [PayloadReceived] * 3
+    first, heard, last = events
+    assert (first, last) == (PayloadReceived("u1"), PayloadReceived("u2"))
+    assert isinstance(heard, PayloadReceived)
+    assert heard.payload == "b1"
+    assert heard.broadcast is not None
+    assert (heard.broadcast.topic, heard.broadcast.tseq, heard.broadcast.missed) == ("t", 1, 0)
+    assert client.topics.mark("t") == 1
+    client.receive_message(frame, now=now)  # a replay: the connection ends
+    (rejected,) = client.events_received()
+    assert isinstance(rejected, ServerRejected)
+    assert rejected.code is Code.REPLAY
+    assert not client.connected
+    client.connection_closed(Code.REPLAY.close_code, "", now=now)
+
+    server = connect(b"2")  # another connection (another node): the marks stay
+    frame = fanout.frames(fanout.message("t", 3, b"b3", now=now), [server])[0]
+    assert frame is not None
+    client.receive_message(frame, now=now)
+    (event,) = client.events_received()
+    assert isinstance(event, PayloadReceived)
+    assert event.broadcast is not None
+    assert (event.payload, event.broadcast.tseq, event.broadcast.missed) == (b"b3", 3, 1)
+    assert client.topics.mark("t") == 3

@@ -343,6 +343,8 @@ def minimal(server: str = "", keys: str = "", rest: str = "") -> str:
         ),
         (minimal(rest='[redis]\nprefix = ""'), "prefix must not be empty"),
         (minimal(rest="[redis]\ncheck_interval = 0"), "check_interval must be positive"),
+        (minimal(rest="[redis]\ntopic_history = -1"), "topic_history must be 0 to 10000"),
+        (minimal(rest="[redis]\ntopic_history = 10001"), "topic_history must be 0 to 10000"),
     ],
 )
 def test_config_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -570,7 +572,7 @@ def test_fleet_configuration(keys: Path) -> None:
         "redis://h/1",
         "signedws",
     )
-    assert config.redis_check_interval == 5.0
+    assert (config.redis_check_interval, config.redis_topic_history) == (5.0, 0)
     ids = [worker_node_id(config.node_id, i) for i in range(3)]
     assert len(set(ids)) == 3
     assert ids == [worker_node_id(config.node_id, i) for i in range(3)]  # stable

@@ -696,3 +696,39 @@ def test_serve_with_issuer_answers_probes_and_drains(examples: Path) -> None:
     assert "draining: closing 3 connections" in log
     assert "drained" in log
     assert "WARNING" not in log
+
+
+# -- [server].trusted_proxies reaches serve() (issue 17 on issue 15's pump) -------------------
+
+
+async def forwarded_for(uri: str, address: str) -> None:
+    """A handshake through a "proxy" that names the client ``address``; the
+    hello read, then a normal close."""
+    from websockets.asyncio.client import connect as ws_connect
+
+    async with ws_connect(
+        uri,
+        subprotocols=["signedws.v1"],  # type: ignore[list-item]
+        additional_headers={"X-Forwarded-For": address},
+    ) as ws:
+        assert isinstance(await ws.recv(), bytes)
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_trusted_proxies_name_the_client_address_in_the_log(examples: Path, trusted: bool) -> None:
+    """With ``[server].trusted_proxies`` covering the peer (loopback), the
+    connection log lines give the address X-Forwarded-For names; without it,
+    the peer's own address, whatever the header says."""
+    env = {**ENV, "SIGNEDWS_SERVER_TRUSTED_PROXIES": '["127.0.0.1/32"]'} if trusted else ENV
+    stderr = examples / "stderr.log"
+    with serving(["--config", "serve.toml"], examples, stderr, env) as uri:
+        asyncio.run(forwarded_for(uri, "203.0.113.7"))
+        time.sleep(0.2)  # let the close line reach the file
+    lines = [line for line in stderr.read_text().splitlines() if "connection " in line]
+    opened = [line for line in lines if "connection opened" in line]
+    closed = [line for line in lines if "connection closed" in line]
+    assert len(opened) == 1, lines
+    assert len(closed) == 1, lines
+    expected = "203.0.113.7" if trusted else "127.0.0.1"
+    for line in (opened[0], closed[0]):
+        assert f"address={expected} " in f"{line} ", line

@@ -72,18 +72,23 @@ import contextlib
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from starlette.exceptions import HTTPException, WebSocketException
-from starlette.responses import PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..envelope import SUBPROTOCOL
 from ..errors import Code
 from ..handshake import Network, OriginPolicy, check_handshake, client_address
+from ..health import HEALTH_PATH, READY_PATH, Health
+from ..metrics import Metrics
 from ..server import ServerKey
 from ..stream import StreamMarks
 from ..verifier import Verifier
@@ -115,6 +120,9 @@ CLOSED_BEFORE_ACCEPT_STATUS: Final = 403
 NO_STATUS_RECEIVED: Final = 1005
 #: The close code of a message over the server's size limit (RFC 6455 §7.4.1).
 MESSAGE_TOO_BIG: Final = 1009
+#: [h17 hook] The refusal reason counted in the metrics, by HTTP status of a
+#: `signedws.handshake.Refusal`.
+_REFUSAL_KINDS: Final = {403: "origin", 400: "subprotocol", 503: "busy"}
 
 
 class _Transport:
@@ -136,6 +144,13 @@ class _Transport:
         self._code = NO_STATUS_RECEIVED
         self._reason = ""
         self._oversize = False
+        # Frames waiting for the ASGI server, in counter order (`write`; a
+        # waiter for those `send` queued), and their bytes; `_writing` while a
+        # frame is in the server's ``send`` (one at a time, in order).
+        self._queue: deque[tuple[bytes, asyncio.Future[None] | None]] = deque()
+        self._queued = 0
+        self._writing = False
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def id(self) -> object:
@@ -167,11 +182,67 @@ class _Transport:
     async def send(self, data: bytes) -> None:
         if self._closed.is_set():
             raise self.close_error()
+        if self._writing or self._queue:
+            # Frames written before this one are still queued: keep the order
+            # (an ASGI server's ``send`` may wait before it writes).
+            waiter = asyncio.get_running_loop().create_future()
+            self._queue.append((data, waiter))
+            self._queued += len(data)
+            await waiter
+            return
+        self._writing = True
+        try:
+            await self._send(data)
+        finally:
+            self._writing = False
+            if self._queue:
+                self._start_writer()
+
+    async def _send(self, data: bytes) -> None:
         try:
             await self.websocket.send({"type": "websocket.send", "bytes": data})
         except WebSocketDisconnect as exc:
             self._ended(exc.code, exc.reason)
             raise
+
+    def write(self, data: bytes) -> bool:
+        if self._closed.is_set():
+            return False
+        self._queue.append((data, None))
+        self._queued += len(data)
+        if not self._writing:
+            self._start_writer()
+        return True
+
+    def buffered(self) -> int:
+        return self._queued
+
+    def _start_writer(self) -> None:
+        self._writing = True
+        self._writer = asyncio.get_running_loop().create_task(self._write_queued())
+
+    async def _write_queued(self) -> None:
+        """Hand queued frames to the ASGI server one at a time, in order."""
+        queue = self._queue
+        try:
+            while queue:
+                data, waiter = queue[0]
+                try:
+                    await self._send(data)
+                except Exception as exc:  # the connection is gone
+                    for _, pending in queue:
+                        if pending is not None and not pending.done():
+                            pending.set_exception(exc)
+                    queue.clear()
+                    self._queued = 0
+                    return
+                queue.popleft()
+                self._queued -= len(data)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+        finally:
+            self._writing = False
+            self._writer = None
 
     async def close(self, code: int, reason: str) -> None:
         if self._closed.is_set():
@@ -246,6 +317,11 @@ class SignedWebSockets:
         trusted_proxies: as `signedws.asyncio.connection.Service` documents them (the defaults
             are in this signature). ``max_connections`` counts every route of
             this guard; ``stream_marks`` is new per guard if omitted.
+        metrics: where to count connections, frames, rejections
+            (`signedws.metrics.PrometheusMetrics`); None: nowhere.
+        health: what `probe` answers (`signedws.health.Health`); handshakes
+            are refused with 503 while it is draining. None: a `Health` with
+            only the keyring check.
 
     Raises:
         UsageError: for an invalid limit, an Origin list containing None (use
@@ -271,6 +347,8 @@ class SignedWebSockets:
         verify_workers: int | None = None,
         clock: Callable[[], float] = time.time,
         trusted_proxies: Sequence[str | Network] = (),
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self._origins = OriginPolicy.build(origins, allow_no_origin=allow_no_origin)
         self._service = Service(
@@ -288,6 +366,8 @@ class SignedWebSockets:
             verify_workers=verify_workers,
             clock=clock,
             trusted_proxies=trusted_proxies,
+            metrics=metrics,
+            health=health,
         )
 
     @property
@@ -349,6 +429,31 @@ class SignedWebSockets:
                 setattr(signed_endpoint, name, getattr(handler, name))
         return signed_endpoint
 
+    # -- health probes ([h17 hook]) ------------------------------------------------------
+
+    @property
+    def health(self) -> Health:
+        """What `probe` answers from (the ``health`` given, or a `Health` with
+        the keyring check); set its ``draining`` to refuse new connections."""
+        health = self._service.health
+        if health is None:
+            verifier = self._service.verifier
+            health = self._service.health = Health(keyring_size=lambda: len(verifier.keyring))
+        return health
+
+    async def probe(self, request: Request) -> Response:
+        """A Starlette HTTP endpoint answering ``/healthz`` and ``/readyz``
+        (`signedws.health`), without a log line: mount it at both paths,
+        ``Route("/healthz", signed.probe)``, ``Route("/readyz", signed.probe)``."""
+        answer = self.health.respond(request.url.path, time.monotonic())
+        status, body = answer if answer is not None else (404, "not found\n")
+        return PlainTextResponse(body, status_code=status)
+
+    def probe_routes(self) -> list[Route]:
+        """Starlette routes answering ``/healthz`` and ``/readyz`` with `probe`:
+        ``Starlette(routes=[*signed.probe_routes(), WebSocketRoute(...)])``."""
+        return [Route(HEALTH_PATH, self.probe), Route(READY_PATH, self.probe)]
+
     # -- the connection's life ------------------------------------------------------------
 
     def _handshake(self, websocket: WebSocket, connection_id: uuid.UUID) -> _Refusal | None:
@@ -356,15 +461,16 @@ class SignedWebSockets:
         order; log and return a refusal, or take a slot and return None."""
         denial = DENIAL_EXTENSION in (websocket.scope.get("extensions") or {})
 
-        def refuse(status: int, detail: str, reason: str) -> _Refusal:
+        def refuse(status: int, detail: str, reason: str, kind: str) -> _Refusal:
             refusal = _Refusal(status if denial else CLOSED_BEFORE_ACCEPT_STATUS, detail, denial)
+            service.metrics.refused(kind)  # [h17 hook]
             log_refusal(connection_id, refusal.status, reason)
             return refusal
 
+        service = self._service
         values = websocket.headers.getlist("origin")
         if len(values) > 1:
-            return refuse(400, "invalid Origin header", "multiple Origin headers")
-        service = self._service
+            return refuse(400, "invalid Origin header", "multiple Origin headers", "origin")
         refusal = check_handshake(
             self._origins,
             values[0] if values else None,
@@ -372,14 +478,21 @@ class SignedWebSockets:
             len(service.slots),
             service.max_connections,
         )
+        health = service.health
+        if health is not None and health.draining and (refusal is None or refusal.status == 503):
+            # [h17 hook] after Origin and subprotocol, before the limit: no log per refusal.
+            service.metrics.refused("draining")
+            return _Refusal(503 if denial else CLOSED_BEFORE_ACCEPT_STATUS, "draining", denial)
         if refusal is None:
             service.slots.add(connection_id)
             return None
         if refusal.status == 503:
+            service.metrics.refused("busy")  # [h17 hook]
             log_rejection(connection_id, Code.SERVER_BUSY, refusal.reason)
             status = 503 if denial else CLOSED_BEFORE_ACCEPT_STATUS
             return _Refusal(status, refusal.body, denial)
-        return refuse(refusal.status, refusal.body, refusal.reason)
+        kind = _REFUSAL_KINDS.get(refusal.status, "other")
+        return refuse(refusal.status, refusal.body, refusal.reason, kind)
 
     @contextlib.asynccontextmanager
     async def _connected(

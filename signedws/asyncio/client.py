@@ -39,6 +39,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
+from ..broadcast import BroadcastMessage, Topics
 from ..client import (
     ACK_TIMEOUT_CLOSE,
     DEFAULT_ACK_TIMEOUT,
@@ -146,6 +147,7 @@ class ClientConnection:
         open_timeout: float | None,
         clock: Callable[[], float],
         websockets_kwargs: Mapping[str, Any],
+        on_broadcast: Callable[[BroadcastMessage], None] | None = None,
     ) -> None:
         reserved = _RESERVED & set(websockets_kwargs)
         if reserved:
@@ -160,6 +162,7 @@ class ClientConnection:
         self._max_pending = max_pending
         self._max_queue = max_queue
         self._clock = clock
+        self._on_broadcast = on_broadcast
         #: Everything `ws_connect` is called with besides the URI.
         self._connect_kwargs: dict[str, Any] = {
             # No permessage-deflate unless asked for (compression="deflate"): a
@@ -194,6 +197,12 @@ class ClientConnection:
     def stream(self) -> bytes:
         """The stream id (SPEC.md §7.3), fixed for the life of the client."""
         return self._session.stream
+
+    @property
+    def topics(self) -> Topics:
+        """The topic marks of the broadcasts received (SPEC.md §14.4), kept
+        across reconnects: ``topics.mark(topic)`` is the last ``tseq``."""
+        return self._session.topics
 
     @property
     def credential(self) -> ClientCredential:
@@ -357,10 +366,12 @@ class ClientConnection:
                 failure.__cause__ = last
                 self._end(failure)
                 return False
+            close_code = session.closed_with[0]
             logger.info(
-                "reconnecting to %s in %.2f s (attempt %d)",
+                "reconnecting to %s in %.2f s (close code %s, attempt %d)",
                 redacted_url(self.uri),
                 delay,
+                1006 if close_code is None else close_code,
                 session.attempts,
             )
             await asyncio.sleep(delay)
@@ -408,6 +419,8 @@ class ClientConnection:
         ``max_queue`` are unread), wake waiters, close the connection."""
         for event in self._session.events_received():
             if isinstance(event, PayloadReceived):
+                if event.broadcast is not None and self._on_broadcast is not None:
+                    self._on_broadcast(event.broadcast)
                 while len(self._incoming) >= self._max_queue and not self._closing:
                     await self._changed.wait()
                 self._incoming.append(event.payload)
@@ -651,6 +664,11 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
         open_timeout: seconds for the opening handshake and the hello.
         clock: the wall clock, seconds (for tests).
         random: a uniform ``[0, 1)`` source for backoff jitter (for tests).
+        topics: the topic marks of broadcasts (SPEC.md §14.4) to start from
+            (a `signedws.broadcast.Topics`; empty if omitted); see ``topics``.
+        on_broadcast: called with each verified broadcast's
+            `signedws.broadcast.BroadcastMessage` (topic, ``tseq``, ``missed``)
+            before its payload is queued for `recv`.
         **websockets_kwargs: passed to `websockets.asyncio.client.connect`
             (``ssl``, ``ping_interval``, ``additional_headers`` ...), except
             the ones signedws sets: ``subprotocols``, ``origin``,
@@ -687,6 +705,8 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
         open_timeout: float | None = DEFAULT_OPEN_TIMEOUT,
         clock: Callable[[], float] = time.time,
         random: Callable[[], float] = _system_random.random,
+        topics: Topics | None = None,
+        on_broadcast: Callable[[BroadcastMessage], None] | None = None,
         **websockets_kwargs: Any,
     ) -> None:
         if (credential is None) == (issuer is None):
@@ -704,6 +724,8 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
             "max_attempts": max_attempts,
             "backoff": backoff,
             "random": random,
+            # One set of marks for every session of this client.
+            "topics": Topics() if topics is None else topics,
         }
         self.client = ClientConnection(
             uri,
@@ -716,6 +738,7 @@ class connect:  # lower case: mirrors websockets.asyncio.client.connect
             open_timeout=open_timeout,
             clock=clock,
             websockets_kwargs=websockets_kwargs,
+            on_broadcast=on_broadcast,
         )
 
     async def _start(self) -> ClientConnection:

@@ -28,6 +28,11 @@ timeouts, rejections). This module decides none of them. It owns:
   one lock, in the session's order;
 - what the handler gets: `recv` returns verified `Message`\\ s, `send`
   sends server frames.
+- counting (issue 17): the connection's counters are plain integers of its
+  `signedws.metrics.ConnectionStats`, read by the metrics at scrape time; the
+  first frame, then one accepted frame in ``SAMPLE_EVERY``, has its
+  `ServerSession.receive_frame` call timed here (the session is not timed
+  inside). Whether a frame was accepted is read from the session's state.
 
 Invariants:
 
@@ -69,8 +74,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import ClassVar, Final, Protocol, Self, cast, runtime_checkable
 
+from ..envelope import KIND_CLIENT_MAC
 from ..errors import Code, Rejected, UsageError
 from ..handshake import Network, trusted_networks
+from ..health import Health
+from ..metrics import NULL as NULL_METRICS
+from ..metrics import SAMPLE_EVERY, ConnectionStats, Metrics
 from ..server import (
     ConnectionRejected,
     MessageReceived,
@@ -108,7 +117,12 @@ DEFAULT_MAX_QUEUE: Final = 16
 
 #: WebSocket close codes this module sends itself (RFC 6455 §7.4.1).
 NORMAL_CLOSURE: Final = 1000
+GOING_AWAY: Final = 1001
 INTERNAL_ERROR: Final = 1011
+
+#: [h17 hook] A frame is timed for the metrics when the connection's count of
+#: accepted frames masked with this is 0: the first, then one in SAMPLE_EVERY.
+_SAMPLE_MASK: Final = SAMPLE_EVERY - 1
 
 logger = logging.getLogger("signedws.server")
 
@@ -186,6 +200,10 @@ class Service:
         trusted_proxies: networks (``"10.0.0.0/8"``) of reverse proxies whose
             ``X-Forwarded-For`` header names the client address logged;
             default none: the peer's address is logged.
+        metrics: where connections, frames, acks, rejections and refusals
+            are counted (`signedws.metrics`); None: nowhere (`NullMetrics`).
+        health: what the adapters answer ``/healthz`` and ``/readyz`` from
+            (`signedws.health`); None: the adapters' default.
 
     Raises:
         UsageError: for a verifier that is not a `Verifier` or an invalid limit.
@@ -208,6 +226,8 @@ class Service:
         clock: Callable[[], float],
         max_connections_per_principal: int | None = DEFAULT_MAX_CONNECTIONS_PER_PRINCIPAL,
         trusted_proxies: Iterable[str | Network] = (),
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise UsageError("verifier must be a signedws Verifier")
@@ -250,6 +270,9 @@ class Service:
         self.slots: set[object] = set()
         #: Background tasks (acknowledgements, close logs), held until done.
         self.tasks: set[asyncio.Task[None]] = set()
+        # [h17 hook] operations: metrics (no-op by default) and health probes.
+        self.metrics = NULL_METRICS if metrics is None else metrics
+        self.health = health
 
     def session(self) -> ServerSession:
         """A new connection's session, with this server's configuration."""
@@ -294,6 +317,7 @@ class Service:
         releases later), or log ``server_busy`` and return False when all
         ``max_connections`` are taken."""
         if len(self.slots) >= self.max_connections:
+            self.metrics.refused("busy")  # [h17 hook]
             log_rejection(
                 connection_id,
                 Code.SERVER_BUSY,
@@ -381,6 +405,16 @@ class Transport(Protocol):
         """The `Closed` exception describing how the connection ended, for
         reads after it ended."""
 
+    def write(self, data: bytes) -> bool:
+        """Send a binary message without waiting (a broadcast frame, SPEC.md
+        §14): queued behind every message `send` was called with before, and
+        ahead of every later one. False, writing nothing, once the connection
+        is closing or closed. Never raises."""
+
+    def buffered(self) -> int:
+        """Bytes written and not yet handed to the network: how far behind the
+        peer is reading (the broadcast slow-consumer check)."""
+
     def refused_oversize(self, exc: Exception) -> bool:
         """Whether ``exc`` (a `Closed`) means the library refused a message
         over its size limit while reading it (close code 1009, SPEC.md §9)."""
@@ -429,12 +463,14 @@ class PushTransport(Transport, Protocol):
         unread until it closes, within the library's close timeout."""
 
 
-class _Stats:
-    """What the close log line reports (invariant 6)."""
+class _Stats(ConnectionStats):
+    """What the close log line reports (invariant 6), and [h17 hook] the
+    metrics' counters (`ConnectionStats`: plain ints, read at scrape)."""
 
     __slots__ = ("address", "frames_in", "frames_out", "started")
 
     def __init__(self, address: str | None) -> None:
+        super().__init__()
         self.address = address
         self.frames_in = 0
         self.frames_out = 0
@@ -514,6 +550,7 @@ class ServerConnection:
         self._in_flight = 0
         self._backlog = 0
         self._stats = _Stats(address)
+        service.metrics.connection(self._stats)  # [h17 hook] read at each scrape
 
     @property
     def id(self) -> object:
@@ -629,9 +666,49 @@ class ServerConnection:
             raise self.transport.close_error()
         async with self._send_lock:
             session.send_message(payload, now=self._clock())
-            for frame in session.data_to_send():
-                await self.transport.send(frame)
+            *earlier, frame = session.data_to_send()
+            for data in earlier:  # a due acknowledgement, a lower counter: written
+                self.transport.write(data)  # in this step, as a broadcast (`write_frame`)
                 self._stats.frames_out += 1
+            await self.transport.send(frame)
+            self._stats.frames_out += 1
+
+    # -- broadcast (SPEC.md §14; `signedws.asyncio.topics`) ------------------------------
+
+    @property
+    def writable(self) -> bool:
+        """Whether a broadcast frame can be built and written now: the client's
+        first frame was accepted (a server frame has a key, SPEC.md §14.3) and
+        the connection is not closed."""
+        return self.session.state is State.OPEN and not self._closed.is_set()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (or closing): nothing more is sent."""
+        return self._closed.is_set()
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a server frame built outside `send` (a broadcast frame whose
+        counter came from ``session.claim_counter()``) without waiting.
+
+        Call it in the same event-loop step as the counter claim: every frame
+        `send` builds is written in the step that builds it, so frames leave
+        in counter order. False (nothing written) once the connection closed.
+        """
+        transport = self.transport
+        # A due acknowledgement the session built (a lower counter) and the
+        # pump has not taken yet (`_drain`) goes first.
+        for data in (*self.session.data_to_send(), frame):
+            if not transport.write(data):
+                return False
+            self._stats.frames_out += 1
+        return True
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written to the connection and not yet sent (see
+        `Transport.buffered`)."""
+        return self.transport.buffered()
 
     async def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the connection (the closing handshake, as the library's ``close``)."""
@@ -640,6 +717,16 @@ class ServerConnection:
     async def wait_closed(self) -> None:
         """Wait until the connection is closed."""
         await self.transport.wait_closed()
+
+    async def going_away(self) -> None:
+        """[h17 hook] Graceful drain (`signedws.cli.operate.Drain`): write the
+        due acknowledgement of what the handler is done with (the session's
+        `flush_ack`), then close with 1001 (going away): the client
+        reconnects elsewhere and resends only what was not acknowledged."""
+        if not self._closed.is_set():
+            self.session.flush_ack(self._clock())
+            await self._drain()
+        await self.close(GOING_AWAY, "server draining")
 
     async def _drain(self) -> None:
         """Write what the session queued (a due acknowledgement), in order."""
@@ -651,6 +738,7 @@ class ServerConnection:
                 with contextlib.suppress(self.transport.Closed):
                     await self.transport.send(frame)
                     self._stats.frames_out += 1
+                    self._stats.acks += 1  # [h17 hook] only acks are queued here
 
     # -- events and time ------------------------------------------------------------
 
@@ -773,11 +861,15 @@ class ServerConnection:
         the messages, then the exception that stopped it if any."""
         verify = self.session.verify
         results: list[Message | Exception] = []
+        start = time.perf_counter()
         try:
             for data, now in batch:
                 results.append(verify(data, now=now))
         except Exception as exc:
             results.append(exc)
+        metrics = self._service.metrics
+        if metrics.enabled:  # [h17 hook] the mean over the job: one observation per hand-off
+            metrics.verified("ed25519", (time.perf_counter() - start) / len(batch))
         inbox.post(self, results)
 
     def _verified(self, results: list[Message | Exception]) -> None:
@@ -787,6 +879,7 @@ class ServerConnection:
             return
         session = self.session
         now = self._clock()
+        stats = self._stats
         for result in results:
             self._backlog -= 1
             if type(result) is not Message and not isinstance(result, Rejected):
@@ -794,6 +887,10 @@ class ServerConnection:
                 self._interrupt(cast(Exception, result))
                 return
             session.accept(result, now=now)  # after a rejection: ignored
+            if session.state is State.OPEN:  # [h17 hook] accepted (else rejected or dropped)
+                stats.frames += 1
+        if stats.scheme == "pending" and session.state is State.OPEN:
+            self._count_scheme()  # [h17 hook]
         # The job's events at once (a rejection drops what follows it).
         self._process(session.events_received())
         if self._stop is not None:
@@ -812,7 +909,13 @@ class ServerConnection:
         if self._backlog or (self._offload and session.needs_pool(data)):
             self._queue(cast(bytes, data))
             return
-        message = session.receive_frame(data, now=self._clock())
+        stats = self._stats
+        if stats.frames & _SAMPLE_MASK:
+            message = session.receive_frame(data, now=self._clock())
+        else:
+            message = self._receive_sampled(data)  # [h17 hook]
+        if session.state is State.OPEN:  # [h17 hook] accepted (else rejected or dropped)
+            stats.frames += 1
         if message is not None:
             self._process([MessageReceived(message)])
         else:
@@ -838,8 +941,13 @@ class ServerConnection:
             if self._backlog or (self._offload and session.needs_pool(data)):
                 self._queue(cast(bytes, data))
             else:
-                message = session.receive_frame(data, now=self._clock())
+                stats = self._stats
+                if stats.frames & _SAMPLE_MASK:
+                    message = session.receive_frame(data, now=self._clock())
+                else:
+                    message = self._receive_sampled(data)  # [h17 hook]
                 if message is not None:
+                    stats.frames += 1  # [h17 hook]
                     self._messages.append(message)
                     reader = self._reader
                     if reader is not None and not reader.done():
@@ -848,6 +956,8 @@ class ServerConnection:
                     events = session.events_received()
                     if events:
                         self._process(events)
+                    elif session.state is State.OPEN:  # [h17 hook] accepted: control, resend
+                        stats.frames += 1
                 if self._opened is not None:
                     self._opened_now()
         except Exception as exc:  # a fault of ours: never into the library's reader
@@ -865,6 +975,31 @@ class ServerConnection:
                 deadline = session.next_deadline()
                 if deadline is not None and (self._timer is None or deadline < self._timer_at):
                     self._arm(deadline)
+
+    def _receive_sampled(self, data: bytes | str) -> Message | None:
+        """[h17 hook] `ServerSession.receive_frame`, timed for the metrics:
+        the first frame, then one accepted frame in `SAMPLE_EVERY`. The
+        first accepted frame names the connection's scheme."""
+        session = self.session
+        metrics = self._service.metrics
+        if not metrics.enabled:
+            return session.receive_frame(data, now=self._clock())
+        now = self._clock()
+        start = time.perf_counter()
+        message = session.receive_frame(data, now=now)
+        elapsed = time.perf_counter() - start
+        if session.state is State.OPEN:
+            if self._stats.scheme == "pending":
+                self._count_scheme()
+            metrics.verified(self._stats.scheme, elapsed)
+        return message
+
+    def _count_scheme(self) -> None:
+        """[h17 hook] The first frame was accepted: count the connection
+        under its credential's scheme."""
+        credential = self.session.verifier_state.credential
+        mac = credential is not None and credential.kind == KIND_CLIENT_MAC
+        self._service.metrics.scheme(self._stats, "mac" if mac else "ed25519")
 
     def connection_ended(self) -> None:
         """From a push transport: the connection is closed (see `FrameSink`)."""
@@ -963,12 +1098,14 @@ class ServerConnection:
         self.session.receive_oversize()
         for event in self.session.events_received():
             if isinstance(event, ConnectionRejected):
+                self._service.metrics.rejected(event.code.id)  # [h17 hook]
                 log_rejection(self.id, event.code, event.detail)
 
     def _close_pump(self) -> None:
         """No more frames: stop the timer, mark closed, wake the handler, and
         give the principal's connection back."""
         self.session.connection_closed()
+        self._service.metrics.closed(self._stats)  # [h17 hook] counters final
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -996,6 +1133,7 @@ class ServerConnection:
     async def _reject(self, rejection: ConnectionRejected) -> None:
         code = rejection.code
         log_rejection(self.id, code, rejection.detail)
+        self._service.metrics.rejected(code.id)  # [h17 hook]
         if self._push:
             # Send the close frame and end the connection without reading or
             # inflating another message (RFC 6455 §7.1.7).

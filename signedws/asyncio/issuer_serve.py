@@ -122,6 +122,7 @@ def build_apps(
         max_connections=config.max_connections,
         ack_delay=config.ack_delay,
         verify_workers=config.verify_workers,
+        trusted_proxies=config.trusted_proxies,  # X-Forwarded-For in the connection log
         metrics=metrics,
         health=health,
     )

@@ -80,7 +80,6 @@ from ..envelope import SUBPROTOCOL
 from ..errors import Code, UsageError
 from ..handshake import Network, OriginPolicy, check_handshake, client_address
 from ..health import Health
-from ..metrics import NULL as NULL_METRICS
 from ..metrics import Metrics
 from ..server import ServerKey
 from ..stream import StreamMarks
@@ -418,6 +417,21 @@ class _Listener(WSListener):
         if writable is not None:
             await asyncio.shield(writable)
 
+    def write(self, data: bytes) -> bool:
+        """See `signedws.asyncio.connection.Transport.write`: picows writes at
+        once (into asyncio's buffer), so call order is wire order."""
+        transport = self.transport
+        if transport.is_close_frame_sent or transport.is_disconnected:
+            return False
+        try:
+            transport.send(_BINARY, data)
+        except Exception:  # a transport failure; the close follows
+            return False
+        return True
+
+    def buffered(self) -> int:
+        return self.transport.underlying_transport.get_write_buffer_size()
+
     async def close(self, code: int, reason: str) -> None:
         """Start the closing handshake (or finish it: the peer closed first),
         then wait until the connection is closed."""
@@ -476,18 +490,12 @@ class _Service(Service):
         *,
         policy: OriginPolicy,
         close_timeout: float,
-        metrics: Metrics | None,
-        health: Health | None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.handler = handler
         self.policy = policy
         self.close_timeout = close_timeout
-        # The handshake's hooks (as the websockets adapter's): refusals are
-        # counted, probes answered before the upgrade check.
-        self.metrics: Metrics = NULL_METRICS if metrics is None else metrics
-        self.health = health
 
     def listener_for(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
         """picows' listener factory: the §5.1 handshake, then a listener
@@ -645,8 +653,9 @@ def serve(
         idle_timeout, max_connections, max_connections_per_principal,
         ack_delay, max_queue, stream_marks, dedupe, executor, verify_workers,
         clock, trusted_proxies: as `signedws.asyncio.serve` documents them.
-        metrics: where refused handshakes are counted
-            (`signedws.metrics.PrometheusMetrics`); None: nowhere.
+        metrics: where connections, frames, acks, rejections and refused
+            handshakes are counted (`signedws.metrics.PrometheusMetrics`);
+            None: nowhere.
         health: answer ``GET /healthz`` and ``GET /readyz`` on this port from
             it (`signedws.health.Health`), without a log line, and refuse
             handshakes with HTTP 503 while it is draining; None: no probes.

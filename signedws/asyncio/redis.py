@@ -126,10 +126,11 @@ return version
 """
 
 
-def connect_redis(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Redis:
+def connect_redis(url: str, *, timeout: float = DEFAULT_TIMEOUT, decode: bool = True) -> Redis:
     """A Redis client for ``url`` (``redis://[:password@]host:port/db``) that
     fails fast: socket timeouts of ``timeout`` seconds and no retries of its
-    own (the caller decides when to try again).
+    own (the caller decides when to try again). Replies are str (UTF-8), or
+    bytes with ``decode=False`` (topics carry binary payloads).
 
     Raises:
         UsageError: if ``url`` is not a Redis URL.
@@ -137,7 +138,7 @@ def connect_redis(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Redis:
     try:
         return Redis.from_url(
             url,
-            decode_responses=True,
+            decode_responses=decode,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),

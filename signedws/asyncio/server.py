@@ -76,6 +76,8 @@ from websockets.typing import Subprotocol
 from ..envelope import SUBPROTOCOL
 from ..errors import Code, UsageError
 from ..handshake import Network, OriginPolicy, check_handshake, client_address
+from ..health import Health
+from ..metrics import Metrics
 from ..server import ServerKey
 from ..stream import StreamMarks
 from ..verifier import Verifier
@@ -134,6 +136,10 @@ _FEED_BYTES_DEFLATE: Final = 1024
 #: 503 (invariant 1); connections beyond these are closed at once.
 _MAX_REFUSING: Final = 1024
 
+#: [h17 hook] The refusal reason counted in the metrics, by HTTP status of a
+#: `signedws.handshake.Refusal`.
+_REFUSAL_KINDS: Final = {403: "origin", 400: "subprotocol", 503: "busy"}
+
 #: Seconds a closing handshake may take before the TCP connection is dropped
 #: (websockets' ``close_timeout``, 10 s by default): bounds how long a peer
 #: that never answers a close holds its slot, and a server's shutdown.
@@ -158,7 +164,8 @@ class _SignedWebSocket(WebSocket):
         self._paused = False
         self._feeding: asyncio.Handle | None = None
         # Whether this TCP connection holds a connection slot (invariant 1),
-        # and whether its handshake was refused by `_Service.process_request`.
+        # and whether its handshake was refused by `_Service.process_request`
+        # ([h17 hook] or answered there as a health probe: not logged).
         self.slot = False
         self.refused = False
 
@@ -342,7 +349,24 @@ class _Transport:
         return self.websocket.id
 
     async def send(self, data: bytes) -> None:
+        # websockets writes a bytes message before its first suspension (it
+        # may then wait for the buffer to drain): as `write`, in call order.
         await self.websocket.send(data)
+
+    def write(self, data: bytes) -> bool:
+        # As websockets' own ``broadcast``: frame, write, no drain.
+        websocket = self.websocket
+        if websocket.protocol.state is not State.OPEN:
+            return False
+        try:
+            websocket.protocol.send_binary(data)
+            websocket.send_data()
+        except Exception:  # a transport failure; the close follows
+            return False
+        return True
+
+    def buffered(self) -> int:
+        return self.websocket.transport.get_write_buffer_size()
 
     async def close(self, code: int, reason: str) -> None:
         await self.websocket.close(code, reason)
@@ -392,6 +416,7 @@ class _Service(Service):
     def wait_for_refusal(self, websocket: _SignedWebSocket) -> bool:
         """No slot: whether the connection may stay to be told 503."""
         if len(self._refusing) >= _MAX_REFUSING:
+            self.metrics.refused("busy")  # [h17 hook]
             log_rejection(
                 websocket.id,
                 Code.SERVER_BUSY,
@@ -408,8 +433,21 @@ class _Service(Service):
         self._refusing.discard(websocket)
 
     async def process_request(self, websocket: WebSocket, request: Request) -> Response | None:
-        """The application's ``process_request``, then SPEC.md §5.1's checks
-        (`check_handshake`): Origin, subprotocol, connection limit."""
+        """[h17 hook] ``/healthz`` and ``/readyz`` (`signedws.health`), and 503
+        while draining, without a log line; then the application's
+        ``process_request``, then SPEC.md §5.1's checks (`check_handshake`):
+        Origin, subprotocol, connection limit."""
+        health = self.health
+        if health is not None:
+            answer = health.respond(request.path, time.monotonic())
+            if answer is not None:
+                cast(_SignedWebSocket, websocket).refused = True
+                status, body = answer
+                return websocket.respond(http.HTTPStatus(status), body)
+            if health.draining:  # readiness failed first; clients go elsewhere
+                cast(_SignedWebSocket, websocket).refused = True
+                self.metrics.refused("draining")
+                return websocket.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
         if self._user_process_request is not None:
             result = self._user_process_request(websocket, request)
             if isinstance(result, Awaitable):
@@ -420,6 +458,7 @@ class _Service(Service):
         origins = request.headers.get_all("Origin")
         if len(origins) > 1:
             signed.refused = True
+            self.metrics.refused("origin")  # [h17 hook]
             log_refusal(websocket.id, http.HTTPStatus.BAD_REQUEST, "multiple Origin headers")
             return websocket.respond(http.HTTPStatus.BAD_REQUEST, "invalid Origin header\n")
         refusal = check_handshake(
@@ -436,6 +475,7 @@ class _Service(Service):
                 self._refusing.discard(signed)
             return None
         signed.refused = True
+        self.metrics.refused(_REFUSAL_KINDS.get(refusal.status, "other"))  # [h17 hook]
         if refusal.status == http.HTTPStatus.SERVICE_UNAVAILABLE:
             log_rejection(websocket.id, Code.SERVER_BUSY, refusal.reason)
         else:
@@ -456,17 +496,21 @@ class _Service(Service):
             return result
         return None
 
-    @staticmethod
-    def _log_refusal(websocket: WebSocket, request: Request, response: Response) -> None:
+    def _log_refusal(self, websocket: WebSocket, request: Request, response: Response) -> None:
         exc = websocket.protocol.handshake_exc
         if isinstance(exc, InvalidOrigin):
-            reason = OriginPolicy.refusal_reason(request.headers.get("Origin"))
+            reason, kind = OriginPolicy.refusal_reason(request.headers.get("Origin")), "origin"
         elif isinstance(exc, NegotiationError):
-            reason = f"no {SUBPROTOCOL} subprotocol offered"
+            reason, kind = f"no {SUBPROTOCOL} subprotocol offered", "subprotocol"
         elif exc is not None:
-            reason = type(exc).__name__
+            reason, kind = type(exc).__name__, "other"
+        elif response.status_code < http.HTTPStatus.BAD_REQUEST:
+            # [h17 hook] An answer of the application's process_request (a
+            # health check, a redirect), not a refusal: no warning per request.
+            return
         else:
-            reason = "refused by process_request"
+            reason, kind = "refused by process_request", "other"
+        self.metrics.refused(kind)  # [h17 hook]
         log_refusal(websocket.id, response.status_code, reason)
 
     async def handle(self, websocket: WebSocket) -> None:
@@ -505,6 +549,8 @@ def serve(
     process_response: ProcessResponse | None = None,
     clock: Callable[[], float] = time.time,
     trusted_proxies: Sequence[str | Network] = (),
+    metrics: Metrics | None = None,
+    health: Health | None = None,
     **kwargs: Any,
 ) -> Server:
     """Start a signedws server on ``host`` and ``port``.
@@ -531,10 +577,16 @@ def serve(
             as `signedws.asyncio.connection.Service` documents them (the defaults
             are in this signature). ``stream_marks`` is new per call if
             omitted.
-        process_request: as websockets' (runs before the Origin check).
+        process_request: as websockets' (runs before the Origin check, after
+            the health probes).
         process_response: as websockets' (runs after the connection limit).
         clock, trusted_proxies: as `signedws.asyncio.connection.Service`
             documents them.
+        metrics: where to count connections, frames, rejections
+            (`signedws.metrics.PrometheusMetrics`); None: nowhere.
+        health: answer ``GET /healthz`` and ``GET /readyz`` on this port from
+            it (`signedws.health.Health`), without a log line, and refuse
+            handshakes with 503 while it is draining; None: no probes.
         **kwargs: passed to `websockets.asyncio.server.serve` (``ssl``,
             ``ping_interval``, ``logger`` ...), except the keywords signedws
             sets: ``subprotocols``, ``select_subprotocol``, ``max_size``,
@@ -571,6 +623,8 @@ def serve(
         verify_workers=verify_workers,
         clock=clock,
         trusted_proxies=trusted_proxies,
+        metrics=metrics,
+        health=health,
     )
     # Compression is off unless asked for (websockets' default is on): a
     # message of zeros inflates ~1000-fold. An opt-in is bounded per read

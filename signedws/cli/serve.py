@@ -39,6 +39,7 @@ from ..verifier import Verifier
 if TYPE_CHECKING:
     from ..asyncio import Handler, Reloader, ServerConnection
     from ..asyncio.redis import RedisRevocations
+    from ..server import ServerKey
 
 __all__ = ["cmd_issuer", "cmd_serve", "echo", "resolve_handler"]
 
@@ -129,6 +130,42 @@ async def _follow_redis(
     return task, watcher
 
 
+async def _install_topics(
+    config: ServerConfig, server_key: ServerKey | None
+) -> asyncio.Task[None] | None:
+    """Install the process's topics (`signedws.asyncio.topics.topics`): over
+    Redis pub/sub when ``[redis].url`` is set (return its task once it is
+    subscribed), else in this process."""
+    from ..asyncio.topics import LocalTopics, RedisTopics, install  # noqa: PLC0415
+
+    if config.redis_url is None:
+        install(LocalTopics(config.audience, server_key=server_key))
+        if config.workers > 1:
+            logger.info("topics: per worker (set [redis].url to share them across workers)")
+        return None
+    from ..asyncio.redis import connect_redis, redacted_url  # noqa: PLC0415
+
+    fleet = RedisTopics(
+        connect_redis(config.redis_url, decode=False),
+        config.audience,
+        prefix=config.redis_prefix,
+        server_key=server_key,
+        history=config.redis_topic_history,
+    )
+    task = asyncio.create_task(fleet.run())
+    try:
+        async with asyncio.timeout(REDIS_SYNC_TIMEOUT):
+            await fleet.wait_ready()
+    except TimeoutError:
+        task.cancel()
+        raise ConnectionError(
+            f"no topic subscription at {redacted_url(config.redis_url)} in "
+            f"{REDIS_SYNC_TIMEOUT:g} s; not serving without one"
+        ) from None
+    install(fleet)
+    return task
+
+
 def _stale(reloader: Reloader, what: str, now: float) -> str | None:
     return reloader.stale(what, now)
 
@@ -197,6 +234,7 @@ async def _serve(
     redis_task = watcher = None
     if config.redis_url:
         redis_task, watcher = await _follow_redis(config, verifier)
+    topics_task = await _install_topics(config, server_key)
     metrics: Metrics = NULL_METRICS
     metrics_server = None
     if config.metrics_listen is not None:
@@ -231,6 +269,8 @@ async def _serve(
         finally:
             if redis_task is not None:
                 redis_task.cancel()
+            if topics_task is not None:
+                topics_task.cancel()
             if metrics_server is not None:
                 metrics_server.shutdown()
         return
@@ -286,6 +326,8 @@ async def _serve(
     finally:
         if redis_task is not None:
             redis_task.cancel()
+        if topics_task is not None:
+            topics_task.cancel()
         if metrics_server is not None:
             metrics_server.shutdown()
     logger.info("%s stopped", whom)

@@ -144,6 +144,67 @@ def test_serve_with_issuer_on_one_port(
     assert token.split(".")[2] not in log
 
 
+ROOM_HANDLER = """
+from signedws.asyncio.topics import topics
+
+
+async def handler(connection):
+    room = topics()
+    try:
+        async for message in connection:
+            room.subscribe(connection, "room")
+            await room.publish("room", f"{message.subject}/{message.payload}")
+    finally:
+        room.unsubscribe_all(connection)
+"""
+
+
+def test_serve_with_issuer_has_topics(
+    keys: Path, op: OpenIDProvider, stderr_log: Path, run: Any
+) -> None:
+    """With [issuer] (the ASGI server on one port), `topics()` is installed
+    too: a mac and an ed25519 client in one room hear each other, verified."""
+    (keys / "room.py").write_text(ROOM_HANDLER)
+    config = write_config(keys, op)
+    config.write_text(
+        config.read_text().replace(
+            "allow_no_origin = true", 'allow_no_origin = true\nhandler = "room:handler"'
+        )
+    )
+    token = op.token()
+    proc, lines = start("serve", config, stderr_log)
+    try:
+        ws = re.fullmatch(r"listening on (ws://127\.0\.0\.1:(\d+))\n", lines[0])
+        http = re.fullmatch(r"issuer on (http://127\.0\.0\.1:(\d+)/signedws)\n", lines[1])
+        assert ws, lines
+        assert http, lines
+
+        async def session() -> None:
+            clients = [
+                connect(
+                    f"{ws.group(1)}/ws",
+                    issuer=IssuerClient(http.group(1), login_token=token, scheme=scheme),
+                    audience=AUDIENCE,
+                )
+                for scheme in ("mac", "ed25519")
+            ]
+            async with clients[0] as mac, clients[1] as ed:
+                await mac.send("in")
+                assert await mac.recv() == "app/in"
+                await ed.send("in too")
+                for client in (mac, ed):
+                    assert await client.recv() == "app/in too"
+                await mac.send("bye")
+                for client in (mac, ed):
+                    assert await client.recv() == "app/bye"
+                    assert client.topics.mark("room") == 3
+
+        run(session(), timeout=30)
+    finally:
+        assert stop(proc) == 0
+    assert "Traceback" not in stderr_log.read_text()
+
+
 def test_issuer_alone(keys: Path, op: OpenIDProvider, stderr_log: Path) -> None:
     token = op.token()
     proc, lines = start("issuer", write_config(keys, op), stderr_log)

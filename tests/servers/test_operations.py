@@ -36,8 +36,8 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from signedws.asyncio.asgi import SignedWebSockets
 from signedws.asyncio import connect
+from signedws.asyncio.asgi import SignedWebSockets
 from signedws.health import Check, Health
 from signedws.metrics import SAMPLE_EVERY, PrometheusMetrics
 

@@ -48,6 +48,7 @@ from websockets.http11 import Request, Response
 
 from signedws import Ed25519PrivateKey, Ed25519PublicKey, HMACKey, Issuer, Keyring, Verifier
 from signedws.asyncio import ServerConnection, serve
+from signedws.asyncio.topics import LocalTopics
 from signedws.server import ServerKey
 
 ROOT: Final = Path(__file__).resolve().parents[1]  # clients/js
@@ -56,6 +57,8 @@ SERVED: Final = ("demo/", "src/", "node_modules/@msgpack/msgpack/dist.esm/")
 ISSUER: Final = "demo-issuer"
 SERVER_KID: Final = "demo-server-1"
 MAX_BODY: Final = 4096
+#: The demo's one room (a topic, SPEC.md §14).
+ROOM: Final = "room"
 
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
@@ -80,6 +83,7 @@ class Demo:
         self.hmac_secret, self.issuer_key = hmac_secret, issuer_key
         self.issuer_url = ""  # the real issuer service (SPEC.md §13), with --oidc-issuer
         self.server_key = ServerKey(SERVER_KID, Ed25519PrivateKey.generate())
+        self.room = LocalTopics(audience, server_key=self.server_key)
         self.ws_url = ""
         self._events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -133,8 +137,18 @@ class Demo:
     # -- the signedws server ----------------------------------------------------
 
     async def handler(self, connection: ServerConnection) -> None:
-        """Echo every verified message, naming who signed it."""
+        """Echo every verified message, naming who signed it; a message
+        ``/room <text>`` goes to the room instead: every connection that
+        spoke is subscribed to the topic ``room`` (SPEC.md §14), and the room
+        gets ``<subject>: <text>`` as a broadcast frame."""
+        try:
+            await self._serve_connection(connection)
+        finally:
+            self.room.unsubscribe_all(connection)
+
+    async def _serve_connection(self, connection: ServerConnection) -> None:
         async for message in connection:
+            self.room.subscribe(connection, ROOM)
             payload = message.payload
             shown = payload if isinstance(payload, str) else f"<{len(payload or b'')} bytes>"
             self.record(
@@ -153,6 +167,9 @@ class Demo:
                 # must reconnect and resend. Messages already verified are
                 # still handled (recv returns them), so none is lost.
                 connection.transport.websocket.transport.abort()  # type: ignore[union-attr]
+                continue
+            if isinstance(payload, str) and payload.startswith("/room "):
+                await self.room.publish(ROOM, f"{message.subject}: {payload[6:]}")
                 continue
             with contextlib.suppress(ConnectionClosed):
                 await connection.send(f"{message.subject} (seq {message.seq}) said: {shown}")

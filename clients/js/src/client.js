@@ -46,6 +46,7 @@
  * @module signedws/client
  */
 
+import { Topics } from './broadcast.js';
 import { randomBytes } from './bytes.js';
 import { increment } from './codec.js';
 import { Ed25519Credential, MACCredential } from './credential.js';
@@ -278,13 +279,22 @@ export class Outbox {
 
 // -- events -----------------------------------------------------------------------
 
-/** A verified server payload: hand it to the application. */
+/**
+ * A verified server payload: hand it to the application. `broadcast` is set
+ * when it came in a broadcast frame (SPEC.md §14.4): its topic, `tseq` and
+ * `missed` (a gap in the topic since the last message of it this session
+ * received, across reconnects).
+ */
 export class PayloadReceived {
-  /** @param {string | Uint8Array} payload */
-  constructor(payload) {
+  /**
+   * @param {string | Uint8Array} payload
+   * @param {import('./broadcast.js').BroadcastMessage | null} [broadcast]
+   */
+  constructor(payload, broadcast = null) {
     /** @type {'payload'} */
     this.type = 'payload';
     this.payload = payload;
+    this.broadcast = broadcast;
     Object.freeze(this);
   }
 }
@@ -366,6 +376,8 @@ export class AckTimedOut {
  *   failed refreshes
  * @property {() => number} [random] a uniform [0, 1) source for the
  *   backoff's jitter
+ * @property {Topics} [topics] the topic marks of broadcasts (§14.4), kept
+ *   across connections; empty by default
  */
 
 /**
@@ -401,6 +413,7 @@ export class ClientSession {
       maxAttempts = null,
       backoff = new Backoff(),
       random = Math.random,
+      topics = new Topics(),
     } = options ?? {};
     if (!isCredential(credential)) throw new UsageError('credential must be a MACCredential or an Ed25519Credential');
     if (typeof audience !== 'string') throw new UsageError('audience is required');
@@ -415,9 +428,12 @@ export class ClientSession {
       throw new UsageError(`stream must be ${STREAM_SIZE} bytes`);
     }
     if (!(backoff instanceof Backoff)) throw new UsageError('backoff must be a Backoff');
+    if (!(topics instanceof Topics)) throw new UsageError('topics must be a Topics');
     this.audience = audience;
     /** The stream id (SPEC.md §7.3), fixed for the life of the session. */
     this.stream = stream;
+    /** The topic marks of broadcasts (SPEC.md §14.4), for the life of the session. */
+    this.topics = topics;
     /** @private */ this._credential = credential;
     /** @private */ this._serverKeys = serverKeyMap(serverKeys);
     /** @private */ this._keepalive = keepalive;
@@ -589,6 +605,7 @@ export class ClientSession {
         serverKeys: this._serverKeys,
         stream: this.stream,
         seq: this._outbox.seq,
+        topics: this.topics,
       });
     } catch (error) {
       if (!(error instanceof Rejected)) throw error;
@@ -627,10 +644,12 @@ export class ClientSession {
   }
 
   /**
-   * A server frame (SPEC.md §7.2).
+   * A server frame (SPEC.md §7.2) or a broadcast frame (§14.4).
    *
-   * Its `ack` drops what it covers from the outbox (`Acknowledged`); its
-   * payload becomes `PayloadReceived`. A frame that fails verification (or a
+   * A server frame's `ack` drops what it covers from the outbox
+   * (`Acknowledged`); its payload becomes `PayloadReceived`. A broadcast
+   * (kind 6 or 7: it shares the server counter and carries no ack) becomes
+   * `PayloadReceived` with its `BroadcastMessage`; `topics` moves. A frame that fails verification (or a
    * text message) gives `ServerRejected`. Dropped unread when no connection
    * is taking frames.
    *
@@ -650,10 +669,15 @@ export class ClientSession {
       const epoch = this._epoch;
       let message;
       try {
-        message = await signer.verify(data, { now });
+        message = await signer.verifyAny(data, { now });
       } catch (error) {
         if (!(error instanceof Rejected)) throw error;
         if (epoch === this._epoch) this._reject(error.code, error.detail);
+        return;
+      }
+      if ('tseq' in message) {
+        this._progress = true;
+        this._events.push(new PayloadReceived(message.payload, message));
         return;
       }
       // Even if the connection closed meanwhile: the outbox still holds its

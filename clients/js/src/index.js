@@ -46,6 +46,7 @@ export {
   unverifiedCredential,
 } from './credential.js';
 export { KEPT_FRAME_KEYS, Signer } from './signer.js';
+export { verifyServerFrame } from './receive.js';
 export {
   Broadcast,
   Broadcaster,

@@ -125,6 +125,8 @@ class Lock {
  * @property {() => number} [clock] the wall clock, seconds (for tests)
  * @property {() => number} [random] uniform [0, 1) for backoff jitter
  * @property {Uint8Array} [stream] the stream id (16 bytes; random by default)
+ * @property {import('./broadcast.js').Topics} [topics] the topic marks of
+ *   broadcasts (§14.4) to start from (empty by default); see `topics`
  */
 
 /**
@@ -160,6 +162,7 @@ export class ClientConnection extends EventTarget {
       clock = () => Date.now() / 1000,
       random = Math.random,
       stream,
+      topics,
     } = options ?? {};
     /** @private The protocol: everything this class does not do. */
     this._session = new ClientSession(credential, {
@@ -173,6 +176,7 @@ export class ClientConnection extends EventTarget {
       maxAttempts,
       backoff,
       random,
+      topics,
     });
     if (typeof WebSocketClass !== 'function') {
       throw new UsageError('no WebSocket: in Node 20 run with --experimental-websocket or pass options.WebSocket');
@@ -211,6 +215,16 @@ export class ClientConnection extends EventTarget {
   /** The stream id (SPEC.md §7.3), fixed for the life of the client. */
   get stream() {
     return this._session.stream;
+  }
+
+  /**
+   * The topic marks of the broadcasts received (SPEC.md §14.4), kept across
+   * reconnects: `topics.mark(topic)` is the last `tseq`. Each broadcast is
+   * also dispatched as a `broadcast` event (`detail`: its `BroadcastMessage`:
+   * topic, `tseq`, `missed`) before its payload is queued for `recv`.
+   */
+  get topics() {
+    return this._session.topics;
   }
 
   /** Connections opened so far (1 after `connect`). */
@@ -366,6 +380,7 @@ export class ClientConnection extends EventTarget {
   _process(link, event) {
     switch (event.type) {
       case 'payload':
+        if (event.broadcast !== null) this._emit('broadcast', event.broadcast);
         this._incoming.push(event.payload);
         this._notify();
         break;

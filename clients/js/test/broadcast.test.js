@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import {
   Broadcast,
   Broadcaster,
+  ClientSession,
   Ed25519Credential,
   Ed25519PrivateKey,
   Ed25519PublicKey,
@@ -30,6 +31,7 @@ import {
 } from '../src/index.js';
 import { handle, serverFrame } from './support/session.js';
 import { fold } from '../src/broadcast.js';
+import { verifyServerFrame } from '../src/receive.js';
 
 const data = JSON.parse(readFileSync(new URL('../../../vectors/broadcast.json', import.meta.url), 'utf8'));
 const AUDIENCE = data.audience;
@@ -156,7 +158,8 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
       conns.push({ session, signer });
     }
     const fresh = await ServerSession.create(verifier, { now: NOW, serverKey });
-    return { conns, serverKey, fresh };
+    const open = () => ServerSession.create(verifier, { now: NOW, serverKey });
+    return { conns, serverKey, fresh, credential, open };
   }
 
   for (const scheme of ['mac', 'ed25519']) {
@@ -193,6 +196,64 @@ describe('Broadcaster and Signer.verifyBroadcast', () => {
     dressed.set([0x98, 0x01, 0x06]);
     await assert.rejects(signer.verifyAny(dressed), (e) => e instanceof Rejected && e.code.id === 'malformed');
   });
+
+  test('verifyServerFrame: the client receive hook (receive.js)', async () => {
+    const { conns } = await world('mac', 1);
+    const [{ session, signer }] = conns;
+    const fanout = new Broadcaster(AUDIENCE);
+    await signer.verify(await serverFrame(session, 'p', { now: NOW }));
+    /** @type {any[]} */
+    const heard = [];
+    const frame = /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('t', 3, 'b', { now: NOW }), [session]))[0]);
+    const got = await verifyServerFrame(signer, frame, { onBroadcast: (m) => heard.push(m) });
+    assert.deepEqual([got.counter, got.ack, got.payload], [2, signer.acked, 'b']);
+    assert.deepEqual(heard.map((m) => [m.topic, m.tseq, m.missed]), [['t', 3, 0]]);
+    const plain = await verifyServerFrame(signer, await serverFrame(session, 'q', { now: NOW }));
+    assert.deepEqual([plain.counter, plain.payload], [3, 'q']);
+    await assert.rejects(verifyServerFrame(signer, 'text'), (e) => e instanceof Rejected && e.code.id === 'malformed');
+    await assert.rejects(verifyServerFrame(signer, frame), (e) => e instanceof Rejected && e.code.id === 'replay');
+  });
+
+  for (const scheme of ['mac', 'ed25519']) {
+    test(`${scheme}: ClientSession delivers broadcasts (PayloadReceived.broadcast) and keeps topic marks across connections`, async () => {
+      const { serverKey, credential, open } = await world(scheme, 0);
+      const fanout = new Broadcaster(AUDIENCE, { serverKey });
+      const client = new ClientSession(/** @type {any} */ (credential), {
+        audience: AUDIENCE,
+        serverKeys: { 'srv-1': serverKey.privateKey.publicKey() },
+        keepalive: null,
+        ackTimeout: null,
+      });
+      const connect = async () => {
+        const server = await open();
+        await client.receiveHello(server.hello, { now: NOW });
+        for (const frame of client.dataToSend()) await handle(server, frame, { now: NOW });
+        return server;
+      };
+      let server = await connect();
+      await client.receiveMessage(await serverFrame(server, 'u1', { now: NOW }), { now: NOW });
+      const frame = /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('t', 1, 'b1', { now: NOW }), [server]))[0]);
+      await client.receiveMessage(frame, { now: NOW });
+      await client.receiveMessage(await serverFrame(server, 'u2', { now: NOW }), { now: NOW });
+      const events = /** @type {any[]} */ (client.eventsReceived());
+      assert.deepEqual(events.map((e) => [e.type, e.payload]), [['payload', 'u1'], ['payload', 'b1'], ['payload', 'u2']]);
+      assert.equal(events[0].broadcast, null);
+      assert.deepEqual([events[1].broadcast.topic, events[1].broadcast.tseq, events[1].broadcast.missed], ['t', 1, 0]);
+      assert.equal(Number(client.topics.mark('t')), 1);
+      await client.receiveMessage(frame, { now: NOW }); // a replay: the connection ends
+      const [rejected] = /** @type {any[]} */ (client.eventsReceived());
+      assert.equal(rejected.type, 'rejected');
+      assert.equal(rejected.code.id, 'replay');
+      assert.equal(client.connected, false);
+      client.connectionClosed(rejected.code.closeCode, '', { now: NOW });
+      server = await connect(); // another connection: the marks stay
+      const later = /** @type {Uint8Array} */ ((await fanout.frames(await fanout.message('t', 3, 'b3', { now: NOW }), [server]))[0]);
+      await client.receiveMessage(later, { now: NOW });
+      const [event] = /** @type {any[]} */ (client.eventsReceived());
+      assert.deepEqual([event.payload, event.broadcast.tseq, event.broadcast.missed], ['b3', 3, 1]);
+      assert.equal(Number(client.topics.mark('t')), 3);
+    });
+  }
 
   test('topic marks: a replayed tseq is refused, a gap is reported', async () => {
     const { conns } = await world('mac', 1);

@@ -90,6 +90,33 @@ describe('Chromium', () => {
     assert.equal(handshake.authorization, false);
   });
 
+  test('a room: two pages hear each other\'s /room lines as verified broadcasts, in order', async () => {
+    const one = await openDemo(server.http);
+    const two = await openDemo(server.http);
+    try {
+      await one.page.evaluate(() => window.demo.enrol('ed25519', 'room-ed25519'));
+      await two.page.evaluate(() => window.demo.enrol('mac', 'room-mac'));
+      for (const { page } of [one, two]) {
+        await page.evaluate(() => window.demo.connect());
+        await page.evaluate(() => window.demo.send('here'));  // joins the room
+        await page.evaluate(() => window.demo.echoes(1));
+      }
+      await one.page.evaluate(() => window.demo.send('/room hello from one'));
+      await one.page.evaluate(() => window.demo.echoes(2));
+      await two.page.evaluate(() => window.demo.send('/room hello from two'));
+      const expected = ['room-ed25519: hello from one', 'room-mac: hello from two'];
+      for (const { page } of [one, two]) {
+        const heard = await page.evaluate(() => window.demo.echoes(3));
+        assert.deepEqual(heard.slice(1), expected);
+      }
+      const log = await one.page.locator('#log').innerText();
+      assert.match(log, /room-mac: hello from two/);
+    } finally {
+      await one.context.close();
+      await two.context.close();
+    }
+  });
+
   test('mac from the allowed origin: token and non-extractable frame key', async () => {
     const { context, page } = await openDemo(server.http);
     try {

@@ -70,6 +70,36 @@ async function recvUntil(client, predicate) {
 const quick = new Backoff({ initial: 0.05, maximum: 0.2 });
 
 describe('Node client <-> Python server', () => {
+  test('a room: broadcast frames (SPEC.md §14) reach every member, verified, in order', async () => {
+    const key = await Ed25519PrivateKey.generate();
+    const { server_keys: hexKeys } = await server.config();
+    const serverKeys = Object.fromEntries(Object.entries(hexKeys).map(([kid, hex]) => [kid, fromHex(/** @type {string} */ (hex))]));
+    const ann = await connect(server.ws, await macCredential('ann-room'), { audience: server.audience });
+    const bob = await connect(server.ws, await ed25519Credential('bob-room', key), { audience: server.audience, serverKeys });
+    /** @type {Map<object, any[]>} */
+    const heard = new Map([[ann, []], [bob, []]]);
+    for (const [client, list] of heard) client.addEventListener('broadcast', (event) => list.push(/** @type {any} */ (event).detail));
+    try {
+      await ann.send('hi');  // joins (every connection that spoke is in the room)
+      await bob.send('hi');
+      assert.equal(await ann.recv(), 'ann-room (seq 1) said: hi');
+      assert.equal(await bob.recv(), 'bob-room (seq 1) said: hi');
+      await ann.send('/room one');
+      await bob.send('/room two');
+      for (const client of [ann, bob]) {
+        assert.deepEqual([await client.recv(), await client.recv()], ['ann-room: one', 'bob-room: two']);
+        const mark = client.topics.mark('room');
+        assert.ok(mark !== null && Number(mark) >= 2);
+        const events = /** @type {any[]} */ (heard.get(client));
+        assert.deepEqual(events.map((m) => [m.topic, m.payload]), [['room', 'ann-room: one'], ['room', 'bob-room: two']]);
+        assert.equal(Number(events[1].tseq), Number(mark));
+      }
+    } finally {
+      await ann.close();
+      await bob.close();
+    }
+  });
+
   test('mac: the server verifies every frame; the client verifies every echo', async () => {
     const client = await connect(server.ws, await macCredential('alice-mac'), { audience: server.audience });
     try {
