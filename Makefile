@@ -110,6 +110,18 @@ bench: $(STAMP)
 	  --benchmark-json=.benchmarks/hotpath.json --benchmark-columns=median,min,rounds
 	$(BIN)/python benchmarks/compare.py --json .benchmarks/compare.json
 	$(BIN)/python benchmarks/e2e.py --json .benchmarks/e2e.json
+	$(BIN)/python benchmarks/broadcast_e2e.py local --recipients 10000 --rounds 7 \
+	  --json .benchmarks/broadcast_local.json
+	@missing=; for tool in redis-server nginx; do \
+	  command -v $$tool >/dev/null || test -x /usr/sbin/$$tool || test -x /usr/bin/$$tool \
+	    || missing="$$missing $$tool"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "broadcast_e2e.py fleet skipped, not installed:$$missing"; \
+	else \
+	  echo "$(BIN)/python benchmarks/broadcast_e2e.py fleet --json .benchmarks/broadcast_fleet.json"; \
+	  $(BIN)/python benchmarks/broadcast_e2e.py fleet --json .benchmarks/broadcast_fleet.json; \
+	fi
 	$(BIN)/python benchmarks/report.py
 
 clean:
