@@ -102,14 +102,27 @@ security-report: $(STAMP)
 	SIGNEDWS_REPORT=1 $(BIN)/python -m pytest tests/adversarial -p no:cacheprovider
 
 # Benchmarks (benchmarks/, never run by `make test`): the pytest-benchmark suite,
-# compare.py (the verifier beside its floors and the JWT peers) and e2e.py (real
-# websockets servers), then benchmarks/RESULTS.md. About five minutes.
+# compare.py (the verifier beside its floors and the JWT peers), e2e.py (real
+# websockets servers) and broadcast_e2e.py (local: about 95 s on 2 cores; fleet:
+# about 7 s, needs redis-server and nginx), then benchmarks/RESULTS.md. About seven minutes.
 bench: $(STAMP)
 	mkdir -p .benchmarks
 	$(BIN)/python -m pytest benchmarks/ -p no:cacheprovider --benchmark-only \
 	  --benchmark-json=.benchmarks/hotpath.json --benchmark-columns=median,min,rounds
 	$(BIN)/python benchmarks/compare.py --json .benchmarks/compare.json
 	$(BIN)/python benchmarks/e2e.py --json .benchmarks/e2e.json
+	$(BIN)/python benchmarks/broadcast_e2e.py local --recipients 10000 --rounds 7 \
+	  --json .benchmarks/broadcast_local.json
+	@missing=; for tool in redis-server nginx; do \
+	  command -v $$tool >/dev/null || test -x /usr/sbin/$$tool || test -x /usr/bin/$$tool \
+	    || missing="$$missing $$tool"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "broadcast_e2e.py fleet skipped, not installed:$$missing"; \
+	else \
+	  echo "$(BIN)/python benchmarks/broadcast_e2e.py fleet --json .benchmarks/broadcast_fleet.json"; \
+	  $(BIN)/python benchmarks/broadcast_e2e.py fleet --json .benchmarks/broadcast_fleet.json; \
+	fi
 	$(BIN)/python benchmarks/report.py
 
 clean:

@@ -4,7 +4,11 @@ cross-node latency behind nginx.
 Usage::
 
     python benchmarks/broadcast_e2e.py local [--recipients 10000] [--rounds 7] [--profile]
-    python benchmarks/broadcast_e2e.py fleet [--messages 200]
+                                             [--json PATH]
+    python benchmarks/broadcast_e2e.py fleet [--messages 200] [--json PATH]
+
+``--json PATH`` writes the printed figures, the parameters, the targets of
+issue 18 and the environment to PATH, for ``benchmarks/report.py``.
 
 ``local``: a signedws server (the websockets adapter) in this process with N
 authenticated connections of one scheme (a client subprocess opens them, each
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import random
@@ -50,6 +55,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from report import environment, load_average
 from scenario import (
     AUDIENCE,
     CLIENT_KEY,
@@ -69,6 +75,17 @@ from signedws.server import ServerKey
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+#: Issue 18's targets: CPU per recipient (µs), publish over bare websockets
+#: ``broadcast()``, and the cross-node median latency (ms).
+PER_RECIPIENT_US = 2.0
+VS_BARE = 3.0
+FLEET_MEDIAN_MS = 20.0
+
+
+def _write_json(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 # -- the client subprocess ---------------------------------------------------------------
@@ -249,23 +266,62 @@ async def _local(
 def local(args: argparse.Namespace) -> None:
     print(f"CPU per recipient, one {len(PAYLOAD)}-byte message to {args.recipients} connections")
     print(f"(median of {args.rounds} rounds; {sys.implementation.name} {sys.version.split()[0]})")
+    env = environment()
+    before = load_average()
+    schemes: dict[str, dict[str, Any]] = {}
+    targets: list[dict[str, Any]] = []
     for scheme in ("mac", "ed25519"):
         costs = asyncio.run(_local(scheme, args.recipients, args.rounds, args.profile))
+        rows: dict[str, Any] = {}
         for name, values in costs.items():
-            print(
-                f"  {scheme:<8}{name:<8}{statistics.median(values):>8.2f} µs"
-                f"  (min {min(values):.2f})"
-            )
+            median = statistics.median(values)
+            rows[name] = {"median_us": median, "min_us": min(values), "rounds_us": values}
+            print(f"  {scheme:<8}{name:<8}{median:>8.2f} µs  (min {min(values):.2f})")
         ratio = statistics.median(
             t / b for t, b in zip(costs["topics"], costs["bare"], strict=True)
         )
         print(f"  {scheme:<8}topics / bare (paired median) {ratio:.2f}x")
+        schemes[scheme] = {"rows": rows, "topics_over_bare": ratio}
+        for name, what in (("frames", "frames only"), ("topics", "publish")):
+            value = rows[name]["median_us"]
+            targets.append(
+                {
+                    "target": f"{scheme} {what}, CPU per recipient (µs)",
+                    "op": "<=",
+                    "bound": PER_RECIPIENT_US,
+                    "value": value,
+                    "met": value <= PER_RECIPIENT_US,
+                }
+            )
+        targets.append(
+            {
+                "target": f"{scheme} publish / bare websockets broadcast() (paired median)",
+                "op": "<=",
+                "bound": VS_BARE,
+                "value": ratio,
+                "met": ratio <= VS_BARE,
+            }
+        )
+    if args.json:
+        _write_json(
+            args.json,
+            {
+                "environment": env,
+                "load_average": {"before": before, "after": load_average()},
+                "recipients": args.recipients,
+                "rounds": args.rounds,
+                "payload_bytes": len(PAYLOAD),
+                "profiled": args.profile,
+                "schemes": schemes,
+                "targets": targets,
+            },
+        )
 
 
 # -- fleet: A -> B, C behind nginx ---------------------------------------------------------------
 
 
-async def _fleet_run(uri: str, secret: Any, kid: str, messages: int) -> list[float]:
+async def _fleet_run(uri: str, secret: Any, kid: str, messages: int) -> dict[str, list[float]]:
     from websockets.asyncio.client import connect  # noqa: PLC0415
 
     async def member(name: str) -> tuple[Any, Signer]:
@@ -294,9 +350,9 @@ async def _fleet_run(uri: str, secret: Any, kid: str, messages: int) -> list[flo
     (a_ws, a_signer), *others = by_node.values()
     await asyncio.sleep(0.5)  # every join handled (subscribed)
     sent: dict[str, float] = {}
-    latencies: list[float] = []
+    by_receiver: dict[str, list[float]] = {"B": [], "C": []}
 
-    async def listen(ws: Any, signer: Signer) -> None:
+    async def listen(ws: Any, signer: Signer, latencies: list[float]) -> None:
         got = 0
         while got < messages:
             message = signer.verify_any(await ws.recv())
@@ -309,7 +365,10 @@ async def _fleet_run(uri: str, secret: Any, kid: str, messages: int) -> list[flo
         while True:
             a_signer.verify_any(await a_ws.recv())
 
-    listeners = [asyncio.create_task(listen(ws, s)) for ws, s in others]
+    listeners = [
+        asyncio.create_task(listen(ws, s, by_receiver[label]))
+        for (ws, s), label in zip(others, by_receiver, strict=True)
+    ]
     drainer = asyncio.create_task(drain_a())
     for k in range(messages):
         line = f"line {k}"
@@ -321,7 +380,7 @@ async def _fleet_run(uri: str, secret: Any, kid: str, messages: int) -> list[flo
     drainer.cancel()
     for ws, _ in by_node.values():
         await ws.close()
-    return latencies
+    return by_receiver
 
 
 def fleet(args: argparse.Namespace) -> None:
@@ -335,6 +394,8 @@ def fleet(args: argparse.Namespace) -> None:
         nodes_running,
     )
 
+    env = environment()
+    before = load_average()
     base = Path(tempfile.mkdtemp(prefix="signedws-bcast-"))
     try:
         keys = FleetKeys.create(base / "keys")
@@ -353,7 +414,7 @@ def fleet(args: argparse.Namespace) -> None:
                 nginx = Nginx(find_tool("nginx"), base / "nginx", [n.port for n in nodes])
                 nginx.start()
                 try:
-                    latencies = asyncio.run(
+                    by_receiver = asyncio.run(
                         _fleet_run(nginx.uri, keys.secret, keys.kid, args.messages)
                     )
                 finally:
@@ -362,12 +423,46 @@ def fleet(args: argparse.Namespace) -> None:
             redis.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    latencies.sort()
-    p90 = latencies[int(len(latencies) * 0.9)]
+    after = load_average()
+
+    def summary(values: list[float]) -> dict[str, Any]:
+        values = sorted(values)
+        return {
+            "receipts": len(values),
+            "median_ms": statistics.median(values),
+            "p90_ms": values[int(len(values) * 0.9)],
+            "max_ms": values[-1],
+        }
+
+    both = summary([x for values in by_receiver.values() for x in values])
     print(
-        f"cross-node A -> B, C behind nginx: {len(latencies)} receipts, median "
-        f"{statistics.median(latencies):.2f} ms, p90 {p90:.2f} ms, max {latencies[-1]:.2f} ms"
+        f"cross-node A -> B, C behind nginx: {both['receipts']} receipts, median "
+        f"{both['median_ms']:.2f} ms, p90 {both['p90_ms']:.2f} ms, max {both['max_ms']:.2f} ms"
     )
+    per_node = {label: summary(values) for label, values in by_receiver.items()}
+    for label, s in per_node.items():
+        print(f"  to node {label}: median {s['median_ms']:.2f} ms, p90 {s['p90_ms']:.2f} ms")
+    if args.json:
+        _write_json(
+            args.json,
+            {
+                "environment": env,
+                "load_average": {"before": before, "after": after},
+                "messages": args.messages,
+                "interval_ms": 20,
+                "all": both,
+                "nodes": per_node,
+                "targets": [
+                    {
+                        "target": "cross-node median latency, A -> B and C (ms)",
+                        "op": "<=",
+                        "bound": FLEET_MEDIAN_MS,
+                        "value": both["median_ms"],
+                        "met": both["median_ms"] <= FLEET_MEDIAN_MS,
+                    }
+                ],
+            },
+        )
 
 
 def main() -> None:
@@ -376,6 +471,7 @@ def main() -> None:
     one = sub.add_parser("local")
     one.add_argument("--recipients", type=int, default=10_000)
     one.add_argument("--rounds", type=int, default=7)
+    one.add_argument("--json", type=Path, help="write the figures to this file")
     one.add_argument(
         "--profile",
         action="store_true",
@@ -383,6 +479,7 @@ def main() -> None:
     )
     two = sub.add_parser("fleet")
     two.add_argument("--messages", type=int, default=200)
+    two.add_argument("--json", type=Path, help="write the figures to this file")
     client = sub.add_parser("client")
     client.add_argument("uri")
     client.add_argument("scheme")

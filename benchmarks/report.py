@@ -2,9 +2,11 @@
 
 Usage::
 
-    python benchmarks/report.py [--compare PATH] [--e2e PATH] [--hotpath PATH] [--out PATH]
+    python benchmarks/report.py [--compare PATH] [--e2e PATH] [--hotpath PATH]
+                                [--broadcast-local PATH] [--broadcast-fleet PATH] [--out PATH]
 
-``compare.py --json``, ``e2e.py --json`` and pytest-benchmark's
+``compare.py --json``, ``e2e.py --json``, ``broadcast_e2e.py local --json``,
+``broadcast_e2e.py fleet --json`` and pytest-benchmark's
 ``--benchmark-json`` each write one file; this script turns whichever exist
 into the tables of RESULTS.md, with the machine, the versions and the date.
 RESULTS.md is never edited by hand: rerun ``make bench``.
@@ -17,7 +19,8 @@ which belongs to ``benchmarks/fleet.py``.
 
 It also writes README.md's headline figures, between ``<!-- bench:begin -->``
 and ``<!-- bench:end -->``, when this run has both ``compare.py``'s and
-``e2e.py``'s JSON: README quotes the run, nobody types its numbers.
+``e2e.py``'s JSON (and a broadcast line when ``broadcast_e2e.py local``'s
+JSON is there too): README quotes the run, nobody types its numbers.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ OUT_DIR: Final = ROOT / ".benchmarks"  # git-ignored
 COMPARE_JSON: Final = OUT_DIR / "compare.json"
 E2E_JSON: Final = OUT_DIR / "e2e.json"
 HOTPATH_JSON: Final = OUT_DIR / "hotpath.json"
+BROADCAST_LOCAL_JSON: Final = OUT_DIR / "broadcast_local.json"
+BROADCAST_FLEET_JSON: Final = OUT_DIR / "broadcast_fleet.json"
 RESULTS_MD: Final = HERE / "RESULTS.md"
 README_MD: Final = ROOT / "README.md"
 #: The markers README.md's headline figures are written between.
@@ -53,6 +58,7 @@ FLEET_END: Final = "<!-- fleet:end -->"
 COMPARE_TITLE: Final = "## Hot path beside floors and peers (`compare.py`)"
 E2E_TITLE: Final = "## End to end over `websockets` and `picows` (`e2e.py`)"
 HOTPATH_TITLE: Final = "## pytest-benchmark suite (`benchmarks/test_hotpath.py`)"
+BROADCAST_TITLE: Final = "## Broadcast and topics (`broadcast_e2e.py`)"
 KEPT_NOTE: Final = (
     "*Kept from the previous RESULTS.md: this run had no JSON for this section "
     "(its own load averages, date and versions were those of its run).*"
@@ -299,6 +305,101 @@ def hotpath_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _us(value: float) -> str:
+    return f"{value:.2f} µs"
+
+
+def _load_line(result: dict[str, Any]) -> str:
+    load = result.get("load_average") or {}
+    return f"Load average (1/5/15 min) before: {load.get('before')}, after: {load.get('after')}."
+
+
+def broadcast_targets_table(targets: list[dict[str, Any]]) -> list[str]:
+    """Issue 18's targets: absolute bounds (µs, ms) and ratios."""
+    lines = ["| target | bound | measured | met |", "|---|---:|---:|:---:|"]
+    for t in targets:
+        name = t["target"]
+        if name.endswith("(µs)"):
+            bound, value = _us(t["bound"]), _us(t["value"])
+        elif name.endswith("(ms)"):
+            bound, value = f"{t['bound']:g} ms", f"{t['value']:.2f} ms"
+        else:
+            bound, value = f"{t['bound']:g}x", _ratio(t["value"])
+        lines.append(
+            f"| {name} | {t['op']} {bound} | {value} | {'yes' if t['met'] else '**no**'} |"
+        )
+    return lines
+
+
+def broadcast_tables(
+    env: dict[str, Any], local: dict[str, Any] | None, fleet: dict[str, Any] | None
+) -> str:
+    """The broadcast_e2e.py section: CPU per recipient, cross-node latency,
+    then issue 18's targets."""
+    lines: list[str] = []
+    targets: list[dict[str, Any]] = []
+    if local:
+        local_env = local.get("environment") or {}
+        lines += [
+            *_own_run(env, local_env.get("date"), local_env.get("commit")),
+            f"One {local['payload_bytes']}-byte message to {local['recipients']:,} "
+            "authenticated connections of one scheme (a client subprocess reads them), "
+            "CPU of the server process (`time.process_time`) per recipient: median "
+            f"(and fastest) of {local['rounds']} rounds, the rows in shuffled order each "
+            "round. `bare`: websockets' `broadcast()` of the payload to the same "
+            "connections (unauthenticated); `publish`: `LocalTopics.publish` (SPEC.md §14 "
+            "frames and the writes); `frames only`: `Broadcaster.frames` (authentication and "
+            "encoding, no write). Ratio: publish over bare, paired by round, median."
+            + (" *The publish row was profiled (`--profile`).*" if local.get("profiled") else ""),
+            "",
+            f"`python benchmarks/broadcast_e2e.py local --recipients {local['recipients']} "
+            f"--rounds {local['rounds']} --json .benchmarks/broadcast_local.json`",
+            "",
+            _load_line(local),
+            "",
+            "| scheme | bare `broadcast()` | publish | frames only | publish / bare |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for scheme, figures in local["schemes"].items():
+            rows = figures["rows"]
+            cells = " | ".join(
+                f"{_us(rows[name]['median_us'])} ({_us(rows[name]['min_us'])})"
+                for name in ("bare", "topics", "frames")
+            )
+            lines.append(f"| `{scheme}` | {cells} | {_ratio(figures['topics_over_bare'])} |")
+        targets += local.get("targets", [])
+    if fleet:
+        fleet_env = fleet.get("environment") or {}
+        if lines:
+            lines.append("")
+        lines += [
+            *_own_run(env, fleet_env.get("date"), fleet_env.get("commit")),
+            "redis-server, three `signedws serve` nodes (examples/chat_handler.py, "
+            "`[redis].url`), nginx in front; one member on each node through nginx. The "
+            f"member on node A says {fleet['messages']} lines, one every "
+            f"{fleet['interval_ms']} ms; latency from its send to the broadcast's arrival "
+            "at the members on nodes B and C (one clock, one process).",
+            "",
+            f"`python benchmarks/broadcast_e2e.py fleet --messages {fleet['messages']} "
+            "--json .benchmarks/broadcast_fleet.json`",
+            "",
+            _load_line(fleet),
+            "",
+            "| receiver | receipts | median | p90 | max |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for label, s in [*fleet["nodes"].items(), ("B and C", fleet["all"])]:
+            name = label if label == "B and C" else f"node {label}"
+            lines.append(
+                f"| {name} | {s['receipts']:,} | {s['median_ms']:.2f} ms "
+                f"| {s['p90_ms']:.2f} ms | {s['max_ms']:.2f} ms |"
+            )
+        targets += fleet.get("targets", [])
+    if targets:
+        lines += ["", *broadcast_targets_table(targets)]
+    return "\n".join(lines)
+
+
 def _environment_lines(env: dict[str, Any]) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     return [
@@ -355,6 +456,9 @@ def render(
     e2e: dict[str, Any] | None,
     hotpath: dict[str, Any] | None,
     previous: str = "",
+    *,
+    broadcast_local: dict[str, Any] | None = None,
+    broadcast_fleet: dict[str, Any] | None = None,
 ) -> str:
     """RESULTS.md from the JSON results; ``previous`` (the file it replaces)
     supplies the sections this run has no JSON for, and the fleet section."""
@@ -416,6 +520,10 @@ def render(
             [*_own_run(env, date, commit[:7] if commit else None), hotpath_table(hotpath)]
         )
     section(HOTPATH_TITLE, hotpath_body)
+    broadcast_body = None
+    if broadcast_local or broadcast_fleet:
+        broadcast_body = broadcast_tables(env, broadcast_local, broadcast_fleet)
+    section(BROADCAST_TITLE, broadcast_body)
     fleet = fleet_block(previous)
     if fleet is not None:
         out.extend(["", fleet])
@@ -428,7 +536,30 @@ def _peer(target: dict[str, Any]) -> str:
     return _PEER_NAMES.get(row.split(".")[1], row)
 
 
-def readme_block(compare: dict[str, Any], e2e: dict[str, Any]) -> str:
+def broadcast_line(local: dict[str, Any], fleet: dict[str, Any] | None) -> str:
+    """README's headline for broadcast: CPU per recipient, and the fleet's median."""
+    mac, ed = local["schemes"]["mac"], local["schemes"]["ed25519"]
+    line = (
+        f"- Broadcast to {local['recipients']:,} connections: "
+        f"{_us(mac['rows']['topics']['median_us'])} (`mac`) and "
+        f"{_us(ed['rows']['topics']['median_us'])} (`ed25519`) of CPU per recipient to "
+        f"publish, {_ratio(mac['topics_over_bare'])} and {_ratio(ed['topics_over_bare'])} "
+        "the CPU of websockets' unauthenticated `broadcast()`"
+    )
+    if fleet:
+        line += (
+            f"; across three nodes (redis, nginx), median {fleet['all']['median_ms']:.1f} ms "
+            f"from the sender to the other nodes' members (p90 {fleet['all']['p90_ms']:.1f} ms)"
+        )
+    return line + "."
+
+
+def readme_block(
+    compare: dict[str, Any],
+    e2e: dict[str, Any],
+    broadcast_local: dict[str, Any] | None = None,
+    broadcast_fleet: dict[str, Any] | None = None,
+) -> str:
     """README.md's headline figures, from one run of each script."""
     targets = {t["target"].split(" (")[0].split(" / ")[0]: t for t in compare["targets"]}
     rows = {row["name"]: row for row in compare["rows"]}
@@ -470,6 +601,7 @@ def readme_block(compare: dict[str, Any], e2e: dict[str, Any]) -> str:
         f"one process. {e2e['memory']['verifier_state_bytes']:.0f} bytes of verifier "
         "state per idle connection.",
         *_picows_lines(runs, by_target, e2e),
+        *([broadcast_line(broadcast_local, broadcast_fleet)] if broadcast_local else []),
         README_END,
     ]
     return "\n".join(lines)
@@ -525,16 +657,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", type=Path, default=COMPARE_JSON)
     parser.add_argument("--e2e", type=Path, default=E2E_JSON)
     parser.add_argument("--hotpath", type=Path, default=HOTPATH_JSON)
+    parser.add_argument("--broadcast-local", type=Path, default=BROADCAST_LOCAL_JSON)
+    parser.add_argument("--broadcast-fleet", type=Path, default=BROADCAST_FLEET_JSON)
     parser.add_argument("--out", type=Path, default=RESULTS_MD)
     args = parser.parse_args(argv)
     previous = args.out.read_text() if args.out.exists() else ""
-    text = render(_load(args.compare), _load(args.e2e), _load(args.hotpath), previous)
+    broadcast_local, broadcast_fleet = _load(args.broadcast_local), _load(args.broadcast_fleet)
+    text = render(
+        _load(args.compare),
+        _load(args.e2e),
+        _load(args.hotpath),
+        previous,
+        broadcast_local=broadcast_local,
+        broadcast_fleet=broadcast_fleet,
+    )
     args.out.write_text(text)
     print(f"wrote {args.out}")
     compare, e2e = _load(args.compare), _load(args.e2e)
     if compare and e2e and args.out == RESULTS_MD:
         readme = README_MD.read_text()
-        README_MD.write_text(replace_block(readme, readme_block(compare, e2e)))
+        block = readme_block(compare, e2e, broadcast_local, broadcast_fleet)
+        README_MD.write_text(replace_block(readme, block))
         print(f"wrote {README_MD.name}'s figures")
     return 0
 
