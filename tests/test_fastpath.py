@@ -35,7 +35,7 @@ def test_current_frame_takes_the_next_honest_frame(scheme: str) -> None:
     p = Pair(scheme)  # type: ignore[arg-type]
     p.warm_up()
     frame = p.sign("payload")
-    state = p.server.state
+    state = p.server.verifier_state
     assert state.credential is not None
     got = _fastpath.current_frame(frame, state, state.credential, NOW_MS, True)
     assert isinstance(got, list)
@@ -47,7 +47,7 @@ def _warm_mac() -> tuple[Pair, ConnectionState, VerifiedCredential, bytes]:
     """A warm `mac` connection, its state and credential, and its next frame."""
     p = Pair("mac")
     p.warm_up()
-    state = p.server.state
+    state = p.server.verifier_state
     vc = state.credential
     assert vc is not None
     return p, state, vc, p.sign("payload")
