@@ -28,6 +28,7 @@ from helpers import strict_accepts
 from hypothesis import given
 from hypothesis import strategies as st
 
+from signedws import ed25519
 from signedws.ed25519 import (
     BACKENDS,
     SMALL_ORDER_ENCODINGS,
@@ -493,3 +494,22 @@ def test_check_signature_shortcuts_change_no_answer() -> None:
 def test_check_signature_matches_the_reference_on_any_bytes(signature: bytes) -> None:
     """For any 64 bytes, check_signature answers as the reference rule does."""
     assert check_signature(signature) == _reference_check_signature(signature)
+
+
+@pytest.mark.parametrize("name", ["libsodium", "openssl"])
+def test_strict_problem_names_each_failing_rule(name: str) -> None:
+    """`strict_problem` accepts an honest signature and says why for a bad
+    public key, a non-canonical S (S + L) and a signature of another message,
+    without the public vectors (they cover it too, when present)."""
+    backend = ed25519.get_backend(name)
+    key = nacl.signing.SigningKey(bytes(range(32)))
+    public = bytes(key.verify_key)
+    signature = key.sign(b"message").signature
+    assert ed25519.strict_problem(backend, public, signature, b"message") is None
+    order = 2**252 + 27742317777372353535851937790883648493
+    s_plus_l = (int.from_bytes(signature[32:], "little") + order).to_bytes(32, "little")
+    problem = ed25519.strict_problem(backend, public, signature[:32] + s_plus_l, b"message")
+    assert problem is not None
+    assert ed25519.check_signature(signature[:32] + s_plus_l) == problem
+    assert ed25519.strict_problem(backend, public, signature, b"other") is not None
+    assert ed25519.strict_problem(backend, bytes(32), signature, b"message") is not None
