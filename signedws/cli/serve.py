@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -105,7 +105,7 @@ async def _follow_redis(
     snapshot is in force (a server that never saw the set must not serve),
     with the watcher (for readiness and metrics)."""
     try:
-        from ..asyncio.redis import RedisRevocations, redacted_url  # noqa: PLC0415
+        from ..asyncio.redis import RedisRevocations  # noqa: PLC0415
     except ImportError as exc:
         raise UsageError(
             f"[redis].url needs the redis package (pip install 'signedws[redis]'): {exc}"
@@ -117,17 +117,34 @@ async def _follow_redis(
         prefix=config.redis_prefix,
         check_interval=config.redis_check_interval,
     )
-    task = asyncio.create_task(watcher.run())
+    task = await _started(
+        watcher.run(), watcher.wait_synced(), "no revocation set from Redis", config.redis_url
+    )
+    return task, watcher
+
+
+async def _started(
+    run: Coroutine[Any, Any, None], ready: Awaitable[object], missing: str, url: str
+) -> asyncio.Task[None]:
+    """Start ``run`` in a task and wait for ``ready``, at most
+    `REDIS_SYNC_TIMEOUT`: a server does not serve without its Redis state.
+
+    Raises:
+        ConnectionError: ``missing`` by then (the task is cancelled).
+    """
+    from ..asyncio.redis import redacted_url  # noqa: PLC0415
+
+    task = asyncio.create_task(run)
     try:
         async with asyncio.timeout(REDIS_SYNC_TIMEOUT):
-            await watcher.wait_synced()
+            await ready
     except TimeoutError:
         task.cancel()
         raise ConnectionError(
-            f"no revocation set from Redis at {redacted_url(config.redis_url)} in "
-            f"{REDIS_SYNC_TIMEOUT:g} s; not serving without one"
+            f"{missing} at {redacted_url(url)} in {REDIS_SYNC_TIMEOUT:g} s; "
+            "not serving without one"
         ) from None
-    return task, watcher
+    return task
 
 
 async def _install_topics(
@@ -143,7 +160,7 @@ async def _install_topics(
         if config.workers > 1:
             logger.info("topics: per worker (set [redis].url to share them across workers)")
         return None
-    from ..asyncio.redis import connect_redis, redacted_url  # noqa: PLC0415
+    from ..asyncio.redis import connect_redis  # noqa: PLC0415
 
     fleet = RedisTopics(
         connect_redis(config.redis_url, decode=False),
@@ -152,16 +169,9 @@ async def _install_topics(
         server_key=server_key,
         history=config.redis_topic_history,
     )
-    task = asyncio.create_task(fleet.run())
-    try:
-        async with asyncio.timeout(REDIS_SYNC_TIMEOUT):
-            await fleet.wait_ready()
-    except TimeoutError:
-        task.cancel()
-        raise ConnectionError(
-            f"no topic subscription at {redacted_url(config.redis_url)} in "
-            f"{REDIS_SYNC_TIMEOUT:g} s; not serving without one"
-        ) from None
+    task = await _started(
+        fleet.run(), fleet.wait_ready(), "no topic subscription", config.redis_url
+    )
     install(fleet)
     return task
 
