@@ -394,7 +394,7 @@ class ServerSession:
                 self._reject(Code.MALFORMED, "text message; frames are binary")
                 return None
             data = bytes(data)
-        if self._refuse_ed25519 and data[:3] == _ED25519_PREFIX:
+        if self._refuse_ed25519 and data.startswith(_ED25519_PREFIX):
             self._reject(Code.SCHEME_MISMATCH, _UNANSWERABLE_DETAIL)
             return None
         try:
@@ -405,10 +405,13 @@ class ServerSession:
         if self._waiting_since is not None:
             self._waiting_since = now
         marks = self._marks
+        key = self._key  # `_stream_key`, inlined (once per message)
+        if marks is not None and (key is None or key[0] != message.stream):
+            key = self._new_key(message)
         if (
             state is _OPEN
             and message.payload is not None
-            and (marks is None or not marks.delivered(self._stream_key(message), message.seq))
+            and (marks is None or not marks.delivered(key[1], message.seq))  # type: ignore[index]
         ):
             # `_accept` for most frames: a new message on an open connection.
             counter = message.counter
@@ -511,11 +514,16 @@ class ServerSession:
         (its frames all carry its one principal, SPEC.md §4.5)."""
         key = self._key
         if key is None or key[0] != message.stream:
-            key = self._key = (
-                message.stream,
-                stream_key(message.issuer, message.subject, message.stream),
-            )
+            key = self._new_key(message)
         return key[1]
+
+    def _new_key(self, message: Message) -> tuple[bytes, StreamKey]:
+        """Make ``message``'s stream the connection's current one."""
+        key = self._key = (
+            message.stream,
+            stream_key(message.issuer, message.subject, message.stream),
+        )
+        return key
 
     # -- input: the application ------------------------------------------------
 
@@ -539,7 +547,10 @@ class ServerSession:
             else:
                 self._remove(held.counter)
         marks = self._marks
-        if marks is None or marks.advance(self._stream_key(message), message.seq):
+        key = self._key  # `_stream_key`, inlined (once per message)
+        if marks is not None and (key is None or key[0] != message.stream):
+            key = self._new_key(message)
+        if marks is None or marks.advance(key[1], message.seq):  # type: ignore[index]
             self._held = message
             if held is not None and self._ack_due is None:  # else an ack is due already
                 self._moved(now)

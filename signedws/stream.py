@@ -57,7 +57,7 @@ class StreamMarks:
     """The highest ``seq`` delivered per stream, for the most recent streams
     of each principal (see the module docstring for the bounds)."""
 
-    __slots__ = ("_count", "_principals", "capacity", "per_principal")
+    __slots__ = ("_count", "_last", "_last_streams", "_principals", "capacity", "per_principal")
 
     def __init__(
         self, capacity: int = DEFAULT_CAPACITY, *, per_principal: int = DEFAULT_PER_PRINCIPAL
@@ -70,6 +70,15 @@ class StreamMarks:
         # principal -> (stream key -> mark), both least recently active first.
         self._principals: OrderedDict[bytes, OrderedDict[bytes, int]] = OrderedDict()
         self._count = 0
+        # The key object `advance` was last given and its principal's streams:
+        # that stream is the most recently active one, of the most recently
+        # active principal, and has a mark (nothing but `advance` reorders or
+        # forgets, and what it forgets is never the stream it just touched).
+        # A connection passes the same key object for each message of its
+        # stream: the next call for it needs neither reordering nor a
+        # look-up of the principal.
+        self._last: StreamKey | None = None
+        self._last_streams: OrderedDict[bytes, int] = OrderedDict()
 
     def is_new(self, message: Message) -> bool:
         """Record ``message`` and say whether it should be delivered.
@@ -86,6 +95,8 @@ class StreamMarks:
     def delivered(self, key: StreamKey, seq: int) -> bool:
         """Whether ``seq`` of the stream ``key`` is at or below its mark (was
         delivered before), without moving or touching anything."""
+        if key is self._last:
+            return seq <= self._last_streams[key[1]]
         principal, stream = key
         streams = self._principals.get(principal)
         return streams is not None and seq <= streams.get(stream, 0)
@@ -93,6 +104,13 @@ class StreamMarks:
     def advance(self, key: StreamKey, seq: int) -> bool:
         """`is_new` for a data frame (``seq`` >= 1) of the stream ``key``
         (from `stream_key`), for callers that keep the key of a stream."""
+        if key is self._last:  # most recently active already (see __init__)
+            last = self._last_streams
+            key_ = key[1]
+            if seq <= last[key_]:
+                return False
+            last[key_] = seq
+            return True
         principals = self._principals
         principal, key_ = key
         streams = principals.get(principal)
@@ -100,6 +118,7 @@ class StreamMarks:
             streams = principals[principal] = OrderedDict()
         else:
             principals.move_to_end(principal)
+        self._last, self._last_streams = key, streams
         # Popped and put back: the stream becomes the most recently active.
         mark = streams.pop(key_, 0)
         if seq <= mark:

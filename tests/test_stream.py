@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signedws.errors import UsageError
 from signedws.stream import StreamMarks, stream_key
@@ -163,3 +165,45 @@ def test_advance_is_is_new_under_a_kept_key() -> None:
     assert not marks.advance(key, 2)
     assert marks.advance(key, 9)
     assert marks.mark("login", "alice", STREAM_A) == 9
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["alice", "bob", "carol"]),
+            st.integers(0, 3),
+            st.integers(1, 6),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=80,
+    ),
+    st.integers(1, 5),
+    st.integers(1, 3),
+)
+def test_kept_keys_answer_as_fresh_keys(
+    operations: list[tuple[str, int, int, bool, bool]], capacity: int, per_principal: int
+) -> None:
+    """Callers that keep one key object per stream (a connection does) get the
+    answers that fresh keys get, through eviction by other principals and
+    streams: the shortcut for the key advanced last never changes a result."""
+    kept, fresh = (
+        StreamMarks(capacity, per_principal=per_principal),
+        StreamMarks(capacity, per_principal=per_principal),
+    )
+    keys = {}
+    for sub, index, seq, peek, new_key in operations:
+        stream = bytes(15) + bytes([index])
+        if new_key or (sub, stream) not in keys:  # a new connection's key object
+            keys[sub, stream] = stream_key("login", sub, stream)
+        key = keys[sub, stream]
+        if peek:
+            assert kept.delivered(key, seq) == fresh.delivered(
+                stream_key("login", sub, stream), seq
+            )
+        else:
+            assert kept.advance(key, seq) == fresh.advance(stream_key("login", sub, stream), seq)
+        assert len(kept) == len(fresh)
+    for (sub, stream), _ in keys.items():
+        assert kept.mark("login", sub, stream) == fresh.mark("login", sub, stream)
