@@ -15,7 +15,9 @@ in `signedws.verifier.Verifier.verify`. Here, as a function (issue 15), it cost
 one Python call per frame plus unpacking the frame's 10 fields twice: ~150 ns,
 ~5% of a ~3.1 µs `mac` verify (``benchmarks/compare.py``, ``signedws.mac``
 against ``floor.mac``: fastest rounds 3,034 -> 3,182 ns; paired median 2.05x
--> 2.16x of the HMAC floor). The same rules hold for it.
+-> 2.16x of the HMAC floor; measured again when it moved back, paired
+median 2.10-2.12x inline against 2.18-2.27x through the call, see
+`signedws.verifier`). The same rules hold for it.
 
 Rules:
 

@@ -63,7 +63,10 @@ cost one Python call per frame plus unpacking the frame's 10 fields twice:
 ~150 ns of a ~3.1 µs `mac` verify (``benchmarks/compare.py``, ``signedws.mac``
 against ``floor.mac``: fastest rounds 3,034 -> 3,182 ns; paired median 2.05x
 -> 2.16x of the HMAC floor; nothing measurable on `ed25519`, 1.05x either
-way), so it came back here.
+way), so it came back here. Measured again when it did (3 alternated runs of
+``compare.py --quick`` each, on a loaded machine): paired median 2.10x, 2.10x,
+2.12x of ``floor.mac`` inline against 2.18x, 2.27x, 2.23x through the call;
+fastest rounds 3,058-3,084 ns against 3,186-3,276 ns.
 
 Invariant 7: ``state.credential`` is set only by a commit (step 12), after a
 frame whose 64-byte nonce equalled ``state.nonce``, together with
