@@ -35,29 +35,38 @@ Every frame of a connection normally carries the same credential and the same
 nonce as the frame before, and the connection's ``state.credential`` already
 holds what steps 7.1-7.3 gave for that credential: all that is per connection
 or per credential is known before the frame arrives. A frame that begins with
-the exact bytes of that credential (``vc.head``), in the cache's current epoch,
-goes to `signedws._fastpath.current_frame` (the one module that inlines for
-speed): one msgpack call and one condition that holds only if steps 2-8 all
-pass (its comments say, line by line, which step each test stands for). Byte
-comparisons with ``vc.head`` and ``state.nonce`` take the place of the nonce
-check and of the cache look-up (which hashes the credential: ~80 ns for a
-token); the binding holds by construction (the commit that made ``vc`` the
-state's credential bound the state to ``vc.principal``); the cache's epoch says
-the keyring did not change since ``vc`` was made.
+the exact bytes of that credential (``vc.head``) takes the fast path, written
+inline in `Verifier.verify`: one msgpack call and one condition that holds
+only if steps 2-8 all pass (its comments say, line by line, which step each
+test stands for). Byte comparisons with ``vc.head`` and ``state.nonce`` take
+the place of the nonce check and of the cache look-up (which hashes the
+credential: ~80 ns for a token); the binding holds by construction (the commit
+that made ``vc`` the state's credential bound the state to ``vc.principal``);
+the cache's epoch and the keyring's version say the keyring did not change
+since ``vc`` was made.
 
-If the condition fails, for whatever reason, the frame takes the full path
-(`Verifier._verify_full`: steps 5-8 in SPEC order, on the fields steps 2-4
-checked), which reports the first failing step's code, exactly as if there were
-no fast path. Steps 9-12 are written once, at the end of `verify`, and both
-paths go through them. So both paths accept the same frames, refuse the same
-frames and report the same codes: the tests compare them on every vector, the
-adversarial corpus, and mutated frames (``tests/helpers.py::verify_both_paths``).
+If the condition fails, for whatever reason, the decoded frame goes to
+`signedws._fastpath.client_fields` (`envelope.parse_client_frame` for a value
+msgpack already decoded), then the full path (`Verifier._verify_full`: steps
+5-8 in SPEC order, on the fields steps 2-4 checked), which reports the first
+failing step's code, exactly as if there were no fast path. Steps 9-12 are
+written once, at the end of `verify`, and both paths go through them. So both
+paths accept the same frames, refuse the same frames and report the same
+codes: the tests compare them on every vector, the adversarial corpus,
+hypothesis frames and mutated frames (``tests/helpers.py::verify_both_paths``,
+which also records whether the fast path took the frame, handed it over or
+was not tried).
 
-What the fast path costs and buys is measured in ``benchmarks/compare.py``
-(``signedws.mac`` against ``floor.mac``). Moving it into `signedws._fastpath`
-(issue 15) costs one function call per frame: ~150 ns of a ~3.1 µs `mac`
-verify (fastest rounds, 3,034 -> 3,182 ns; paired median 2.05x -> 2.16x of
-``floor.mac``); nothing measurable on `ed25519` (1.05x either way).
+Why inline: `signedws._fastpath` holds the other deliberate duplicates, and
+the fast path lived there for a while (issue 15, as ``current_frame``). That
+cost one Python call per frame plus unpacking the frame's 10 fields twice:
+~150 ns of a ~3.1 µs `mac` verify (``benchmarks/compare.py``, ``signedws.mac``
+against ``floor.mac``: fastest rounds 3,034 -> 3,182 ns; paired median 2.05x
+-> 2.16x of the HMAC floor; nothing measurable on `ed25519`, 1.05x either
+way), so it came back here. Measured again when it did (3 alternated runs of
+``compare.py --quick`` each, on a loaded machine): paired median 2.10x, 2.10x,
+2.12x of ``floor.mac`` inline against 2.18x, 2.27x, 2.23x through the call;
+fastest rounds 3,058-3,084 ns against 3,186-3,276 ns.
 
 Invariant 7: ``state.credential`` is set only by a commit (step 12), after a
 frame whose 64-byte nonce equalled ``state.nonce``, together with
@@ -77,8 +86,9 @@ import hmac
 import math
 import secrets
 import threading
-from typing import Final, NamedTuple, NoReturn, cast
+from typing import Final, NamedTuple, NoReturn
 
+import msgpack
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hmac as c_hmac
 
@@ -86,13 +96,16 @@ from . import _fastpath, ed25519, envelope, replay
 from .credential import CERTIFICATE_LABEL, KeyReference, TokenKeys, unverified_credential
 from .envelope import (
     CLIENT_LABEL,
+    DECODE_ERRORS,
     KIND_CLIENT_ED25519,
     KIND_CLIENT_MAC,
     SERVER_LABEL,
+    STREAM_SIZE,
     TYPE_TOKEN,
     ClientFields,
     Hello,
     Payload,
+    canonical,
     length_prefixed,
     parse_client_frame,
 )
@@ -127,7 +140,9 @@ MAX_FAILURE_CACHE_SIZE: Final = 256
 
 # The hot path's module-level names (a global load is cheaper than an attribute).
 _trunc: Final = math.trunc  # int(now * 1000), ~20 ns cheaper
-_current_frame: Final = _fastpath.current_frame
+_unpackb: Final = msgpack.unpackb
+#: `envelope.parse_client_frame` for what ``_unpackb`` decoded (the fast path's fallback).
+_client_fields: Final = _fastpath.client_fields
 #: A client frame's first byte in canonical form: a fixarray of 10 elements.
 _FRAME_ARRAY: Final = b"\x9a"
 
@@ -583,20 +598,77 @@ class Verifier:
         now_ms = _trunc(now * 1000)
         vc = state.credential
         # 2-8. A frame that begins with the exact bytes of the connection's
-        # current credential (version 1, its kind and ``cred``: vc.head)
-        # tries the per-connection fast path (see
-        # the module docstring): `_fastpath.current_frame` returns the decoded
-        # list if steps 2-8 pass, else the checked fields for the full path.
-        # Any other frame is decoded by `envelope.parse_client_frame`, at a
-        # bounded cost whatever it holds.
+        # current credential (version 1, its kind and ``cred``: vc.head) comes
+        # from that credential's holder, who alone signed a frame on this
+        # connection: it is decoded in one msgpack call and tries the
+        # per-connection fast path (see the module docstring). Any other frame
+        # is decoded by `envelope.parse_client_frame`, at a bounded cost
+        # whatever it holds.
         if vc is not None and data.startswith(vc.head):
-            cached = vc.epoch is self._epoch and self._cache_version == self._keyring.version
-            fields = _current_frame(data, state, vc, now_ms, cached)
-            if type(fields) is list:  # steps 2-8 passed: vc is the state's already
-                _, _, _, _, ctr, ts, stream, seq, payload, tag = fields
+            checked: ClientFields | None  # None: steps 2-8 passed on the fast path
+            try:
+                fields = _unpackb(data, max_map_len=0, max_ext_len=0)
+            except DECODE_ERRORS:  # the bounded decoder says why
+                checked = parse_client_frame(data)
+            else:
+                # vc.head begins with a fixarray of 10: what decoded is a list of 10.
+                _, _, _, nonce, ctr, ts, stream, seq, payload, tag = fields
+                # The condition holds only if steps 2-8 all pass; each line
+                # says which step(s) it stands for.
+                if (
+                    # Cheapest first, and first what tells apart the frames an
+                    # attacker most easily sends (another connection's,
+                    # replayed, malformed): they then pay little for trying the
+                    # fast path before the full path refuses them.
+                    #
+                    # 4 (nonce: bin(64)) and 5: vc was committed on this state,
+                    # after a frame with a 64-byte nonce equal to state.nonce.
+                    nonce == state.nonce
+                    # 7.1-7.3: vc is what a cache look-up would give (see below).
+                    and vc.epoch is self._epoch
+                    and self._cache_version == self._keyring.version
+                    # 4 (ctr: uint >= 1, as H >= 0) and 6 (ctr > H passes).
+                    and type(ctr) is int
+                    and ctr > state.highest
+                    # 3 (version: the uint 1), 4 (kind: a client kind; cred: bin
+                    # <= 4096 bytes), 7.2 (kind goes with vc's type) and
+                    # 7.1-7.3: the frame begins with version 1, vc's kind and
+                    # the exact credential bytes that authenticated to vc
+                    # (vc.head, tested above) in the current epoch of the cache
+                    # under an unchanged keyring (tested above): a cache
+                    # look-up would give vc or an equal result.
+                    #
+                    # 4: the other fields' types and sizes, as
+                    # `_fastpath.client_fields`.
+                    and type(ts) is int
+                    and ts >= 0
+                    and type(stream) is bytes
+                    and len(stream) == STREAM_SIZE
+                    and type(seq) is int
+                    and (
+                        ((type(payload) is bytes or type(payload) is str) and seq > 0)
+                        or (payload is None and seq == 0)
+                    )
+                    and type(tag) is bytes
+                    and len(tag) == vc.tag_size
+                    # 5 (now < the nonce's expiry) and 7.4, as the full path
+                    # tests them: the commit that made vc the state's
+                    # credential set state.valid_until_ms to the earlier of the
+                    # two ends. (8 passes: that commit also bound the state to
+                    # vc's principal.)
+                    and vc.valid_from_ms <= now_ms < state.valid_until_ms
+                    # 2: canonical form. Last: the dearest, and a frame that
+                    # fails an earlier test then pays for it only once (in the
+                    # full path).
+                    and canonical(fields) == data
+                ):
+                    checked = None  # steps 2-8 passed: vc is the state's already
+                else:
+                    # The full path says why, in the reference's words.
+                    checked = _client_fields(fields, data)
+            if checked is None:
                 bind = False
             else:
-                checked = cast("ClientFields", fields)
                 vc = self._verify_full(checked, state, now_ms)
                 _, _, _, ctr, ts, stream, seq, payload, tag = checked
                 bind = True

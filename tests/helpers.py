@@ -11,15 +11,16 @@ Nothing here does I/O or starts an event loop.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, Literal
 
 import msgpack
 import pytest
 
-from signedws import _fastpath, envelope
+from signedws import envelope
+from signedws import verifier as verifier_module
 from signedws.credential import (
     CERTIFICATE_LABEL,
     Ed25519Credential,
@@ -66,11 +67,12 @@ __all__ = [
     "Outcome",
     "Pair",
     "Scheme",
+    "Way",
     "certificate",
-    "check_fast_decode",
     "client_frame",
     "encode_parts",
     "encodings",
+    "fast_path_way",
     "field_variants",
     "flip_bit",
     "flip_byte",
@@ -81,9 +83,12 @@ __all__ = [
     "raw_certificate",
     "seeded_random",
     "server_frame",
+    "state_copy",
     "strict_accepts",
     "token",
     "verify_both_paths",
+    "watch_fast_path",
+    "which_way",
 ]
 
 #: The fixed clock every test starts at, seconds since the epoch.
@@ -209,11 +214,22 @@ def _outcome(verifier: Verifier, data: bytes, state: ConnectionState, now: float
     )
 
 
-#: How often `verify_both_paths` saw `_fastpath.current_frame` take a frame
-#: ("fast": steps 2-8 passed in its one condition) or hand it to the full path
-#: ("handed over"), and how often the frame was not eligible ("full only"):
-#: tests read it to show that the fast path was exercised, not only skipped.
+#: Which way `Verifier.verify` took a frame, as `which_way` names it:
+#: "fast" (the per-connection fast path took it: steps 2-8 passed in its one
+#: condition), "handed over" (it tried the fast path, whose condition failed or
+#: whose msgpack call raised, and handed the frame to the full path) or "full
+#: only" (the fast path was not tried: no current credential, a frame that does
+#: not begin with its bytes, or one refused at step 1).
+Way = Literal["fast", "handed over", "full only"]
+
+#: How often `verify_both_paths` saw each `Way`: tests read it to show that
+#: the fast path was exercised, not only skipped.
 FAST_PATH_OUTCOMES: collections.Counter[str] = collections.Counter()
+
+#: The names in `signedws.verifier`'s module globals that `watch_fast_path`
+#: records: the fast path's one msgpack call, its hand-over to the full path,
+#: and the reference decoder.
+_WATCHED: Final = ("_unpackb", "_client_fields", "parse_client_frame")
 
 
 def _parsed(data: bytes) -> envelope.ClientFields | tuple[Code, str]:
@@ -223,34 +239,89 @@ def _parsed(data: bytes) -> envelope.ClientFields | tuple[Code, str]:
         return (exc.code, exc.detail)
 
 
-def check_fast_decode(
-    verifier: Verifier, data: bytes, state: ConnectionState, *, now: float
-) -> str:
-    """Run `_fastpath.current_frame` on ``data`` directly, if ``state`` makes
-    the frame eligible (as `Verifier.verify` decides), and check it against the
-    reference decoder, `envelope.parse_client_frame`: a frame it takes decodes
-    to the same fields; one it hands over comes with the very fields, or the
-    very rejection, the reference gives. Changes nothing. Returns what
-    happened: "fast", "handed over" or "full only"."""
-    vc = state.credential
-    if vc is None or len(data) > verifier.max_frame_size or not data.startswith(vc.head):
+@contextlib.contextmanager
+def watch_fast_path() -> Iterator[list[tuple[str, object]]]:
+    """Within: `signedws.verifier`'s calls to `_WATCHED` (as its module globals
+    resolve them at call time), recorded in order with what each returned or
+    raised. The calls still happen: nothing else changes."""
+    calls: list[tuple[str, object]] = []
+
+    def recording(name: str, real: Callable[..., object]) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            try:
+                result = real(*args, **kwargs)
+            except Exception as exc:
+                calls.append((name, exc))
+                raise
+            calls.append((name, result))
+            return result
+
+        return call
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _WATCHED:
+            patch.setattr(verifier_module, name, recording(name, getattr(verifier_module, name)))
+        yield calls
+
+
+def _as_answer(result: object) -> object:
+    """A recorded result as `_parsed` gives it (a rejection as its code and detail)."""
+    if isinstance(result, Rejected):
+        return (result.code, result.detail)
+    return result
+
+
+def which_way(calls: Sequence[tuple[str, object]], data: bytes) -> Way:
+    """The `Way` one `verify` call took with ``data``, from what
+    `watch_fast_path` recorded during it; and, whichever way, that the fast
+    path's decoding agreed with the reference decoder,
+    `envelope.parse_client_frame`: a frame it took decoded to the reference's
+    fields; one it handed over came with the very fields, or the very
+    rejection, the reference gives."""
+    names = [name for name, _ in calls]
+    if "_unpackb" not in names:
+        assert names in ([], ["parse_client_frame"]), names
         return "full only"
-    cached = vc.epoch is verifier._epoch and verifier._cache_version == verifier.keyring.version
     expected = _parsed(data)
-    refused: tuple[Code, str] | None = None
-    try:
-        got = _fastpath.current_frame(data, state, vc, math.trunc(now * 1000), cached)
-    except Rejected as exc:
-        refused = (exc.code, exc.detail)
-    if refused is not None:
-        assert refused == expected
-        return "handed over"
-    if isinstance(got, list):
-        assert tuple(got[1:]) == expected, (got, expected)
-        assert got[0] == envelope.VERSION
+    decoded = calls[0][1]
+    if names == ["_unpackb"]:
+        assert isinstance(decoded, list), decoded
+        assert decoded[0] == envelope.VERSION
+        assert tuple(decoded[1:]) == expected, (decoded, expected)
         return "fast"
-    assert got == expected
+    assert names in (["_unpackb", "_client_fields"], ["_unpackb", "parse_client_frame"]), names
+    if names[1] == "parse_client_frame":  # msgpack refused the frame
+        assert isinstance(decoded, Exception), decoded
+    else:
+        assert _as_answer(calls[1][1]) == expected, (calls[1][1], expected)
     return "handed over"
+
+
+def state_copy(state: ConnectionState) -> ConnectionState:
+    """A copy of ``state``, current credential included: `verify` on it takes
+    the same way as on ``state`` and leaves ``state`` as it was."""
+    copy = full_path_twin(state)
+    copy.credential, copy.valid_until_ms = state.credential, state.valid_until_ms
+    return copy
+
+
+def _observed(
+    verifier: Verifier, data: bytes, state: ConnectionState, now: float
+) -> tuple[Way, Outcome]:
+    with watch_fast_path() as calls:
+        outcome = _outcome(verifier, data, state, now)
+    return which_way(calls, data), outcome
+
+
+def fast_path_way(
+    verifier: Verifier, data: bytes, state: ConnectionState, *, now: float
+) -> tuple[Way, Message | tuple[Code, str]]:
+    """Verify ``data`` on a `state_copy` of ``state`` (``state`` does not move)
+    and say which `Way` it went (`which_way`, which also holds the fast path's
+    decoding to the reference's), with the answer: the message, or the
+    rejection's code and detail."""
+    way, (result, _) = _observed(verifier, data, state_copy(state), now)
+    return way, result
 
 
 def verify_both_paths(
@@ -260,12 +331,13 @@ def verify_both_paths(
     give the same message or the same code and detail, and leave the same
     state. Returns what ``state`` got (``state`` moves on if it accepted).
 
-    Before that, `check_fast_decode` holds the fast path's decoding to the
-    reference decoder's, and counts in `FAST_PATH_OUTCOMES` which way it went."""
-    FAST_PATH_OUTCOMES[check_fast_decode(verifier, data, state, now=now)] += 1
+    The call on ``state`` is watched (`which_way`): its decoding is held to
+    the reference decoder's, and `FAST_PATH_OUTCOMES` counts which way it
+    went."""
     twin = full_path_twin(state)
     expected = _outcome(verifier, data, twin, now)
-    got = _outcome(verifier, data, state, now)
+    way, got = _observed(verifier, data, state, now)
+    FAST_PATH_OUTCOMES[way] += 1
     assert got[0] == expected[0], (got, expected)
     if isinstance(got[0], Message):  # both now hold the frame's credential
         assert got[1] == expected[1], (got, expected)

@@ -1279,10 +1279,10 @@ def test_fast_path_agrees_on_every_mutation_of_a_frame(
     scheme: Scheme, backend: BackendName
 ) -> None:
     """Each byte of an honest frame flipped, the frame cut at every length and
-    extended, on a warm connection: `_fastpath.current_frame` decodes as the
-    reference decoder, and both paths give the same answer; the fast path both
-    takes frames (an honest one) and hands frames over (the mutations whose
-    head still matches)."""
+    extended, on a warm connection: the fast path decodes as the reference
+    decoder, and both paths give the same answer; the fast path both takes
+    frames (an honest one) and hands frames over (the mutations whose head
+    still matches), as `verify_both_paths` sees it."""
     p = Pair(scheme, backend, window=8)
     p.warm_up()
     start = _state_of(p)
