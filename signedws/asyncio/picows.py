@@ -12,7 +12,8 @@ message to the transport-independent `signedws.asyncio.connection.ServerConnecti
 the open and close log lines; see its module), which is what the handler
 gets, exactly as on websockets. picows' own objects are reachable from it:
 ``connection.transport.websocket`` is picows' `WSTransport`,
-``connection.transport.request`` its `WSUpgradeRequest`.
+``connection.transport.request`` its `WSUpgradeRequest` (picows'
+``response`` is one 101 response object shared by every connection).
 
 The opening handshake (SPEC.md §5.1) runs in picows' listener factory, before
 any listener exists: a malformed upgrade request gets HTTP 400, then
@@ -521,6 +522,14 @@ class _Service(Service):
         self.handler = handler
         self.policy = policy
         self.close_timeout = close_timeout
+        # One 101 response for every connection: picows sets its
+        # Sec-WebSocket-Accept and serializes it at once, in the same step,
+        # and keeps it as ``transport.response`` (~800 B per connection if
+        # each had its own). So every connection's ``transport.response`` is
+        # this object, its Sec-WebSocket-Accept the latest connection's.
+        self._switching = WSUpgradeResponse.create_101_response(
+            extra_headers={"Sec-WebSocket-Protocol": SUBPROTOCOL}
+        )
 
     def listener_for(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
         """picows' listener factory: the §5.1 handshake, then a listener
@@ -566,10 +575,7 @@ class _Service(Service):
             return _refuse(refusal.status, f"{refusal.body}\n".encode())
         listener = _Listener(self, connection_id, request)
         self.slots.add(listener)
-        response = WSUpgradeResponse.create_101_response(
-            extra_headers={"Sec-WebSocket-Protocol": SUBPROTOCOL}
-        )
-        return WSUpgradeResponseWithListener(response, listener)
+        return WSUpgradeResponseWithListener(self._switching, listener)
 
     async def handle(self, listener: _Listener) -> None:
         """Hello, pump, application handler (`ServerConnection.run`, which
