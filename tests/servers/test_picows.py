@@ -171,6 +171,34 @@ def test_backpressure_pauses_reading(run: Any) -> None:
     assert payloads == ["m0", *["x" * 4000] * 400]
 
 
+def test_connections_share_picows_logger_and_response(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Memory per idle connection (issue 16): picows logs through one
+    `logging.LoggerAdapter` over ``picows.server`` (given a Logger, it makes a
+    child Logger per connection, ``picows.server.<fd>``), and every
+    connection's 101 response is one object, whose Sec-WebSocket-Accept is set
+    per handshake (each websockets client checks its own)."""
+    caplog.set_level(logging.INFO, logger="picows")
+
+    async def main() -> bool:
+        async with (
+            start("picows") as srv,
+            raw(srv.uri) as (first, first_hello),
+            raw(srv.uri) as (second, second_hello),
+        ):
+            for ws, hello in ((first, first_hello), (second, second_hello)):
+                await ws.send(signer_for(hello, token()).sign("hi", now=time.time()))
+            await srv.recorder.wait_for(lambda: len(srv.recorder.messages) == 2)
+            one, two = (c.transport.websocket.response for c in srv.recorder.connections)
+            return one is two
+
+    assert run(main())
+    accepted = [r for r in caplog.records if r.getMessage().startswith("New connection accepted")]
+    assert len(accepted) == 2
+    assert {r.name for r in accepted} == {"picows.server"}
+
+
 # -- the handshake ----------------------------------------------------------------------
 
 
