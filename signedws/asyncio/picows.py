@@ -695,7 +695,9 @@ def serve(
         **kwargs: passed to `picows.ws_create_server` (``ssl``,
             ``reuse_port``, ``websocket_handshake_timeout``,
             ``enable_auto_ping`` ...), except ``max_frame_size`` (the
-            verifier's) and the listener factory.
+            verifier's) and the listener factory. A ``logger_name`` (default
+            ``picows.server``) is wrapped in one `logging.LoggerAdapter`,
+            so connections share it (see `_shared_logger`).
 
     Raises:
         UsageError: for an invalid limit, an Origin list containing None (use
