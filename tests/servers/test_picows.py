@@ -199,6 +199,24 @@ def test_connections_share_picows_logger_and_response(
     assert {r.name for r in accepted} == {"picows.server"}
 
 
+def test_logger_name_is_wrapped_once() -> None:
+    """``logger_name`` as picows resolves it (None: ``picows.server``; a str:
+    ``picows.<str>``; a Logger), in one `logging.LoggerAdapter`; an adapter
+    given is used as it is."""
+    from signedws.asyncio.picows import _shared_logger
+
+    given = logging.LoggerAdapter(logging.getLogger("mine"))
+    assert _shared_logger(given) is given
+    for name, expected in ((None, "picows.server"), ("edge", "picows.edge")):
+        adapter = _shared_logger(name)
+        assert isinstance(adapter, logging.LoggerAdapter)
+        assert adapter.logger is logging.getLogger(expected)
+    logger = logging.getLogger("app.ws")
+    adapter = _shared_logger(logger)
+    assert isinstance(adapter, logging.LoggerAdapter)
+    assert adapter.logger is logger
+
+
 # -- the handshake ----------------------------------------------------------------------
 
 
