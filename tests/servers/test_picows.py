@@ -190,7 +190,8 @@ def test_connections_share_picows_logger_and_response(
             for ws, hello in ((first, first_hello), (second, second_hello)):
                 await ws.send(signer_for(hello, token()).sign("hi", now=time.time()))
             await srv.recorder.wait_for(lambda: len(srv.recorder.messages) == 2)
-            one, two = (c.transport.websocket.response for c in srv.recorder.connections)
+            listeners: list[Any] = [c.transport for c in srv.recorder.connections]
+            one, two = (listener.websocket.response for listener in listeners)
             return one is two
 
     assert run(main())
