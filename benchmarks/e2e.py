@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/e2e.py [--json PATH] [--window SECONDS] [--idle N] [--quick]
-                             [--rounds N] [--runs NAME,NAME,...]
+                             [--rounds N] [--runs NAME,NAME,...] [--idle-floor]
 
 Throughput runs
 ---------------
@@ -64,7 +64,10 @@ its resident set size after half of the connections and after all of them:
 the growth between the two, per connection, is what one more connection costs
 (the one-off costs of the first connections are not in it). It also reports
 the size of its live `ConnectionState` objects and of what each one alone
-references.
+references. ``--idle-floor`` measures the picows floor too, set up as the
+adapter sets picows up (``picows-floor-idle``: the hello and the verifier
+state, no signedws connection, task or session): what bounds the picows /
+websockets ratio of memory per connection.
 """
 
 from __future__ import annotations
@@ -159,7 +162,8 @@ def rss_bytes() -> int:
 @dataclass
 class ServerSpec:
     #: "baseline" | "adapter" (signedws.asyncio.serve) | "core" | "floor" (diagnostics),
-    #: "picows-baseline" | "picows-adapter" (signedws.asyncio.picows.serve) | "picows-floor"
+    #: "picows-baseline" | "picows-adapter" (signedws.asyncio.picows.serve) | "picows-floor",
+    #: "picows-floor-idle" (the floor with the adapter's picows options: ``--idle-floor``)
     mode: str
     port: int
     cpus: list[int] | None
@@ -367,7 +371,26 @@ def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: An
     verify = verifier.verify
     listener = Bare if spec.mode == "picows-baseline" else Floor
 
+    options: dict[str, Any] = {}
+    switching = None
+    if spec.mode == "picows-floor-idle":
+        # The floor's memory per idle connection: picows as the adapter sets
+        # it up (read buffer, asyncio's transports, one logger adapter, one
+        # 101 response), the hello and the verifier state; nothing else.
+        from signedws.asyncio.picows import _READ_BUFFER, _shared_logger  # noqa: PLC0415
+
+        options = {
+            "read_buffer_init_size": _READ_BUFFER,
+            "use_aiofastnet": False,
+            "logger_name": _shared_logger(None),
+        }
+        switching = WSUpgradeResponse.create_101_response(
+            extra_headers={"Sec-WebSocket-Protocol": "signedws.v1"}
+        )
+
     def factory(request: Any) -> Any:
+        if switching is not None:
+            return WSUpgradeResponseWithListener(switching, listener())
         offered = request.headers.get("Sec-WebSocket-Protocol")
         headers = {"Sec-WebSocket-Protocol": "signedws.v1"} if offered else None
         return WSUpgradeResponseWithListener(
@@ -377,7 +400,7 @@ def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: An
     @contextlib.asynccontextmanager
     async def running() -> Any:
         server = await ws_create_server(
-            factory, HOST, spec.port, max_frame_size=65536, reuse_port=True
+            factory, HOST, spec.port, max_frame_size=65536, reuse_port=True, **options
         )
         async with server:
             yield server
@@ -1084,6 +1107,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=int, default=IDLE_CONNECTIONS, help="idle connections")
     parser.add_argument("--quick", action="store_true", help="short runs, 1,000 idle connections")
     parser.add_argument("--runs", help="only these runs (comma-separated); --idle 0: none idle")
+    parser.add_argument(
+        "--idle-floor",
+        action="store_true",
+        help="also the idle memory of picows + verification alone (what bounds the ratio)",
+    )
     args = parser.parse_args(argv)
     raise_open_files(IDLE_CONNECTIONS * 2)
     started = time.time()
@@ -1093,11 +1121,15 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.runs.split(",")) if args.runs else None
     results = measure_runs(window=window, rounds=rounds, quick=args.quick, only=only)
     idle = min(args.idle, 1000) if args.quick else args.idle
-    memory = memory_picows = None
+    memory = memory_picows = memory_floor = None
     if args.idle:
         memory = idle_memory(idle)
         memory_picows = idle_memory(idle, "picows-adapter")
-        for m in (memory, memory_picows):
+        if args.idle_floor:
+            memory_floor = idle_memory(idle, "picows-floor-idle")
+        for m in (memory, memory_picows, memory_floor):
+            if m is None:
+                continue
             print(
                 f"idle ({m['server']}): {m['connections']:,} connections, "
                 f"{m['rss_bytes_per_connection']:,.0f} B RSS and "
@@ -1167,6 +1199,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput": results,
         "memory": memory,
         "memory_picows": memory_picows,
+        "memory_picows_floor": memory_floor,
         "targets": targets,
         "seconds": time.time() - started,
         "load_average": {"before": load_before, "after": report.load_average()},

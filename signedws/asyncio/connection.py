@@ -463,6 +463,23 @@ class PushTransport(Transport, Protocol):
         unread until it closes, within the library's close timeout."""
 
 
+class _Flag:
+    """Whether the connection is closed: `asyncio.Event`'s ``is_set`` and
+    ``set`` without its waiter deque (~850 B per connection); nothing waits
+    on it (waiters wait on the transport, or on the handler's future)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+
 class _Stats(ConnectionStats):
     """What the close log line reports (invariant 6), and [h17 hook] the
     metrics' counters (`ConnectionStats`: plain ints, read at scrape)."""
@@ -523,13 +540,16 @@ class ServerConnection:
         self.session = service.session()
         self._clock = service.clock
         self._offload = service.offload
-        self._messages: deque[Message] = deque()
+        # A list, not a deque: an empty deque holds a 64-slot block (~760 B
+        # per idle connection); the queue holds at most ``max_queue`` messages
+        # (plus one read's), so `list.pop(0)` moves a few pointers at most.
+        self._messages: list[Message] = []
         # The handler waiting for a message, the pull pump waiting for room, a
         # `send` waiting for the first accepted frame.
         self._reader: asyncio.Future[None] | None = None
         self._waker: asyncio.Future[None] | None = None
         self._opened: asyncio.Future[None] | None = None
-        self._closed = asyncio.Event()
+        self._closed = _Flag()
         self._send_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_task: asyncio.Task[None] | None = None
@@ -611,7 +631,7 @@ class ServerConnection:
         stream's mark), or None if another connection delivered it meanwhile."""
         session = self.session
         messages = self._messages
-        message = messages.popleft()
+        message = messages.pop(0)
         taken = session.take_message(message, now=self._clock())
         deadline = session.next_deadline()
         if deadline is not None and (self._timer is None or deadline < self._timer_at):
@@ -1103,7 +1123,11 @@ class ServerConnection:
 
     def _close_pump(self) -> None:
         """No more frames: stop the timer, mark closed, wake the handler, and
-        give the principal's connection back."""
+        give the principal's connection back. The first time, start the task
+        that logs the close line (once the transport is closed): no task
+        waits through an open connection's life."""
+        if not self._closed.is_set():
+            self._service.spawn(self._log_closed())
         self.session.connection_closed()
         self._service.metrics.closed(self._stats)  # [h17 hook] counters final
         if self._timer is not None:
@@ -1153,7 +1177,6 @@ class ServerConnection:
         self._loop = asyncio.get_running_loop()
         transport = self.transport
         self._log_open()
-        self._service.spawn(self._log_closed())
         if isinstance(transport, PushTransport):
             # Attached before the hello goes out: a frame sent before it (it
             # cannot carry the nonce) is refused like any other.

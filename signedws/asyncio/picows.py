@@ -12,7 +12,8 @@ message to the transport-independent `signedws.asyncio.connection.ServerConnecti
 the open and close log lines; see its module), which is what the handler
 gets, exactly as on websockets. picows' own objects are reachable from it:
 ``connection.transport.websocket`` is picows' `WSTransport`,
-``connection.transport.request`` its `WSUpgradeRequest`.
+``connection.transport.request`` its `WSUpgradeRequest` (picows'
+``response`` is one 101 response object shared by every connection).
 
 The opening handshake (SPEC.md §5.1) runs in picows' listener factory, before
 any listener exists: a malformed upgrade request gets HTTP 400, then
@@ -135,6 +136,20 @@ _PROTOCOL_ERROR: Final = 1002
 _validate_upgrade: Callable[[WSUpgradeRequest], bytes] = _picows_impl._validate_upgrade_request  # type: ignore[attr-defined]
 
 
+def _shared_logger(name: object) -> object:
+    """picows' ``logger_name``, as one `logging.LoggerAdapter` for every
+    connection. Given a `logging.Logger` (or a name, as picows resolves it),
+    picows makes each connection a child logger of its own
+    (``picows.server.<fd>``, ~600 B per connection); an adapter it uses as it
+    is. Its lines keep their text; their logger is ``picows.server`` itself
+    (the peer's address is in picows' "New connection accepted" line)."""
+    if name is None or isinstance(name, str):
+        name = logging.getLogger(f"picows.{'server' if name is None else name}")
+    if isinstance(name, logging.Logger):
+        return logging.LoggerAdapter(name)
+    return name
+
+
 def _send_close(transport: WSTransport, code: int, reason: str = "") -> None:
     """picows' ``send_close`` with any close code (its stub says `WSCloseCode`,
     which lacks the 4xxx codes of SPEC.md §9; the Cython method takes any int)."""
@@ -183,6 +198,7 @@ class _Listener(WSListener):
         "_closed",
         "_closing",
         "_early",
+        "_ended",
         "_failing",
         "_fast",
         "_message",
@@ -217,7 +233,10 @@ class _Listener(WSListener):
         self._failing = False  # after a rejection: drop everything
         self._closing = False  # the handler closed: drop data frames
         self.oversize = False  # a message over max_frame_size was refused here
-        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ended = False  # the TCP connection is gone
+        # Created by the first `wait_closed` before the end: an idle
+        # connection holds no future for it.
+        self._closed: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
 
@@ -331,8 +350,10 @@ class _Listener(WSListener):
         writable, self._writable = self._writable, None
         if writable is not None and not writable.done():
             writable.set_result(None)
-        if not self._closed.done():
-            self._closed.set_result(None)
+        self._ended = True
+        closed = self._closed
+        if closed is not None and not closed.done():
+            closed.set_result(None)
         # Let go of the sink: it holds this listener, and a cycle would keep
         # both until a full garbage collection.
         sink, self.sink = self.sink, None
@@ -363,7 +384,7 @@ class _Listener(WSListener):
             sink.frame_received(data)
         if early and self.sink is sink and not self._paused:
             self.resume_reading()
-        if self._closed.done():
+        if self._ended:
             self.sink = None  # as in `on_ws_disconnected`
             sink.connection_ended()
         else:
@@ -403,7 +424,7 @@ class _Listener(WSListener):
         self._abort_later()
 
     def _abort_later(self) -> None:
-        if self._abort_timer is None and not self._closed.done():
+        if self._abort_timer is None and not self._ended:
             self._abort_timer = asyncio.get_running_loop().call_later(
                 self.service.close_timeout, self.transport.disconnect, False
             )
@@ -450,7 +471,12 @@ class _Listener(WSListener):
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
-        await asyncio.shield(self._closed)
+        if self._ended:
+            return
+        closed = self._closed
+        if closed is None:
+            closed = self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(closed)
 
     def close_error(self) -> Exception:
         """websockets' exception for how this connection closed (invariant 2)."""
@@ -496,6 +522,14 @@ class _Service(Service):
         self.handler = handler
         self.policy = policy
         self.close_timeout = close_timeout
+        # One 101 response for every connection: picows sets its
+        # Sec-WebSocket-Accept and serializes it at once, in the same step,
+        # and keeps it as ``transport.response`` (~800 B per connection if
+        # each had its own). So every connection's ``transport.response`` is
+        # this object, its Sec-WebSocket-Accept the latest connection's.
+        self._switching = WSUpgradeResponse.create_101_response(
+            extra_headers={"Sec-WebSocket-Protocol": SUBPROTOCOL}
+        )
 
     def listener_for(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
         """picows' listener factory: the §5.1 handshake, then a listener
@@ -541,10 +575,7 @@ class _Service(Service):
             return _refuse(refusal.status, f"{refusal.body}\n".encode())
         listener = _Listener(self, connection_id, request)
         self.slots.add(listener)
-        response = WSUpgradeResponse.create_101_response(
-            extra_headers={"Sec-WebSocket-Protocol": SUBPROTOCOL}
-        )
-        return WSUpgradeResponseWithListener(response, listener)
+        return WSUpgradeResponseWithListener(self._switching, listener)
 
     async def handle(self, listener: _Listener) -> None:
         """Hello, pump, application handler (`ServerConnection.run`, which
@@ -664,7 +695,9 @@ def serve(
         **kwargs: passed to `picows.ws_create_server` (``ssl``,
             ``reuse_port``, ``websocket_handshake_timeout``,
             ``enable_auto_ping`` ...), except ``max_frame_size`` (the
-            verifier's) and the listener factory.
+            verifier's) and the listener factory. A ``logger_name`` (default
+            ``picows.server``) is wrapped in one `logging.LoggerAdapter`,
+            so connections share it (see `_shared_logger`).
 
     Raises:
         UsageError: for an invalid limit, an Origin list containing None (use
@@ -706,6 +739,7 @@ def serve(
     # throughput we could measure here.
     kwargs.setdefault("read_buffer_init_size", _READ_BUFFER)
     kwargs.setdefault("use_aiofastnet", False)
+    kwargs["logger_name"] = _shared_logger(kwargs.get("logger_name"))
 
     async def start() -> asyncio.Server:
         return await ws_create_server(

@@ -171,6 +171,53 @@ def test_backpressure_pauses_reading(run: Any) -> None:
     assert payloads == ["m0", *["x" * 4000] * 400]
 
 
+def test_connections_share_picows_logger_and_response(
+    run: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Memory per idle connection (issue 16): picows logs through one
+    `logging.LoggerAdapter` over ``picows.server`` (given a Logger, it makes a
+    child Logger per connection, ``picows.server.<fd>``), and every
+    connection's 101 response is one object, whose Sec-WebSocket-Accept is set
+    per handshake (each websockets client checks its own)."""
+    caplog.set_level(logging.INFO, logger="picows")
+
+    async def main() -> bool:
+        async with (
+            start("picows") as srv,
+            raw(srv.uri) as (first, first_hello),
+            raw(srv.uri) as (second, second_hello),
+        ):
+            for ws, hello in ((first, first_hello), (second, second_hello)):
+                await ws.send(signer_for(hello, token()).sign("hi", now=time.time()))
+            await srv.recorder.wait_for(lambda: len(srv.recorder.messages) == 2)
+            listeners: list[Any] = [c.transport for c in srv.recorder.connections]
+            one, two = (listener.websocket.response for listener in listeners)
+            return one is two
+
+    assert run(main())
+    accepted = [r for r in caplog.records if r.getMessage().startswith("New connection accepted")]
+    assert len(accepted) == 2
+    assert {r.name for r in accepted} == {"picows.server"}
+
+
+def test_logger_name_is_wrapped_once() -> None:
+    """``logger_name`` as picows resolves it (None: ``picows.server``; a str:
+    ``picows.<str>``; a Logger), in one `logging.LoggerAdapter`; an adapter
+    given is used as it is."""
+    from signedws.asyncio.picows import _shared_logger
+
+    given = logging.LoggerAdapter(logging.getLogger("mine"))
+    assert _shared_logger(given) is given
+    for name, expected in ((None, "picows.server"), ("edge", "picows.edge")):
+        adapter = _shared_logger(name)
+        assert isinstance(adapter, logging.LoggerAdapter)
+        assert adapter.logger is logging.getLogger(expected)
+    logger = logging.getLogger("app.ws")
+    adapter = _shared_logger(logger)
+    assert isinstance(adapter, logging.LoggerAdapter)
+    assert adapter.logger is logger
+
+
 # -- the handshake ----------------------------------------------------------------------
 
 

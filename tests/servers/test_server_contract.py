@@ -887,6 +887,28 @@ def test_ed25519_connection_without_server_key(
     assert codes_logged(caplog) == ["scheme_mismatch"]
 
 
+def test_idle_connection_holds_no_background_task(run: Any, kind: str) -> None:
+    """An open, idle connection keeps no task of the server's beyond its
+    handler's (issue 16, memory per idle connection): the task that logs the
+    close line starts when the connection ends (the line itself:
+    test_open_and_close_are_logged_once)."""
+
+    async def main() -> int:
+        async with start(kind) as srv, connect(srv.uri, token(), audience=AUDIENCE) as client:
+            await client.send("hi")
+            await client.drain()
+            await srv.recorder.wait_for(lambda: len(srv.recorder.messages) == 1)
+            (connection,) = srv.recorder.connections
+            tasks = connection._service.tasks
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while tasks and loop.time() < deadline:  # an ack being written, at most
+                await asyncio.sleep(0.01)
+            return len(tasks)
+
+    assert run(main()) == 0
+
+
 def test_open_and_close_are_logged_once(
     run: Any, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
