@@ -453,11 +453,13 @@ def test_metrics_of_workers_are_merged_with_a_worker_label(examples: Path) -> No
 CONNECTIONS = 200
 DRAIN_SECONDS = 2.0
 WINDOW = 0.1
-#: The most closes a 100 ms window may hold: three times the share an even
+#: The most closes a 100 ms window may hold: four times the share an even
 #: spread over DRAIN_SECONDS gives it (5%), for the scheduling noise of a
-#: loaded machine. Closing everything at once (before issue 17) puts all of
-#: them in one window.
-BURST_SHARE = 3 * WINDOW / DRAIN_SECONDS
+#: loaded machine: the times are taken in one client process holding all 200
+#: connections, and a stall of its event loop during `make test` once put 36
+#: closes (three times the share is 31) in one window. Closing everything at
+#: once (before issue 17) puts all of them in one window.
+BURST_SHARE = 4 * WINDOW / DRAIN_SECONDS
 
 
 def test_sigterm_drains_connections_without_a_reconnect_burst(examples: Path) -> None:
