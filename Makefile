@@ -110,7 +110,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks/ -p no:cacheprovider --benchmark-only \
 	  --benchmark-json=.benchmarks/hotpath.json --benchmark-columns=median,min,rounds
 	$(BIN)/python benchmarks/compare.py --json .benchmarks/compare.json
-	$(BIN)/python benchmarks/e2e.py --json .benchmarks/e2e.json
+	$(BIN)/python benchmarks/e2e.py --idle-floor --json .benchmarks/e2e.json
 	$(BIN)/python benchmarks/broadcast_e2e.py local --recipients 10000 --rounds 7 \
 	  --json .benchmarks/broadcast_local.json
 	@missing=; for tool in redis-server nginx; do \

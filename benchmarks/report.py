@@ -283,6 +283,13 @@ def e2e_tables(result: dict[str, Any]) -> str:
                 "| server RSS growth on picows (`signedws.asyncio.picows.serve`, same "
                 f"clients) | {per_connection:,.0f} |"
             ]
+        floor = result.get("memory_picows_floor")
+        if floor:
+            lines += [
+                "| server RSS growth on picows holding connections that only verify, "
+                "set up as the adapter sets picows up (`--idle-floor`: what bounds the "
+                f"picows adapter) | {floor['rss_bytes_per_connection']:,.0f} |"
+            ]
         if memory.get("notes"):
             lines += ["", memory["notes"]]
     if result.get("targets"):
