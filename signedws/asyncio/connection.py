@@ -553,9 +553,12 @@ class ServerConnection:
         self._send_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_task: asyncio.Task[None] | None = None
-        # The one timer, and the session deadline it is armed for.
+        # The one timer, and the session deadline it is armed for; whether a
+        # `_rearm` is scheduled for the end of this loop iteration (messages
+        # come in batches, one read's: the deadline is looked at once per batch).
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._rearm_due = False
         # A push transport feeds `frame_received`, paused while the queue is
         # full (`_paused`), until the handler finished (`_finished`).
         self._push = False
@@ -633,9 +636,8 @@ class ServerConnection:
         messages = self._messages
         message = messages.pop(0)
         taken = session.take_message(message, now=self._clock())
-        deadline = session.next_deadline()
-        if deadline is not None and (self._timer is None or deadline < self._timer_at):
-            self._arm(deadline)
+        if not self._rearm_due:
+            self._rearm_soon()
         if self._waker is not None or (
             self._paused and len(messages) + self._backlog < self._service.max_queue
         ):
@@ -790,6 +792,20 @@ class ServerConnection:
             return
         if self._timer is None or deadline < self._timer_at:
             self._arm(deadline)
+
+    def _rearm_soon(self) -> None:
+        """`_rearm` at the end of this loop iteration, once for all the
+        messages received and taken in it (the session's `next_deadline`, due
+        after each of them, is the same moment's: a few microseconds later)."""
+        loop = self._loop
+        if loop is not None:
+            self._rearm_due = True
+            loop.call_soon(self._rearm_now)
+
+    def _rearm_now(self) -> None:
+        self._rearm_due = False
+        if self._stop is None and not self._closed.is_set():
+            self._rearm()
 
     def _arm(self, deadline: float) -> None:
         """Arm the one timer for ``deadline`` (on the session's clock)."""
@@ -949,9 +965,10 @@ class ServerConnection:
         """From a push transport: one whole client message (see `FrameSink`).
 
         websockets' ``data_received`` shape: the session takes the message,
-        its events are handled, one timer follows its deadline, and reading
-        pauses when the queue is full. (`_frame`, `_process` and `_rearm`,
-        inlined: this runs once per message.)
+        its events are handled, reading pauses when the queue is full, and
+        one timer follows the session's deadline, looked at once per batch of
+        messages (`_rearm_soon`). (`_frame` and `_process`, inlined: this runs
+        once per message.)
         """
         if self._stop is not None or self._finished:
             return  # after a rejection, frames are dropped unverified
@@ -991,10 +1008,8 @@ class ServerConnection:
                 self._paused = True
                 session.paused()
                 cast(PushTransport, self.transport).pause_reading()
-            else:
-                deadline = session.next_deadline()
-                if deadline is not None and (self._timer is None or deadline < self._timer_at):
-                    self._arm(deadline)
+            elif not self._rearm_due:
+                self._rearm_soon()
 
     def _receive_sampled(self, data: bytes | str) -> Message | None:
         """[h17 hook] `ServerSession.receive_frame`, timed for the metrics:
