@@ -1136,7 +1136,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{m['verifier_state_bytes']:.0f} B verifier state per connection",
                 flush=True,
             )
-    by_name = {r["name"]: r for r in results}
+    # A run whose reference was not measured (``--runs`` without it) has no
+    # ratio: it is in the runs table, not in the targets.
+    by_name = {r["name"]: r for r in results if r["reference"] is None or "vs_reference" in r}
     targets = []
     if "mac" in by_name:
         targets.append(
