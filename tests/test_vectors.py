@@ -16,29 +16,31 @@ from typing import Any
 
 import pytest
 from helpers import handle, sent_frame, verify_both_paths
+from vector_json import (
+    Json,
+    credential_of,
+    fixed_random,
+    h,
+    payload_of,
+    revocations_of,
+    typed,
+    verifier_of,
+)
 
 from signedws.credential import (
-    ClientCredential,
-    Ed25519Credential,
     Issuer,
-    MACCredential,
     TokenKeys,
     encode_key_reference,
 )
 from signedws.ed25519 import SMALL_ORDER_ENCODINGS, check_public_key, check_signature
 from signedws.errors import Rejected
-from signedws.keyring import Keyring
 from signedws.keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey
 from signedws.nonce import NONCE_KEY_INFO, NonceKey
-from signedws.revocation import RevocationSet
 from signedws.server import ServerKey, ServerSession
 from signedws.signer import ServerMessage, Signer
 from signedws.verifier import ConnectionState, Message, Verifier
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
-
-Json = dict[str, Any]
-Payload = str | bytes | None
 
 
 @functools.cache
@@ -61,94 +63,9 @@ def cases(name: str, *types: str) -> list[Any]:
 # -- decoding the JSON --------------------------------------------------------------
 
 
-def h(text: str) -> bytes:
-    return bytes.fromhex(text)
-
-
 def as_int(value: int | str) -> int:
     """Integers above 2^53 - 1 are decimal strings in the vectors."""
     return int(value)
-
-
-def payload_of(value: Json | None) -> Payload:
-    if value is None:
-        return None
-    if "str" in value:
-        text: str = value["str"]
-        return text
-    return h(value["bin"])
-
-
-def typed(payload: Payload) -> Json | None:
-    if payload is None:
-        return None
-    if isinstance(payload, str):
-        return {"str": payload}
-    return {"bin": payload.hex()}
-
-
-def fixed_random(data: bytes) -> Callable[[int], bytes]:
-    """A randomness source that returns ``data``, which must be what is asked for."""
-
-    def random(size: int) -> bytes:
-        assert size == len(data)
-        return data
-
-    return random
-
-
-def keyring_of(config: Json) -> Keyring:
-    keyring = Keyring()
-    for entry in config["hmac_keys"]:
-        keyring.add_hmac_key(
-            entry["iss"],
-            entry["kid"],
-            HMACKey(h(entry["secret"])),
-            not_before=entry["not_before"],
-            not_after=entry["not_after"],
-        )
-    for entry in config["ed25519_keys"]:
-        keyring.add_ed25519_key(
-            entry["iss"],
-            entry["kid"],
-            Ed25519PublicKey(h(entry["public_key"])),
-            not_before=entry["not_before"],
-            not_after=entry["not_after"],
-        )
-    for entry in config["registry"]:
-        keyring.register(
-            entry["iss"],
-            entry["kid"],
-            Ed25519PublicKey(h(entry["public_key"])),
-            subject=entry["sub"],
-            not_before=entry["iat"],
-            expires=entry["exp"],
-            scopes=entry["scopes"],
-            audiences=entry["aud"],
-        )
-    return keyring
-
-
-def revocations_of(config: Json) -> RevocationSet:
-    return RevocationSet(
-        credentials={(item["iss"], item["cid"]) for item in config["credentials"]},
-        subjects={(item["iss"], item["sub"]): item["before"] for item in config["subjects"]},
-    )
-
-
-def verifier_of(config: Json) -> Verifier:
-    return Verifier(
-        keyring_of(config["keyring"]),
-        audience=config["audience"],
-        fleet_key=HMACKey(h(config["fleet_key"])),
-        node_id=h(config["node_id"]),
-        revocations=revocations_of(config["revocations"]),
-        window=config["window"],
-        max_frame_size=config["max_frame_size"],
-        max_skew=config["max_skew"],
-        leeway=config["leeway"],
-        nonce_ttl=config["nonce_ttl"],
-    )
 
 
 def minted_nonce(inputs: Json) -> bytes:
@@ -161,12 +78,6 @@ def minted_nonce(inputs: Json) -> bytes:
     )
     assert nonce.hex() == inputs["bytes"]
     return nonce
-
-
-def credential_of(config: Json) -> ClientCredential:
-    if config["scheme"] == "mac":
-        return MACCredential(h(config["token"]), HMACKey(h(config["frame_key"])))
-    return Ed25519Credential(h(config["credential"]), Ed25519PrivateKey(h(config["seed"])))
 
 
 def normalized(expect: Json) -> Json:
