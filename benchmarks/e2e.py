@@ -242,17 +242,7 @@ async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
             count_messages,
             HOST,
             spec.port,
-            verifier=verifier,
-            origins=[],
-            allow_no_origin=True,
-            server_key=server_key,
-            first_frame_timeout=None,
-            idle_timeout=None,
-            max_connections=IDLE_CONNECTIONS * 2,
-            # The idle connections are one principal's (SPEC.md §10: not the
-            # per-principal limit's default of 1,000).
-            max_connections_per_principal=None,
-            verify_workers=spec.verify_workers,
+            **_adapter_keywords(spec, verifier, server_key),
             **common,
         )
     async with server:
@@ -306,6 +296,24 @@ async def _core_handler(websocket: Any, verifier: Any, server_key: Any) -> None:
 CORE_COUNT = 0
 
 
+def _adapter_keywords(spec: ServerSpec, verifier: Any, server_key: Any) -> dict[str, Any]:
+    """The signedws keywords both adapters run with here: no origin check (the
+    load generator sends none), no timeouts, room for the idle connections."""
+    return {
+        "verifier": verifier,
+        "origins": [],
+        "allow_no_origin": True,
+        "server_key": server_key,
+        "first_frame_timeout": None,
+        "idle_timeout": None,
+        "max_connections": IDLE_CONNECTIONS * 2,
+        # The idle connections are one principal's (SPEC.md §10: not the
+        # per-principal limit's default of 1,000).
+        "max_connections_per_principal": None,
+        "verify_workers": spec.verify_workers,
+    }
+
+
 def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: Any) -> Any:
     """The picows servers: bare, the verify-only floor, the signedws adapter."""
     from picows import (  # noqa: PLC0415
@@ -324,17 +332,7 @@ def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: An
             handler,
             HOST,
             spec.port,
-            verifier=verifier,
-            origins=[],
-            allow_no_origin=True,
-            server_key=server_key,
-            first_frame_timeout=None,
-            idle_timeout=None,
-            max_connections=IDLE_CONNECTIONS * 2,
-            # The idle connections are one principal's (SPEC.md §10: not the
-            # per-principal limit's default of 1,000).
-            max_connections_per_principal=None,
-            verify_workers=spec.verify_workers,
+            **_adapter_keywords(spec, verifier, server_key),
             reuse_port=True,
         )
     binary, close = WSMsgType.BINARY, WSMsgType.CLOSE
