@@ -216,25 +216,18 @@ def test_handler_imports_with_and_without_workers(
 
 
 @pytest.mark.parametrize(
-    ("where", "workers", "loop"),
-    [
-        ("flag", 2, "asyncio"),
-        ("file", 1, "asyncio"),
-        ("flag", 1, "uvloop"),
-        ("websockets", 1, "uvloop"),
-    ],
-    ids=["--transport-workers-2", "toml", "picows-on-uvloop", "websockets-on-uvloop"],
+    ("where", "workers"), [("flag", 2), ("file", 1)], ids=["--transport-workers-2", "toml"]
 )
-def test_serve_on_picows(examples: Path, where: str, workers: int, loop: str) -> None:
+def test_serve_on_picows(examples: Path, where: str, workers: int) -> None:
     """`signedws serve --transport picows` (or `[server] transport = "picows"`)
     serves the same handler on the picows server, under --workers too, and
-    logs a rejection as on websockets; `--loop uvloop` serves as well."""
+    logs a rejection as on websockets."""
     config = examples / "serve.toml"
     text = config.read_text().replace('handler = "echo"', 'handler = "chat_handler:handler"')
-    argv = ["--config", "serve.toml", "--workers", str(workers), "--loop", loop]
+    argv = ["--config", "serve.toml", "--workers", str(workers)]
     if where == "flag":
         argv += ["--transport", "picows"]
-    elif where == "file":
+    else:
         assert "[server]\n" in text
         text = text.replace("[server]\n", '[server]\ntransport = "picows"\n')
     config.write_text(text)

@@ -110,13 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--node-id", help="override [server].node_id (16 hex digits)")
     serve.add_argument(
-        "--loop",
-        choices=["asyncio", "uvloop"],
-        default="asyncio",
-        help="the event loop: asyncio's (default) or uvloop's (pip install signedws[uvloop]; "
-        "it helps the websockets transport, not picows)",
-    )
-    serve.add_argument(
         "--transport",
         choices=TRANSPORTS,
         help="override [server].transport: websockets (default) or picows "

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -444,7 +444,7 @@ async def _run_workers(
             *("--host", config.host, "--port", str(port), "--worker", str(index)),
             *("--parent", str(os.getpid())),
             *("--log-level", args.log_level, "--log-format", args.log_format),
-            *("--transport", config.transport, "--loop", args.loop),
+            *("--transport", config.transport),
         ]
         if config.node_id is not None:
             argv += ["--node-id", config.node_id.hex()]
@@ -557,26 +557,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "make one with `signedws keygen ed25519 --kid server-1 -o server.jwk` and name it "
             "in [keys] server_key"
         )
-    _loop_factory(args.loop)  # uvloop missing: say so before starting anything
     if args.worker is None and config.workers > 1:
         return asyncio.run(_supervise(args, config))
     handler = resolve_handler(config.handler, Path(args.config).parent)
-    with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-        runner.run(_serve(config, verifier, handler, worker=args.worker, parent=args.parent))
+    asyncio.run(_serve(config, verifier, handler, worker=args.worker, parent=args.parent))
     return 0
-
-
-def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """``--loop``: asyncio's own event loop (None), or uvloop's (benchmarks/e2e.py
-    measured it on websockets: ~1.1-1.4x the `mac` frames; on picows, no gain)."""
-    if name != "uvloop":
-        return None
-    try:
-        import uvloop  # noqa: PLC0415 - an optional dependency
-    except ImportError:
-        raise UsageError('--loop uvloop needs uvloop: pip install "signedws[uvloop]"') from None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 def _log_environment_overrides() -> None:
