@@ -33,8 +33,7 @@ more, all on 127.0.0.1:
   and ``picows-ed25519-2workers`` (two processes sharing the port, as
   ``signedws serve --workers 2``), beside ``libsodium-floor`` (compare.py's
   ``floor.ed25519.libsodium`` chunk, timed alone on CPU 0: the most `ed25519`
-  frames one core can verify). ``*-uvloop`` runs (if uvloop is installed) are
-  the same servers on uvloop's event loop.
+  frames one core can verify).
 
 The load generator must not be what is measured: after the handshake (and,
 for signedws, the hello) each client pre-signs its frames and pre-encodes them
@@ -76,7 +75,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib.util
 import json
 import logging
 import multiprocessing
@@ -168,7 +166,6 @@ class ServerSpec:
     port: int
     cpus: list[int] | None
     verify_workers: int | None = None
-    loop: str = "asyncio"  # or "uvloop"
 
 
 def quiet() -> None:
@@ -183,13 +180,7 @@ def server_process(spec: ServerSpec, pipe: Pipe) -> None:
     quiet()
     pin(spec.cpus)
     raise_open_files(IDLE_CONNECTIONS * 2)
-    if spec.loop == "uvloop":
-        import uvloop  # noqa: PLC0415
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(spec, pipe))
-    else:
-        asyncio.run(_serve(spec, pipe))
+    asyncio.run(_serve(spec, pipe))
 
 
 async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
@@ -836,30 +827,6 @@ def runs(*, quick: bool) -> list[Run]:
             reference="picows-baseline",
             frames_per_connection=frames(120_000),
         ),
-        *(
-            [
-                Run(
-                    "picows-mac-uvloop",
-                    "mac",
-                    "signedws.asyncio.picows.serve on uvloop, 1 process, CPU 0",
-                    [ServerSpec("picows-adapter", port(), one, loop="uvloop")],
-                    other,
-                    reference="picows-mac",
-                    frames_per_connection=frames(100_000),
-                ),
-                Run(
-                    "mac-uvloop",
-                    "mac",
-                    "signedws.asyncio.serve on uvloop, 1 process, CPU 0",
-                    [ServerSpec("adapter", port(), one, loop="uvloop")],
-                    other,
-                    reference="mac",
-                    frames_per_connection=frames(64_000),
-                ),
-            ]
-            if importlib.util.find_spec("uvloop") is not None
-            else []
-        ),
         Run(
             "libsodium-floor",
             "sodium-floor",
@@ -1180,8 +1147,6 @@ def main(argv: list[str] | None = None) -> int:
             "picows-ed25519-2workers",
             "picows-ed25519-1cpu",
         ),
-        ("picows mac on uvloop / on asyncio", 1.05, "picows-mac-uvloop", "picows-mac"),
-        ("websockets mac on uvloop / on asyncio", 1.05, "mac-uvloop", "mac"),
     ):
         if a in by_name and b in by_name:
             targets.append(_target(what, ">=", bound, _pair(by_name[a], by_name[b])))
