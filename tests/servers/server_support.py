@@ -70,7 +70,7 @@ async def uvicorn_server(
 ) -> AsyncIterator[int]:
     """Serve ``app`` with uvicorn on 127.0.0.1, any free port; yield the port.
     ``proxy_headers``: uvicorn's own X-Forwarded-For handling (on by default,
-    trusting 127.0.0.1)."""
+    trusting loopback)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

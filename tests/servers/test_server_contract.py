@@ -986,7 +986,7 @@ def test_client_address_honours_forwarded_for_from_trusted_proxies_only(
     ``trusted_proxies`` (default none), else the peer; the transport carries
     the library's own objects. Every adapter takes ``trusted_proxies``; under
     uvicorn, its own X-Forwarded-For handling (``proxy_headers``, which trusts
-    127.0.0.1 by default and rewrites the scope's client before signedws sees
+    loopback by default and rewrites the scope's client before signedws sees
     it) is off, so the adapter's ``trusted_proxies`` alone decides."""
     caplog.set_level(logging.INFO, logger="signedws")
     seen: list[tuple[str | None, object, object]] = []
