@@ -65,8 +65,12 @@ def without_denial_extension(app: ASGIApp) -> ASGIApp:
 
 
 @contextlib.asynccontextmanager
-async def uvicorn_server(app: ASGIApp, *, ws_max_size: int) -> AsyncIterator[int]:
-    """Serve ``app`` with uvicorn on 127.0.0.1, any free port; yield the port."""
+async def uvicorn_server(
+    app: ASGIApp, *, ws_max_size: int, proxy_headers: bool = True
+) -> AsyncIterator[int]:
+    """Serve ``app`` with uvicorn on 127.0.0.1, any free port; yield the port.
+    ``proxy_headers``: uvicorn's own X-Forwarded-For handling (on by default,
+    trusting loopback)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -74,6 +78,7 @@ async def uvicorn_server(app: ASGIApp, *, ws_max_size: int) -> AsyncIterator[int
         ws="websockets-sansio",
         ws_max_size=ws_max_size,
         ws_per_message_deflate=False,  # as README.md runs it (SECURITY.md, issue 13)
+        proxy_headers=proxy_headers,
         lifespan="off",
         log_config=None,
         timeout_graceful_shutdown=5,
@@ -100,13 +105,15 @@ async def start(
     *,
     wrap: Callable[[ASGIApp], ASGIApp] | None = None,
     ws_max_size: int | None = None,
+    proxy_headers: bool = True,
     **kwargs: Any,
 ) -> AsyncIterator[Running]:
     """A server of ``kind`` with the contract's defaults (the asyncio tests'
     keys, ``ORIGIN`` and clients without Origin allowed, the server key);
     ``kwargs`` are the adapter's keyword arguments. For ASGI servers, ``wrap``
     wraps the app and ``ws_max_size`` replaces uvicorn's limit (default: the
-    verifier's ``max_frame_size``); ``Running.server`` is the guard."""
+    verifier's ``max_frame_size``), ``proxy_headers`` False turns off uvicorn's
+    own X-Forwarded-For handling; ``Running.server`` is the guard."""
     if kind == "websockets":
         async with running(recorder, **kwargs) as srv:
             yield srv
@@ -125,5 +132,5 @@ async def start(
     if wrap is not None:
         app = wrap(app)
     limit = verifier.max_frame_size if ws_max_size is None else ws_max_size
-    async with uvicorn_server(app, ws_max_size=limit) as port:
+    async with uvicorn_server(app, ws_max_size=limit, proxy_headers=proxy_headers) as port:
         yield Running(f"ws://127.0.0.1:{port}{PATH}", verifier, recorder, signed)

@@ -278,52 +278,6 @@ def test_reserved_keywords() -> None:
         )
 
 
-@pytest.mark.parametrize(
-    ("trusted", "logged"),
-    [([], "127.0.0.1"), (["127.0.0.0/8"], "203.0.113.9"), (["10.0.0.0/8"], "127.0.0.1")],
-)
-def test_client_address_honours_forwarded_for_from_trusted_proxies_only(
-    run: Any, caplog: pytest.LogCaptureFixture, trusted: list[str], logged: str
-) -> None:
-    """As on websockets: X-Forwarded-For names the logged address only when
-    the peer is one of trusted_proxies; picows' objects are on the transport."""
-    from aio_support import make_verifier
-
-    caplog.set_level(logging.INFO, logger="signedws")
-
-    async def main() -> tuple[str | None, str]:
-        seen: list[tuple[str | None, str]] = []
-
-        async def handler(connection: Any) -> None:
-            seen.append((connection.address, type(connection.transport.websocket).__name__))
-            assert connection.transport.request.path == b"/"
-
-        async with serve(
-            handler,
-            "127.0.0.1",
-            0,
-            verifier=make_verifier(),
-            origins=[],
-            allow_no_origin=True,
-            trusted_proxies=trusted,
-        ) as server:
-            port = server.sockets[0].getsockname()[1]
-            async with ws_connect(
-                f"ws://127.0.0.1:{port}/",
-                subprotocols=["signedws.v1"],  # type: ignore[list-item]
-                additional_headers={"X-Forwarded-For": "1.1.1.1, 203.0.113.9"},
-            ) as ws:
-                await ws.recv()
-                async with asyncio.timeout(5):
-                    while not seen:
-                        await asyncio.sleep(0.01)
-        return seen[0]
-
-    assert run(main()) == (logged, "WSTransport")
-    assert "connection opened connection=" in caplog.text
-    assert f"address={logged}" in caplog.text
-
-
 def test_health_probes_and_draining(run: Any, caplog: pytest.LogCaptureFixture) -> None:
     """With ``health``, /healthz and /readyz are answered on the WebSocket
     port without a log line; while draining, /readyz and handshakes get 503

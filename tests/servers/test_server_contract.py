@@ -51,8 +51,11 @@ from gallery import (
     forms,
     used_credentials,
 )
+from picows import WSTransport
 from server_support import KINDS, start
+from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import ServerConnection as WebSocketsConnection
 from websockets.exceptions import InvalidStatus
 
 from signedws import ConnectionState, Message, RevocationSet, ServerMessage, Verifier
@@ -946,3 +949,73 @@ def test_open_and_close_are_logged_once(
     assert int(match[1]) >= 1
     assert int(match[2]) >= 2
     assert credential.token.hex() not in caplog.text
+
+
+# -- the client address ---------------------------------------------------------------------
+
+#: Per server: the library's own objects on the handler's transport, as the
+#: adapter's docs name them: the class of ``transport.websocket``, and the path
+#: of the upgrade request it exposes (picows: ``transport.request``, bytes).
+LIBRARY_OBJECTS: dict[str, tuple[type, object]] = {
+    "websockets": (WebSocketsConnection, "/"),
+    "picows": (WSTransport, b"/"),
+    "starlette": (WebSocket, "/ws"),
+    "fastapi": (WebSocket, "/ws"),
+}
+
+
+def request_path(kind: str, connection: ServerConnection) -> object:
+    """The path of the upgrade request, from the library's own objects."""
+    transport: Any = connection.transport
+    if kind == "websockets":
+        return transport.websocket.request.path
+    if kind == "picows":
+        return transport.request.path
+    return transport.websocket.url.path
+
+
+@pytest.mark.parametrize(
+    ("trusted", "logged"),
+    [([], "127.0.0.1"), (["127.0.0.0/8"], "203.0.113.9"), (["10.0.0.0/8"], "127.0.0.1")],
+)
+def test_client_address_honours_forwarded_for_from_trusted_proxies_only(
+    run: Any, kind: str, caplog: pytest.LogCaptureFixture, trusted: list[str], logged: str
+) -> None:
+    """``connection.address`` and the "connection opened" log line give the
+    last X-Forwarded-For hop only when the peer (loopback) is one of
+    ``trusted_proxies`` (default none), else the peer; the transport carries
+    the library's own objects. Every adapter takes ``trusted_proxies``; under
+    uvicorn, its own X-Forwarded-For handling (``proxy_headers``, which trusts
+    loopback by default and rewrites the scope's client before signedws sees
+    it) is off, so the adapter's ``trusted_proxies`` alone decides."""
+    caplog.set_level(logging.INFO, logger="signedws")
+    seen: list[tuple[str | None, object, object]] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        transport: Any = connection.transport
+        seen.append((connection.address, transport.websocket, request_path(kind, connection)))
+
+    async def main() -> None:
+        async with (
+            start(kind, handler, trusted_proxies=trusted, proxy_headers=False) as srv,  # type: ignore[arg-type]
+            ws_connect(
+                srv.uri,
+                subprotocols=["signedws.v1"],  # type: ignore[list-item]
+                additional_headers={"X-Forwarded-For": "1.1.1.1, 203.0.113.9"},
+            ) as ws,
+        ):
+            await ws.recv()
+            async with asyncio.timeout(5):
+                while not seen:
+                    await asyncio.sleep(0.01)
+
+    run(main())
+    ((address, websocket, path),) = seen
+    library_class, expected_path = LIBRARY_OBJECTS[kind]
+    assert address == logged
+    assert isinstance(websocket, library_class)
+    assert path == expected_path
+    (opened,) = [
+        m for r in caplog.records if (m := r.getMessage()).startswith("connection opened")
+    ]
+    assert re.fullmatch(rf"connection opened connection=\S+ address={re.escape(logged)}", opened)
