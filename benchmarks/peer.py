@@ -32,7 +32,7 @@ import hmac
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519 as c_ed25519
 
@@ -82,7 +82,9 @@ def make_proofs(
     every library verifies the same bytes)."""
     import jwt  # noqa: PLC0415 - bench-only dependency, imported where used
 
-    key: object = keys.signing_key if algorithm == "EdDSA" else keys.hs256_secret
+    key: c_ed25519.Ed25519PrivateKey | bytes = (
+        keys.signing_key if algorithm == "EdDSA" else keys.hs256_secret
+    )
     ph = payload_hash(payload)
     messages = []
     for i in range(count):
@@ -99,6 +101,13 @@ def make_proofs(
     return messages
 
 
+class _AuthlibJWT(Protocol):
+    """What this file calls on Authlib's ``JsonWebToken``, which has no type
+    information: ``decode`` returns ``JWTClaims``, a ``dict`` of the claims."""
+
+    def decode(self, s: bytes, key: object) -> dict[str, object]: ...
+
+
 def _decoder(
     library: Library, algorithm: Algorithm, keys: PeerKeys
 ) -> Callable[[bytes], dict[str, object]]:
@@ -107,7 +116,9 @@ def _decoder(
     if library == "pyjwt":
         import jwt  # noqa: PLC0415
 
-        key: object = public if algorithm == "EdDSA" else keys.hs256_secret
+        key: c_ed25519.Ed25519PublicKey | bytes = (
+            public if algorithm == "EdDSA" else keys.hs256_secret
+        )
         algorithms = [algorithm]
 
         def decode_pyjwt(proof: bytes) -> dict[str, object]:
@@ -132,7 +143,8 @@ def _decoder(
     with warnings.catch_warnings():
         # authlib.jose is deprecated in favour of joserfc, and still widely used.
         warnings.simplefilter("ignore")
-        from authlib.jose import JsonWebToken  # noqa: PLC0415
+        # Authlib ships no type information (no py.typed); _AuthlibJWT types the one call.
+        from authlib.jose import JsonWebToken  # type: ignore[import-untyped]  # noqa: PLC0415
         from authlib.jose import OctKey as AOctKey  # noqa: PLC0415
         from authlib.jose import OKPKey as AOKPKey  # noqa: PLC0415
 
@@ -141,7 +153,7 @@ def _decoder(
         if algorithm == "EdDSA"
         else AOctKey.import_key(keys.hs256_secret)
     )
-    a_jwt = JsonWebToken([algorithm])
+    a_jwt: _AuthlibJWT = JsonWebToken([algorithm])
 
     def decode_authlib(proof: bytes) -> dict[str, object]:
         return a_jwt.decode(proof, a_key)
