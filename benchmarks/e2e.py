@@ -88,6 +88,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
+from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any, Final
 
@@ -257,7 +258,11 @@ async def _core_handler(websocket: Any, verifier: Any, server_key: Any) -> None:
     hello, verify each frame inline (`ed25519` too: no thread pool), and
     acknowledge at most every 20 ms. Counts accepted frames in `CORE_COUNT`.
     """
-    from signedws.server import ConnectionRejected, ServerSession  # noqa: PLC0415
+    from signedws.server import (  # noqa: PLC0415
+        ConnectionRejected,
+        MessageReceived,
+        ServerSession,
+    )
 
     session = ServerSession(verifier, now=time.time(), server_key=server_key)
     await websocket.send(session.hello)
@@ -270,7 +275,8 @@ async def _core_handler(websocket: Any, verifier: Any, server_key: Any) -> None:
             now = clock()
             receive(data, now=now)
             for event in events():
-                if type(event) is ConnectionRejected:
+                if type(event) is not MessageReceived:
+                    assert isinstance(event, ConnectionRejected)  # the only other event
                     await websocket.close(event.code.close_code, event.code.peer_reason)
                     return
                 done(event.message, now=now)
@@ -328,7 +334,7 @@ def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: An
         )
     binary, close = WSMsgType.BINARY, WSMsgType.CLOSE
 
-    class Bare(WSListener):  # type: ignore[misc]
+    class Bare(WSListener):
         """Counts binary messages, each taken as bytes (as any handler would)."""
 
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
@@ -339,7 +345,7 @@ def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: An
             elif frame.msg_type is close:
                 transport.disconnect()
 
-    class Floor(WSListener):  # type: ignore[misc]
+    class Floor(WSListener):
         """The least a signedws server can cost on picows: the hello, then
         `Verifier.verify` on each binary frame in ``on_ws_frame``, and a count;
         nothing queued, delivered, deduplicated or acknowledged."""
@@ -615,7 +621,7 @@ class Run:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-def _start(target: Callable[..., None], spec: object) -> tuple[multiprocessing.Process, Pipe]:
+def _start(target: Callable[..., None], spec: object) -> tuple[SpawnProcess, Pipe]:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(target=target, args=(spec, child), daemon=True)
@@ -629,7 +635,7 @@ def _expect(pipe: Pipe, what: str, timeout: float = 60.0) -> Any:
     return pipe.recv()
 
 
-def _stop(processes: list[multiprocessing.Process], pipes: list[Pipe]) -> None:
+def _stop(processes: list[SpawnProcess], pipes: list[Pipe]) -> None:
     for pipe in pipes:
         with contextlib.suppress(OSError):
             pipe.send("stop")
@@ -706,7 +712,7 @@ def _ask(pipe: Pipe) -> tuple[int, float, float, float]:
     """A server's message count, monotonic time, CPU time (all its threads)
     and run-queue wait."""
     pipe.send("count")
-    return tuple(_expect(pipe, "count"))  # type: ignore[return-value]
+    return tuple(_expect(pipe, "count"))
 
 
 def runs(*, quick: bool) -> list[Run]:
@@ -878,7 +884,7 @@ def sodium_floor_process(seconds: float, pipe: Pipe) -> None:
 
 def sodium_floor(window: float) -> dict[str, Any]:
     """`sodium_floor_process`'s result, shaped as a throughput result."""
-    process, pipe = _start(sodium_floor_process, window)  # type: ignore[arg-type]
+    process, pipe = _start(sodium_floor_process, window)
     try:
         rate = float(_expect(pipe, "floor", timeout=RUN_TIMEOUT))
     finally:
