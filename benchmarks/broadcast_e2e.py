@@ -165,6 +165,7 @@ async def _client(uri: str, scheme: str, count: int) -> None:
 async def _local(
     scheme: str, count: int, rounds: int, profile: bool = False
 ) -> dict[str, list[float]]:
+    from websockets.asyncio.server import ServerConnection as WebSocket  # noqa: PLC0415
     from websockets.asyncio.server import broadcast  # noqa: PLC0415
 
     from signedws.asyncio import ServerConnection, serve  # noqa: PLC0415
@@ -174,6 +175,12 @@ async def _local(
     topics = LocalTopics(AUDIENCE, server_key=key, max_buffer=1 << 30)
     members: list[ServerConnection] = []
     all_in = asyncio.Event()
+
+    def websocket_of(connection: ServerConnection) -> WebSocket:
+        """websockets' own connection under the adapter's: ``transport.websocket``."""
+        websocket = getattr(connection.transport, "websocket", None)
+        assert isinstance(websocket, WebSocket), websocket
+        return websocket
 
     async def handler(connection: ServerConnection) -> None:
         async for _ in connection:
@@ -213,7 +220,7 @@ async def _local(
                         raise SystemExit(f"the client exited ({client.returncode})")
                     await asyncio.sleep(0.2)
             print(f"  {count} {scheme} connections in", flush=True)
-            websockets = [m.transport.websocket for m in members]  # type: ignore[attr-defined]
+            websockets = [websocket_of(m) for m in members]
             fanout = Broadcaster(AUDIENCE, server_key=key)
             tseq = iter(range(1, 1 << 30))
 
