@@ -539,7 +539,8 @@ def render(
 
 def _peer(target: dict[str, Any]) -> str:
     """The library of the peer row a target names, e.g. ``(jwt.authlib.HS256)``."""
-    row = target["target"].split("(", 1)[1].split(")", 1)[0]
+    name: str = target["target"]  # the target's name, from the JSON
+    row = name.split("(", 1)[1].split(")", 1)[0]
     return _PEER_NAMES.get(row.split(".")[1], row)
 
 
