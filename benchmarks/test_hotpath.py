@@ -60,7 +60,7 @@ def test_credential_cache(
 
     setup()
     verifier.verify(frame, state, now=NOW)
-    benchmark.pedantic(
+    benchmark.pedantic(  # type: ignore[no-untyped-call]  # pytest-benchmark leaves it unannotated
         verifier.verify,
         args=(frame, state),
         kwargs={"now": NOW},
