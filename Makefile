@@ -75,6 +75,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy signedws
 	MYPYPATH=tests:tests/adversarial:fuzz $(BIN)/mypy --strict tests/adversarial fuzz
+	MYPYPATH=benchmarks:tests/fleet $(BIN)/mypy --strict benchmarks
 
 pytest: $(STAMP) js-deps
 	$(BIN)/python -m pytest --cov=signedws --cov-branch --cov-report= $(PYTEST_ARGS)
