@@ -29,7 +29,10 @@ more, all on 127.0.0.1:
 - picows (issue 16): ``picows-baseline`` (picows alone, each binary message
   taken as bytes and counted), ``picows-mac`` (`signedws.asyncio.picows.serve`),
   ``picows-mac-floor`` (`Verifier.verify` in ``on_ws_frame`` after the hello,
-  nothing else: no adapter on picows can cost less), ``picows-ed25519-1cpu``
+  nothing else: no adapter on picows can cost less), ``picows-mac-handoff``
+  (the floor plus each message handed to a handler task's ``async for``,
+  reading paused at 16 queued: no server that delivers to a handler coroutine
+  on asyncio can cost less, whatever its session and pump), ``picows-ed25519-1cpu``
   and ``picows-ed25519-2workers`` (two processes sharing the port, as
   ``signedws serve --workers 2``), beside ``libsodium-floor`` (compare.py's
   ``floor.ed25519.libsodium`` chunk, timed alone on CPU 0: the most `ed25519`
@@ -162,6 +165,7 @@ def rss_bytes() -> int:
 class ServerSpec:
     #: "baseline" | "adapter" (signedws.asyncio.serve) | "core" | "floor" (diagnostics),
     #: "picows-baseline" | "picows-adapter" (signedws.asyncio.picows.serve) | "picows-floor",
+    #: "picows-handoff" (the floor plus the hand-off to a handler task),
     #: "picows-floor-idle" (the floor with the adapter's picows options: ``--idle-floor``)
     mode: str
     port: int
@@ -322,6 +326,7 @@ def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: An
     )
 
     from signedws import ServerSession  # noqa: PLC0415
+    from signedws.asyncio.connection import DEFAULT_MAX_QUEUE  # noqa: PLC0415
     from signedws.asyncio.picows import serve  # noqa: PLC0415
 
     if spec.mode == "picows-adapter":
@@ -363,8 +368,60 @@ def _picows_server(spec: ServerSpec, handler: Any, verifier: Any, server_key: An
             elif frame.msg_type is close:
                 transport.disconnect()
 
+    class Handoff(Floor):
+        """The floor, plus what any server that hands verified messages to a
+        handler coroutine pays on asyncio: each message queued in a list and
+        taken by the connection's handler task with ``async for``, reading
+        paused while ``max_queue`` (16) wait, as the adapter does; no session,
+        deduplication, acknowledgement or limit. `CORE_COUNT` counts in the
+        handler."""
+
+        def on_ws_connected(self, transport: Any) -> None:
+            super().on_ws_connected(transport)
+            self.queue: list[bytes] = []
+            self.waiter: asyncio.Future[None] | None = None
+            self.paused = False
+            self.transport = transport
+            self.task = asyncio.get_running_loop().create_task(self.handle())
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type is binary:
+                payload = frame.get_payload_as_bytes()
+                verify(payload, self.state, now=time.time())
+                self.queue.append(payload)
+                waiter = self.waiter
+                if waiter is not None:
+                    self.waiter = None
+                    if not waiter.done():
+                        waiter.set_result(None)
+                if len(self.queue) >= DEFAULT_MAX_QUEUE and not self.paused:
+                    self.paused = True
+                    transport.underlying_transport.pause_reading()
+            elif frame.msg_type is close:
+                transport.disconnect()
+
+        def on_ws_disconnected(self, transport: Any) -> None:
+            self.task.cancel()
+
+        def __aiter__(self) -> Handoff:
+            return self
+
+        async def __anext__(self) -> bytes:
+            while not self.queue:
+                if self.paused:
+                    self.paused = False
+                    self.transport.underlying_transport.resume_reading()
+                self.waiter = asyncio.get_running_loop().create_future()
+                await self.waiter
+            return self.queue.pop(0)
+
+        async def handle(self) -> None:
+            global CORE_COUNT  # noqa: PLW0603 - one counter per server process
+            async for _ in self:
+                CORE_COUNT += 1
+
     verify = verifier.verify
-    listener = Bare if spec.mode == "picows-baseline" else Floor
+    listener = {"picows-baseline": Bare, "picows-handoff": Handoff}.get(spec.mode, Floor)
 
     options: dict[str, Any] = {}
     switching = None
@@ -832,6 +889,16 @@ def runs(*, quick: bool) -> list[Run]:
             other,
             reference="picows-baseline",
             frames_per_connection=frames(120_000),
+        ),
+        Run(
+            "picows-mac-handoff",
+            "mac",
+            "picows + Verifier.verify in on_ws_frame + each message handed to a handler "
+            "task's async for (paused at 16 queued), nothing else, CPU 0",
+            [ServerSpec("picows-handoff", port(), one)],
+            other,
+            reference="picows-mac-floor",
+            frames_per_connection=frames(100_000),
         ),
         Run(
             "libsodium-floor",
