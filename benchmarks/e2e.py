@@ -189,17 +189,36 @@ def server_process(spec: ServerSpec, pipe: Pipe) -> None:
 
 
 async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
-    import websockets.asyncio.server  # noqa: PLC0415
-
-    from signedws import ServerKey  # noqa: PLC0415
-    from signedws.asyncio import serve  # noqa: PLC0415
-
     count = 0
 
     async def count_messages(connection: Any) -> None:
         nonlocal count
         async for _ in connection:
             count += 1
+
+    async with server_for(spec, count_messages):
+        pipe.send(("ready", os.getpid()))
+        while True:
+            if pipe.poll():
+                command = pipe.recv()
+                if command == "stop":
+                    break
+                if command == "count":
+                    pipe.send(
+                        (count + CORE_COUNT, time.monotonic(), time.process_time(), run_delay())
+                    )
+                elif command == "memory":
+                    pipe.send(_memory_report())
+            await asyncio.sleep(POLL)
+
+
+def server_for(spec: ServerSpec, count_messages: Callable[[Any], Any]) -> Any:
+    """The async context manager that runs ``spec``'s server, ``count_messages``
+    as the handler of the runs that have one (the others count in `CORE_COUNT`)."""
+    import websockets.asyncio.server  # noqa: PLC0415
+
+    from signedws import ServerKey  # noqa: PLC0415
+    from signedws.asyncio import serve  # noqa: PLC0415
 
     async def core_loop(websocket: Any) -> None:
         await _core_handler(websocket, verifier, server_key)
@@ -241,20 +260,7 @@ async def _serve(spec: ServerSpec, pipe: Pipe) -> None:
             **_adapter_keywords(spec, verifier, server_key),
             **common,
         )
-    async with server:
-        pipe.send(("ready", os.getpid()))
-        while True:
-            if pipe.poll():
-                command = pipe.recv()
-                if command == "stop":
-                    break
-                if command == "count":
-                    pipe.send(
-                        (count + CORE_COUNT, time.monotonic(), time.process_time(), run_delay())
-                    )
-                elif command == "memory":
-                    pipe.send(_memory_report())
-            await asyncio.sleep(POLL)
+    return server
 
 
 async def _core_handler(websocket: Any, verifier: Any, server_key: Any) -> None:
@@ -564,6 +570,9 @@ class LoadSpec:
     connections: int
     frames: int  # per connection
     cpus: list[int] | None
+    #: Bare runs: send exactly ``frames`` too, not an endless stream
+    #: (instructions.py counts what a known number of messages costs).
+    exact: bool = False
 
 
 def client_process(spec: LoadSpec, pipe: Pipe) -> None:
@@ -618,7 +627,7 @@ async def _load(spec: LoadSpec, pipe: Pipe) -> None:
     from websockets.frames import Frame, Opcode  # noqa: PLC0415
 
     subprotocols = None if spec.mode == "baseline" else ["signedws.v1"]
-    endless = spec.mode == "baseline"
+    endless = spec.mode == "baseline" and not spec.exact
     clients = []
     for _ in range(spec.connections):
         websocket = await connect(
