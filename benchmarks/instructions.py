@@ -5,10 +5,13 @@
 
 Frames per second on a shared two-core machine move by tens of percent from
 one round to the next; the number of instructions a server executes per
-message does not. So this says where a server's per-message work goes, in a
-unit other processes cannot disturb: run it beside e2e.py's figures, not
-instead of them (instructions are not time: a cache miss costs more than an
-add).
+message moves far less. So this says where a server's per-message work goes:
+run it beside e2e.py's figures, not instead of them (instructions are not
+time: a cache miss costs more than an add). The count still depends on how
+the frames arrive (more frames per read, fewer loop turns per message), and
+a busy machine changes that: two runs of ``picows-adapter`` gave 70,330 per
+message on a quiet machine and 76,464 beside two test suites. Run it on a
+quiet machine, and compare servers from one run.
 
 Each server is one of e2e.py's (`e2e.server_for`, the same code as its runs),
 started under ``valgrind --tool=callgrind`` (Debian: ``apt-get install
