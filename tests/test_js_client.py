@@ -34,18 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vector_json import credential_of, verifier_of
 
-from signedws.credential import (
-    ClientCredential,
-    Ed25519Credential,
-    MACCredential,
-    unverified_credential,
-)
+from signedws.credential import unverified_credential
 from signedws.envelope import decode_hello
 from signedws.errors import Rejected
-from signedws.keyring import Keyring
-from signedws.keys import Ed25519PrivateKey, Ed25519PublicKey, HMACKey
-from signedws.revocation import RevocationSet
+from signedws.keys import Ed25519PublicKey
 from signedws.signer import Signer
 from signedws.verifier import ConnectionState, Verifier
 
@@ -162,64 +156,6 @@ def load(name: str) -> Json:
 def case(name: str, file: str) -> Json:
     found: Json = next(c for c in load(file)["cases"] if c["name"] == name)
     return found
-
-
-def verifier_of(config: Json) -> Verifier:
-    keyring = Keyring()
-    for e in config["keyring"]["hmac_keys"]:
-        keyring.add_hmac_key(
-            e["iss"],
-            e["kid"],
-            HMACKey(bytes.fromhex(e["secret"])),
-            not_before=e["not_before"],
-            not_after=e["not_after"],
-        )
-    for e in config["keyring"]["ed25519_keys"]:
-        keyring.add_ed25519_key(
-            e["iss"],
-            e["kid"],
-            Ed25519PublicKey(bytes.fromhex(e["public_key"])),
-            not_before=e["not_before"],
-            not_after=e["not_after"],
-        )
-    for e in config["keyring"]["registry"]:
-        keyring.register(
-            e["iss"],
-            e["kid"],
-            Ed25519PublicKey(bytes.fromhex(e["public_key"])),
-            subject=e["sub"],
-            not_before=e["iat"],
-            expires=e["exp"],
-            scopes=e["scopes"],
-            audiences=e["aud"],
-        )
-    revocations = config["revocations"]
-    return Verifier(
-        keyring,
-        audience=config["audience"],
-        fleet_key=HMACKey(bytes.fromhex(config["fleet_key"])),
-        node_id=bytes.fromhex(config["node_id"]),
-        revocations=RevocationSet(
-            credentials={(i["iss"], i["cid"]) for i in revocations["credentials"]},
-            subjects={(i["iss"], i["sub"]): i["before"] for i in revocations["subjects"]},
-        ),
-        window=config["window"],
-        max_frame_size=config["max_frame_size"],
-        max_skew=config["max_skew"],
-        leeway=config["leeway"],
-        nonce_ttl=config["nonce_ttl"],
-    )
-
-
-def credential_of(config: Json) -> ClientCredential:
-    if config["scheme"] == "mac":
-        return MACCredential(
-            bytes.fromhex(config["token"]), HMACKey(bytes.fromhex(config["frame_key"]))
-        )
-    return Ed25519Credential(
-        bytes.fromhex(config["credential"]),
-        Ed25519PrivateKey(bytes.fromhex(config["seed"])),
-    )
 
 
 def mutations(data: bytes) -> Iterator[bytes]:

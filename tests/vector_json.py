@@ -1,5 +1,6 @@
 """Decoding the JSON of vectors/*.json into signedws objects, shared by the
-tests that run the vectors (tests/test_vectors.py, tests/test_session_vectors.py)."""
+tests that run the vectors (tests/test_vectors.py, tests/test_session_vectors.py,
+tests/test_js_client.py)."""
 
 from __future__ import annotations
 
@@ -50,21 +51,11 @@ def fixed_random(data: bytes) -> Callable[[int], bytes]:
 def keyring_of(config: Json) -> Keyring:
     keyring = Keyring()
     for entry in config["hmac_keys"]:
-        keyring.add_hmac_key(
-            entry["iss"],
-            entry["kid"],
-            HMACKey(h(entry["secret"])),
-            not_before=entry["not_before"],
-            not_after=entry["not_after"],
-        )
+        secret = HMACKey(h(entry["secret"]))
+        keyring.add_hmac_key(entry["iss"], entry["kid"], secret, **_validity(entry))
     for entry in config["ed25519_keys"]:
-        keyring.add_ed25519_key(
-            entry["iss"],
-            entry["kid"],
-            Ed25519PublicKey(h(entry["public_key"])),
-            not_before=entry["not_before"],
-            not_after=entry["not_after"],
-        )
+        public_key = Ed25519PublicKey(h(entry["public_key"]))
+        keyring.add_ed25519_key(entry["iss"], entry["kid"], public_key, **_validity(entry))
     for entry in config["registry"]:
         keyring.register(
             entry["iss"],
@@ -77,6 +68,11 @@ def keyring_of(config: Json) -> Keyring:
             audiences=entry["aud"],
         )
     return keyring
+
+
+def _validity(entry: Json) -> dict[str, int | None]:
+    """An issuer key's validity window, as `Keyring`'s keywords."""
+    return {"not_before": entry["not_before"], "not_after": entry["not_after"]}
 
 
 def revocations_of(config: Json) -> RevocationSet:
